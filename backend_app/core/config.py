@@ -1,0 +1,17 @@
+"""FastAPI access to the settings the app was built with (``app.state.settings``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from config import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    """FastAPI dependency: the ``Settings`` passed to ``create_app()``."""
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]

@@ -1,0 +1,88 @@
+"""MongoDB access: one ``AsyncMongoClient`` per process, opened in the app lifespan.
+
+Spec §9: PyMongo's async API, one client per process, indexes ensured at
+start-up. Repositories receive an ``AsyncDatabase`` through the ``Database``
+dependency alias; nothing else in the app creates clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from backend_app.core.errors import ServiceUnavailableError
+from config import Settings
+
+MongoDatabase = AsyncDatabase[dict[str, Any]]
+IndexInstaller = Callable[[MongoDatabase], Awaitable[None]]
+
+
+def create_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+    """Create the process's client for ``settings.effective_mongodb_uri``.
+
+    The client connects lazily; ``tz_aware`` makes datetimes come back in UTC.
+    """
+    return AsyncMongoClient(
+        settings.effective_mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
+        appname="storefront",
+    )
+
+
+def get_client(request: Request) -> AsyncMongoClient[dict[str, Any]]:
+    """FastAPI dependency: the client stored on ``app.state`` by the lifespan."""
+    return request.app.state.mongo_client
+
+
+def get_database(request: Request) -> MongoDatabase:
+    """FastAPI dependency: the application's database (``MONGODB_DB``)."""
+    return request.app.state.db
+
+
+Database = Annotated[MongoDatabase, Depends(get_database)]
+Client = Annotated[AsyncMongoClient[dict[str, Any]], Depends(get_client)]
+
+
+async def ping(db: MongoDatabase, *, timeout_s: float = 2.0) -> bool:
+    """Return whether the database answers ``ping`` within ``timeout_s`` seconds."""
+    try:
+        await asyncio.wait_for(db.command("ping"), timeout=timeout_s)
+    except (PyMongoError, TimeoutError, OSError):
+        return False
+    return True
+
+
+async def ensure_indexes(db: MongoDatabase, installers: list[IndexInstaller]) -> None:
+    """Run each domain's index installer; ``create_index`` is idempotent (spec §4).
+
+    Raises:
+        ServiceUnavailableError: the database could not be reached.
+    """
+    try:
+        for install in installers:
+            await install(db)
+    except PyMongoError as exc:
+        raise ServiceUnavailableError("The database is unreachable; indexes could not be ensured.") from exc
+
+
+async def run_in_transaction(
+    client: AsyncMongoClient[dict[str, Any]],
+    work: Callable[[AsyncClientSession], Awaitable[Any]],
+) -> Any:
+    """Run ``work(session)`` in a multi-document transaction and return its result.
+
+    Uses the driver's ``with_transaction``, which retries the whole callback on
+    ``TransientTransactionError`` (write conflicts between concurrent
+    transactions) and the commit on ``UnknownTransactionCommitResult``.
+    Exceptions raised by ``work`` abort the transaction and propagate.
+    """
+    async with client.start_session() as session:
+        return await session.with_transaction(work)

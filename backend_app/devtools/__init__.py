@@ -1,0 +1,1 @@
+"""Development tooling (embedded database launcher); not used by the production image."""

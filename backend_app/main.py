@@ -1,0 +1,89 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routers and error handling.
+
+``backend_app.main:app`` is the app uvicorn serves (``python -m backend_app serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from backend_app import __version__
+from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
+from backend_app.core.errors import DomainError, install_error_handlers
+from backend_app.core.health import router as health_router
+from backend_app.orders import repository as orders_repository
+from backend_app.orders.router import router as orders_router
+from backend_app.products import repository as products_repository
+from backend_app.products.router import router as products_router
+from config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+#: Each domain's index installer, run at start-up (spec §4: every list query has an index).
+INDEX_INSTALLERS: list[IndexInstaller] = [products_repository.ensure_indexes, orders_repository.ensure_indexes]
+INDEX_RETRY_SECONDS = 5.0
+
+
+async def _ensure_indexes_until_done(app: FastAPI) -> None:
+    """Ensure indexes, retrying while the database is unreachable (the app keeps serving /health)."""
+    while True:
+        try:
+            await ensure_indexes(app.state.db, INDEX_INSTALLERS)
+        except DomainError:
+            logger.warning("database unreachable at start-up; retrying index creation in %.0fs", INDEX_RETRY_SECONDS)
+            await asyncio.sleep(INDEX_RETRY_SECONDS)
+        else:
+            logger.info("indexes ensured")
+            return
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the process's one ``AsyncMongoClient``, ensure indexes, and close the client on shutdown."""
+    settings: Settings = app.state.settings
+    client = create_client(settings)
+    app.state.mongo_client = client
+    app.state.db = client[settings.mongodb_db]
+    index_task = asyncio.create_task(_ensure_indexes_until_done(app))
+    # Wait for the first attempt so a healthy database has its indexes before traffic.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
+    try:
+        yield
+    finally:
+        index_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await index_task
+        await client.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the storefront application.
+
+    Args:
+        settings: configuration to use; defaults to :func:`config.get_settings`.
+
+    Returns:
+        A FastAPI app whose lifespan opens the database client.
+    """
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="storefront",
+        version=__version__,
+        summary="A multi-tenant e-commerce API: catalog and orders on MongoDB.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(products_router)
+    app.include_router(orders_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,48 @@
+"""Errors raised by the order service (mapped to problem+json in ``core.errors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend_app.core.errors import ConflictError, NotFoundError, UnprocessableError
+
+
+class OrderedProductNotFoundError(NotFoundError):
+    """An ordered product is unknown or soft-deleted: 404 naming each ``productId`` (spec §5)."""
+
+    code = "product_not_found"
+    title = "Product not found"
+
+    def __init__(self, product_ids: list[str]) -> None:
+        super().__init__(
+            f"Product {', '.join(product_ids)} does not exist.", productId=product_ids[0], productIds=product_ids
+        )
+
+
+class UnknownSizeError(UnprocessableError):
+    """An order line names a size the product does not have: 422."""
+
+    code = "unknown_size"
+    title = "Unknown size"
+
+    def __init__(self, product_id: str, size: str) -> None:
+        super().__init__(f"Product {product_id} has no size {size!r}.", field=("body", "items"), productId=product_id)
+
+
+class InsufficientStockError(ConflictError):
+    """Some lines ask for more than is in stock: 409 ``insufficient_stock`` (spec §5).
+
+    ``lines`` lists each short line as
+    ``{"productId", "size", "requested", "available"}``.
+    """
+
+    code = "insufficient_stock"
+    title = "Insufficient stock"
+
+    def __init__(self, lines: list[dict[str, Any]]) -> None:
+        parts = [
+            f"{line['productId']}{'/' + line['size'] if line.get('size') else ''}: "
+            f"requested {line['requested']}, available {line['available']}"
+            for line in lines
+        ]
+        super().__init__("Not enough stock: " + "; ".join(parts) + ".", lines=lines)

@@ -1,0 +1,75 @@
+"""Request and response models of orders (spec §1, §5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend_app.core.types import Money, ObjectIdStr
+
+#: A user id as used in URLs and ``userId`` (spec §3).
+UserId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{2,31}$", examples=["user_1"])]
+
+OrderStatus = Literal["pending", "completed", "cancelled"]
+
+
+class OrderItemCreate(BaseModel):
+    """One requested line: ``{"productId", "qty" (1..1000), "size" (optional)}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    productId: ObjectIdStr  # noqa: N815 - the brief's key
+    qty: int = Field(ge=1, le=1000, examples=[3])
+    size: str | None = Field(default=None, min_length=1, max_length=50)
+
+
+class OrderCreate(BaseModel):
+    """Body of ``POST /orders`` (brief): ``{"userId", "items": [{"productId", "qty"}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    userId: UserId  # noqa: N815 - the brief's key
+    items: list[OrderItemCreate] = Field(min_length=1, max_length=100)
+
+
+class OrderCreated(BaseModel):
+    """Response of ``POST /orders``: ``{"id": "<24-hex>"}`` (brief)."""
+
+    id: str = Field(examples=["65f1c0ffee0000000000beef"])
+
+
+class ProductDetails(BaseModel):
+    """The product of an order line, joined from the catalog at read time (brief)."""
+
+    name: str
+    id: str
+
+
+class SizeTaken(BaseModel):
+    """How many units of a line were taken from one size."""
+
+    size: str
+    qty: int
+
+
+class OrderLinePublic(BaseModel):
+    """One line of a listed order: the brief's ``productDetails`` and ``qty``, plus what was taken."""
+
+    productDetails: ProductDetails  # noqa: N815 - the brief's key
+    qty: int
+    size: str | None = Field(default=None, description="The size asked for, if any.")
+    unit_price: Money
+    taken: list[SizeTaken] = Field(description="Units taken per size at order time.")
+
+
+class OrderPublic(BaseModel):
+    """One order in ``GET /orders/{user_id}``: ``id``, ``items``, ``total`` (brief) and more."""
+
+    id: str
+    userId: str  # noqa: N815 - the brief's key
+    items: list[OrderLinePublic]
+    total: Money
+    status: OrderStatus
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""The catalog: products, their sizes and stock (spec §1, §4)."""

@@ -1,0 +1,25 @@
+"""Errors raised by the catalog service (mapped to problem+json in ``core.errors``)."""
+
+from __future__ import annotations
+
+from backend_app.core.errors import NotFoundError, UnprocessableError
+
+
+class ProductNotFoundError(NotFoundError):
+    """No live product has this id (never existed, or soft-deleted): 404."""
+
+    code = "product_not_found"
+    title = "Product not found"
+
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"Product {product_id} does not exist.", productId=product_id)
+
+
+class InvalidNamePatternError(UnprocessableError):
+    """The ``name`` filter is not an acceptable regular expression: 422 (spec §4)."""
+
+    code = "invalid_pattern"
+    title = "Invalid name pattern"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field=("query", "name"))

@@ -1,0 +1,65 @@
+"""HTTP routes of the catalog: thin views over ``products.service`` (spec §1, §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from backend_app.core.config import AppSettings
+from backend_app.core.db import Database
+from backend_app.core.errors import problem_responses
+from backend_app.core.pagination import Page, Pagination
+from backend_app.core.types import ObjectIdStr
+from backend_app.products import service
+from backend_app.products.schemas import ProductCreate, ProductCreated, ProductListItem, ProductPublic
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductCreated,
+    responses=problem_responses(422, 500),
+    summary="Create a product",
+)
+async def create_product(body: ProductCreate, db: Database) -> ProductCreated:
+    """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``."""
+    return ProductCreated(id=await service.create_product(db, product=body))
+
+
+@router.get(
+    "",
+    response_model=Page[ProductListItem],
+    responses=problem_responses(422, 500, 503),
+    summary="List products",
+)
+async def list_products(
+    db: Database,
+    settings: AppSettings,
+    page: Pagination,
+    name: Annotated[
+        str | None,
+        Query(description="Case-insensitive substring or regular expression (≤ 100 chars).", max_length=100),
+    ] = None,
+    size: Annotated[
+        str | None, Query(description="Only products having this size, e.g. `large`.", min_length=1, max_length=50)
+    ] = None,
+) -> Page[ProductListItem]:
+    """List live products in ascending ``_id`` order with the brief's ``page`` metadata."""
+    data, meta = await service.list_products(
+        db, name=name, size=size, page=page, max_time_ms=settings.mongodb_max_time_ms
+    )
+    return Page[ProductListItem](data=data, page=meta)
+
+
+@router.get(
+    "/{product_id}",
+    response_model=ProductPublic,
+    responses=problem_responses(404, 422, 500),
+    summary="Get a product",
+)
+async def get_product(product_id: Annotated[ObjectIdStr, Path()], db: Database) -> ProductPublic:
+    """The full product with ``sizes`` and derived ``stock``; unknown or deleted → 404."""
+    return await service.get_product(db, product_id=product_id)

@@ -1,0 +1,96 @@
+"""Request and response models of the catalog (spec §1, §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend_app.core.types import Money
+
+ONE_SIZE = "one-size"
+
+Price = Annotated[Money, Field(gt=0, le=1_000_000, decimal_places=2, examples=[100.0])]
+SizeName = Annotated[str, Field(min_length=1, max_length=50, examples=["large"])]
+
+
+class SizeStock(BaseModel):
+    """One size of a product and its stock: ``{"size": "large", "quantity": 25}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: SizeName
+    quantity: int = Field(ge=0, le=1_000_000_000, description="Units in stock (≥ 0).")
+
+
+def _unique_sizes(sizes: list[SizeStock]) -> list[SizeStock]:
+    seen: set[str] = set()
+    for entry in sizes:
+        if entry.size in seen:
+            raise ValueError(f"size {entry.size!r} is listed twice; sizes must be unique per product")
+        seen.add(entry.size)
+    return sizes
+
+
+class ProductCreate(BaseModel):
+    """Body of ``POST /products``.
+
+    The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
+    ``description``, ``category``, ``rating`` and ``stock`` are optional
+    (spec §4). ``stock`` without ``sizes`` stores one size ``"one-size"``.
+    Unknown fields → 422.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["Classic T-shirt"])
+    price: Price
+    sizes: list[SizeStock] = Field(default_factory=list, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    category: str | None = Field(default=None, min_length=1, max_length=100)
+    rating: float | None = Field(default=None, ge=0, le=5)
+    stock: int | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="Stock of a product without sizes (stored as 'one-size')."
+    )
+
+    @model_validator(mode="after")
+    def _sizes_or_stock(self) -> ProductCreate:
+        _unique_sizes(self.sizes)
+        if self.stock is not None:
+            if self.sizes:
+                raise ValueError("give either 'sizes' or 'stock', not both")
+            self.sizes = [SizeStock(size=ONE_SIZE, quantity=self.stock)]
+            self.stock = None
+        return self
+
+
+class ProductCreated(BaseModel):
+    """Response of ``POST /products``: ``{"id": "<24-hex>"}`` (brief)."""
+
+    id: str = Field(examples=["65f1c0ffee0000000000beef"])
+
+
+class ProductListItem(BaseModel):
+    """One record of ``GET /products``: ``id``, ``name``, ``price`` (no ``sizes``; brief)."""
+
+    id: str
+    name: str
+    price: Money
+    category: str | None = None
+
+
+class ProductPublic(BaseModel):
+    """The full product of ``GET /products/{id}``, with ``sizes`` and derived ``stock``."""
+
+    id: str
+    name: str
+    price: Money
+    description: str | None = None
+    category: str | None = None
+    rating: float | None = None
+    sizes: list[SizeStock]
+    stock: int = Field(description="Sum of the sizes' quantities.")
+    created_at: datetime
+    updated_at: datetime
+

@@ -1,0 +1,65 @@
+"""Shared fixtures: one SecantusDB process per test session, a fresh database per test.
+
+The app always reaches the database over TCP through a MongoDB URI (spec §9);
+nothing here mocks the driver.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.main import create_app
+from config import Settings
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[EmbeddedMongo]:
+    """A SecantusDB server on a free port with throw-away storage, for the whole session."""
+    with EmbeddedMongo(storage_path=":memory:") as server:
+        yield server
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database name unique to this test (clean data per test)."""
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(mongo_server: EmbeddedMongo, db_name: str) -> Settings:
+    """Settings pointing the app at this test's database."""
+    return Settings(app_env="test", mongodb_uri=mongo_server.uri, mongodb_db=db_name)
+
+
+@pytest.fixture
+async def app(settings: Settings, mongo_server: EmbeddedMongo, db_name: str) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan run (client opened, indexes ensured); the database is dropped after."""
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+    cleanup: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri)
+    await cleanup.drop_database(db_name)
+    await cleanup.close()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in-process (ASGI transport)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def mongo(app: FastAPI) -> Any:
+    """The test's database handle, for setting up states no public call makes (e.g. a hard delete)."""
+    return app.state.db
