@@ -20,12 +20,17 @@ from backend_app.orders import repository as orders_repository
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
 from backend_app.products.router import router as products_router
+from backend_app.users import repository as users_repository
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
 #: Each domain's index installer, run at start-up (spec §4: every list query has an index).
-INDEX_INSTALLERS: list[IndexInstaller] = [products_repository.ensure_indexes, orders_repository.ensure_indexes]
+INDEX_INSTALLERS: list[IndexInstaller] = [
+    products_repository.ensure_indexes,
+    orders_repository.ensure_indexes,
+    users_repository.ensure_indexes,
+]
 INDEX_RETRY_SECONDS = 5.0
 
 

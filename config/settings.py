@@ -9,10 +9,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+import logging
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017"
+#: Development-only signing key; refused in production (spec §8). Never use it on a server.
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - documented dev default
+MIN_JWT_SECRET_BYTES = 32
+
+logger = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
@@ -44,6 +51,16 @@ class Settings(BaseSettings):
     #: How long the driver waits to find a server before failing a call, in ms.
     mongodb_server_selection_timeout_ms: int = Field(default=5000, ge=1)
 
+    #: HMAC key signing JWTs (and cursors). Required, ≥ 32 bytes, in production.
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "storefront"
+    jwt_audience: str = "storefront-api"
+    #: Lifetime of access tokens, in seconds (spec §3: 15 min).
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
+    #: Lifetime of refresh tokens, in seconds (spec §3: 7 days).
+    refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
     log_level: str = "INFO"
     log_dir: str = "logs"
 
@@ -52,13 +69,27 @@ class Settings(BaseSettings):
         """The URI the app connects to: ``MONGODB_URI`` or the local default."""
         return self.mongodb_uri or DEFAULT_MONGODB_URI
 
+    @property
+    def signing_key(self) -> str:
+        """The JWT/cursor HMAC key: ``JWT_SECRET``, or the dev default outside production."""
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_JWT_SECRET
+
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:
-        if self.app_env == "production" and not self.mongodb_uri:
-            raise ValueError(
-                "MONGODB_URI (or DATABASE_URL) must be set when APP_ENV=production; "
-                "point it at a MongoDB replica set or Atlas cluster."
-            )
+        if self.app_env == "production":
+            if not self.mongodb_uri:
+                raise ValueError(
+                    "MONGODB_URI (or DATABASE_URL) must be set when APP_ENV=production; "
+                    "point it at a MongoDB replica set or Atlas cluster."
+                )
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(
+                    f"JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes when APP_ENV=production; "
+                    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+        elif self.jwt_secret is None and self.app_env == "development":
+            logger.warning("JWT_SECRET is not set: using the insecure development secret (never in production)")
         return self
 
 

@@ -16,9 +16,14 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
+from backend_app.core.security import _hash_sync, create_token
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.main import create_app
+from backend_app.users import repository as users_repository
 from config import Settings
+
+#: Password of every user the fixtures create.
+TEST_PASSWORD = "s3cret-passw0rd"
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +68,49 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def mongo(app: FastAPI) -> Any:
     """The test's database handle, for setting up states no public call makes (e.g. a hard delete)."""
     return app.state.db
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """bcrypt hash of ``TEST_PASSWORD``, computed once (hashing is deliberately slow)."""
+    return _hash_sync(TEST_PASSWORD)
+
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def make_user(app: FastAPI, settings: Settings, password_hash: str) -> Any:
+    """Factory: ``await make_user("alice", role="user")`` stores a user and returns bearer headers."""
+
+    async def factory(username: str, *, role: str = "user") -> Headers:
+        await users_repository.insert_user(
+            app.state.db,
+            username=username,
+            email=f"{username}@example.com",
+            password_hash=password_hash,
+            full_name=None,
+            role=role,
+        )
+        token, _ = create_token(settings, subject=username, role=role, token_type="access")
+        return {"Authorization": f"Bearer {token}"}
+
+    return factory
+
+
+@pytest.fixture
+async def admin_headers(make_user: Any) -> Headers:
+    """Bearer headers of the admin ``root_admin``."""
+    return await make_user("root_admin", role="admin")
+
+
+@pytest.fixture
+async def alice(make_user: Any) -> Headers:
+    """Bearer headers of the shopper ``alice``."""
+    return await make_user("alice")
+
+
+@pytest.fixture
+async def bob(make_user: Any) -> Headers:
+    """Bearer headers of the shopper ``bob``."""
+    return await make_user("bob")

@@ -25,11 +25,17 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
 
 
 async def create_product(
-    client: httpx.AsyncClient, name: str = "Shirt", price: float = 10.0, sizes: list[dict[str, Any]] | None = None, **extra: Any
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    name: str = "Shirt",
+    price: float = 10.0,
+    sizes: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> str:
-    """Create a product through the API and return its id."""
-    body: dict[str, Any] = {"name": name, "price": price, "sizes": sizes if sizes is not None else [{"size": "m", "quantity": 10}]}
+    """Create a product through the API (as the admin whose ``headers`` are given) and return its id."""
+    body: dict[str, Any] = {"name": name, "price": price}
+    body["sizes"] = sizes if sizes is not None else [{"size": "m", "quantity": 10}]
     body.update(extra)
-    response = await client.post("/products", json=body)
+    response = await client.post("/products", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["id"]

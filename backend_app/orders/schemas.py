@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend_app.core.types import Money, ObjectIdStr
-
-#: A user id as used in URLs and ``userId`` (spec §3).
-UserId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{2,31}$", examples=["user_1"])]
+from backend_app.users.schemas import Username as UserId
 
 OrderStatus = Literal["pending", "completed", "cancelled"]
 
@@ -26,11 +24,14 @@ class OrderItemCreate(BaseModel):
 
 
 class OrderCreate(BaseModel):
-    """Body of ``POST /orders`` (brief): ``{"userId", "items": [{"productId", "qty"}]}``."""
+    """Body of ``POST /orders`` (brief): ``{"userId", "items": [{"productId", "qty"}]}``.
+
+    ``userId`` may be omitted: the order is then the caller's (spec §3).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    userId: UserId  # noqa: N815 - the brief's key
+    userId: UserId | None = None  # noqa: N815 - the brief's key
     items: list[OrderItemCreate] = Field(min_length=1, max_length=100)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from backend_app.auth.dependencies import AdminUser
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
@@ -21,11 +22,11 @@ router = APIRouter(prefix="/products", tags=["products"])
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductCreated,
-    responses=problem_responses(422, 500),
-    summary="Create a product",
+    responses=problem_responses(401, 403, 422, 500),
+    summary="Create a product (admin)",
 )
-async def create_product(body: ProductCreate, db: Database) -> ProductCreated:
-    """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``."""
+async def create_product(body: ProductCreate, db: Database, _admin: AdminUser) -> ProductCreated:
+    """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``. Admins only."""
     return ProductCreated(id=await service.create_product(db, product=body))
 
 

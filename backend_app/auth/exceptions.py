@@ -1,0 +1,49 @@
+"""Authentication and authorization errors (RFC 6750 §3 ``WWW-Authenticate`` challenges)."""
+
+from __future__ import annotations
+
+from backend_app.core.errors import DomainError
+
+
+class NotAuthenticatedError(DomainError):
+    """No bearer token was sent: 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3.1)."""
+
+    status = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+
+    def __init__(self, detail: str = "Authentication is required: send 'Authorization: Bearer <token>'.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="storefront"'})
+
+
+class InvalidTokenError(DomainError):
+    """A token was sent but is bad: 401 with ``error="invalid_token"`` (RFC 6750 §3.1)."""
+
+    status = 401
+    code = "invalid_token"
+    title = "Invalid token"
+
+    def __init__(self, detail: str = "The access token is invalid, expired or revoked.") -> None:
+        super().__init__(
+            detail,
+            headers={"WWW-Authenticate": f'Bearer realm="storefront", error="invalid_token", error_description="{detail}"'},
+        )
+
+
+class InvalidCredentialsError(DomainError):
+    """Unknown user or wrong password (the same answer for both; spec §3): 401."""
+
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+
+    def __init__(self) -> None:
+        super().__init__("Incorrect username or password.", headers={"WWW-Authenticate": 'Bearer realm="storefront"'})
+
+
+class ForbiddenError(DomainError):
+    """An authenticated user lacks the right for this call: 403."""
+
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"

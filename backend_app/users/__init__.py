@@ -1,0 +1,1 @@
+"""User accounts: storage, admin management (spec §3)."""
