@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +213,8 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the log only; the client sees a generic problem (spec §8).
+async def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 problem for an exception nothing else handled; the traceback goes to the log only (spec §8)."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         status=500,
@@ -224,41 +223,6 @@ async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResp
         detail="The server could not complete the request.",
         instance=request.url.path,
     )
-
-
-class UnhandledErrorMiddleware:
-    """Turns an exception escaping the routes into the 500 problem, inside the middleware stack.
-
-    Starlette answers unhandled exceptions from its outermost layer, so that
-    500 would miss the headers our middleware adds (``X-Request-ID``, security
-    headers) and the access log would not see it. Installed innermost (by
-    ``core.middleware.install_middleware``), this renders the same problem
-    through :func:`_unhandled_error_handler`. An exception raised after the
-    response started is re-raised (the server then closes the connection).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracking_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking_start)
-        except Exception as exc:
-            if started:
-                raise
-            response = await _unhandled_error_handler(Request(scope), exc)
-            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -273,7 +237,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_response)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -14,8 +14,8 @@
 5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``).
 6. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
 7. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
-8. ``core.errors.UnhandledErrorMiddleware``: the 500 problem, inside the
-   stack so it still carries the request id and security headers.
+8. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
+   it still carries the request id and security headers.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend_app.core.errors import UnhandledErrorMiddleware, problem_response
+from backend_app.core.errors import problem_response, unhandled_error_response
 from backend_app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from config import Settings
 
@@ -75,7 +76,24 @@ def is_valid_request_id(value: str) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
 
 
-class SecurityHeadersMiddleware:
+class HTTPMiddleware:
+    """Base of the pure-ASGI middleware here: other scopes (lifespan, websocket) pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Process one HTTP request."""
+        raise NotImplementedError
+
+
+class SecurityHeadersMiddleware(HTTPMiddleware):
     """Adds :data:`SECURITY_HEADERS`, a Content-Security-Policy, HSTS (production) and ``Cache-Control: no-store``.
 
     ``Cache-Control: no-store`` (and ``Pragma: no-cache``) is set on every
@@ -83,13 +101,10 @@ class SecurityHeadersMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
+        super().__init__(app)
         self.hsts = hsts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         no_store = scope.get("path", "").startswith(NO_STORE_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
@@ -120,7 +135,7 @@ class ContentTooLargeError(StarletteHTTPException):
         super().__init__(status_code=413, detail=f"The request body is larger than {max_body_bytes} bytes.")
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HTTPMiddleware):
     """413 for request bodies over ``max_body_bytes``, with or without ``Content-Length``.
 
     A declared ``Content-Length`` over the limit is refused before the body is
@@ -136,13 +151,10 @@ class BodySizeLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_body_bytes
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -166,7 +178,7 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(HTTPMiddleware):
     """Logs one line per HTTP request on ``storefront.access`` when the response is complete.
 
     Fields: ``method``, ``path`` (never the query string, which may carry
@@ -175,13 +187,7 @@ class AccessLogMiddleware:
     added by the log filter. Headers and bodies are never logged.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 500
@@ -213,6 +219,35 @@ class AccessLogMiddleware:
                     "client": client[0] if client else None,
                 },
             )
+
+
+class UnhandledErrorMiddleware(HTTPMiddleware):
+    """Turns an exception escaping the routes into the 500 problem, inside the middleware stack.
+
+    Starlette answers unhandled exceptions from its outermost layer, so that
+    500 would miss the headers the middleware above adds (``X-Request-ID``,
+    security headers). Installed innermost, this renders the same problem
+    (``core.errors.unhandled_error_response``, which logs the traceback). An
+    exception raised after the response started is re-raised (the server
+    then closes the connection).
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except Exception as exc:
+            if started:
+                raise
+            response = await unhandled_error_response(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
