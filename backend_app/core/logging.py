@@ -81,6 +81,7 @@ class RedactingJsonFormatter(JsonFormatter):
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """Redact the record's fields (message, extras, exception text) before serialisation."""
+        log_data.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of ``message``
         return {key: redact(value, key) if key not in _SAFE_FIELDS else value for key, value in log_data.items()}
 
 
