@@ -13,7 +13,10 @@ deterministically (``derandomize``) so CI is reproducible; raise
 ``CONTRACT_MAX_EXAMPLES`` locally for a deeper search.
 
 (``schemathesis.pytest.from_fixture`` is not used: on pytest 9.2 it fails
-with ``'Function' object has no attribute '_nodeid'``.)
+with ``'Function' object has no attribute '_nodeid'``. So the schema is
+built at import, and the login is a module fixture whose header is passed to
+every call: a ``@schema.auth()`` provider would be asked for a token while
+tests are collected, before the app and its database exist.)
 """
 
 from __future__ import annotations
