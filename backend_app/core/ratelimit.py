@@ -57,6 +57,7 @@ from collections.abc import Callable
 from typing import Any
 
 from anyio.to_thread import run_sync
+from fastapi.security.utils import get_authorization_scheme_param
 from limits import RateLimitItem
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
@@ -85,14 +86,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client and request.client.host else "unknown"
 
 
-def bearer_token(request: Request) -> str | None:
-    """The credentials of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1), or ``None``."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        return None
-    return credentials.strip()
-
-
 def rate_limit_key(request: Request) -> str:
     """slowapi key function: ``user:<sub>`` for a valid access token, else ``ip:<client address>``.
 
@@ -100,8 +93,8 @@ def rate_limit_key(request: Request) -> str:
     without a database call; a missing, forged or expired token counts
     against the client IP.
     """
-    token = bearer_token(request)
-    if token:
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() == "bearer" and token:
         try:
             claims = decode_token(request.app.state.settings, token, expected_type="access")
         except TokenError:
