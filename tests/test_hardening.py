@@ -126,6 +126,7 @@ async def test_cors_only_for_allowed_origins(client: httpx.AsyncClient) -> None:
         "/orders", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in refused.headers
+    assert "origin" in assert_problem(refused, 400, "cors_refused")["detail"]
 
 
 async def test_request_id_is_honoured_or_generated_and_returned(client: httpx.AsyncClient) -> None:

@@ -11,7 +11,8 @@
    on every response.
 3. :class:`AccessLogMiddleware`: one JSON log line per request.
 4. :class:`SecurityHeadersMiddleware`: security headers on every response.
-5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``).
+5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
+   refused preflight answered as a problem (:class:`ProblemCORSMiddleware`).
 6. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
 7. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
 8. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
@@ -31,6 +32,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -122,6 +124,21 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware; a refused preflight is a ``400`` problem (``cors_refused``), not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json (spec §8)."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        problem = problem_response(
+            status=400, code="cors_refused", detail=f"CORS preflight refused: {bytes(response.body).decode()}."
+        )
+        problem.headers.update({k: v for k, v in response.headers.items() if k.startswith("access-control-")})
+        return problem
 
 
 class ContentTooLargeError(StarletteHTTPException):
@@ -264,7 +281,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RateLimitMiddleware, limiter=rate_limiter)
     if settings.allowed_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_methods=CORS_METHODS,
             allow_headers=CORS_REQUEST_HEADERS,
