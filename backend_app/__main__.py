@@ -1,6 +1,9 @@
 """Command line: ``python -m backend_app {serve,dev}``.
 
-- ``serve``: run the API with uvicorn on ``HOST``:``PORT`` (settings).
+- ``serve``: run the API with uvicorn on ``HOST``:``PORT`` with
+  ``WEB_CONCURRENCY`` worker processes (settings). uvicorn's own access log
+  and proxy-header handling are off: the app logs one JSON line per request
+  and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``.
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
   ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
   stops both, the database cleanly.
@@ -24,7 +27,10 @@ def _serve(*, reload: bool = False) -> None:
         host=settings.host,
         port=settings.port,
         reload=reload,
+        workers=settings.web_concurrency,
         proxy_headers=False,
+        access_log=False,
+        server_header=False,
         log_config=None,
     )
 

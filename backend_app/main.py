@@ -16,6 +16,8 @@ from backend_app import __version__
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
+from backend_app.core.logging import configure_logging
+from backend_app.core.middleware import install_middleware
 from backend_app.orders import repository as orders_repository
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
@@ -74,9 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings: configuration to use; defaults to :func:`config.get_settings`.
 
     Returns:
-        A FastAPI app whose lifespan opens the database client.
+        A FastAPI app whose lifespan opens the database client, with JSON
+        logging configured and the hardening middleware of ``core.middleware``
+        (proxy headers, request id, access log, security headers, CORS, rate
+        limits, body size limit) installed.
     """
     settings = settings or get_settings()
+    configure_logging(settings)
     app = FastAPI(
         title="storefront",
         version=__version__,
@@ -85,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(health_router)
     app.include_router(products_router)
     app.include_router(orders_router)

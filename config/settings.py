@@ -1,23 +1,28 @@
 """Application settings, read from the environment and an optional ``.env`` file.
 
-Every setting is documented in ``config/.env.example``; the names follow
-``../shared/spec/API.md`` §8.
+Every setting is documented in ``config/.env.example``; the
+names follow the API contract, spec §8.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Literal
-
 import logging
+from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017"
 #: Development-only signing key; refused in production (spec §8). Never use it on a server.
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - documented dev default
 MIN_JWT_SECRET_BYTES = 32
+#: Rate-limit storages the app supports (``limits`` storage URI schemes).
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "valkey", "valkeys")
+
+#: A comma-separated environment value read as a list (``A,B`` → ``["A", "B"]``; empty → ``[]``).
+CommaList = Annotated[list[str], NoDecode]
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +66,65 @@ class Settings(BaseSettings):
     #: Lifetime of refresh tokens, in seconds (spec §3: 7 days).
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
-    log_level: str = "INFO"
+    #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (spec §8).
+    allowed_origins: CommaList = Field(default_factory=list)
+    #: Peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed: IPs or CIDRs (spec §8).
+    trusted_proxies: CommaList = Field(default_factory=list)
+    #: Largest accepted request body, in bytes; larger → 413 (spec §8: default 1 MiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+
+    #: Rate limiting on/off (spec §8). Tests turn it off unless a test is about it.
+    rate_limit_enabled: bool = True
+    #: Budget of each caller (user, or client IP when anonymous) over all routes; ``limits`` syntax.
+    rate_limit_default: str = "120/minute"
+    #: Stricter budget shared by ``/auth/login``, ``/auth/token`` and ``/auth/register`` (brute force).
+    rate_limit_auth: str = "10/minute"
+    #: Where counters live: ``memory://`` (one process) or ``redis://host:6379/0`` (shared).
+    rate_limit_storage_uri: str = "memory://"
+    #: Counting algorithm of the ``limits`` library.
+    rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: Directory of the JSON log file ``storefront.log`` (rotated by size).
     log_dir: str = "logs"
+    #: Size at which the log file is rotated, in bytes.
+    log_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: Rotated log files kept (``storefront.log.1`` ...).
+    log_file_backup_count: int = Field(default=5, ge=0)
+
+    #: Worker processes of ``python -m backend_app serve`` (uvicorn ``--workers``).
+    web_concurrency: int = Field(default=1, ge=1)
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("rate_limit_default", "rate_limit_auth")
+    @classmethod
+    def _parse_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write e.g. '120/minute' or '10/minute;100/hour'"
+            ) from None
+        return value
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+            raise ValueError(f"RATE_LIMIT_STORAGE_URI must be memory:// or redis://host:port/db, got {value!r}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def effective_mongodb_uri(self) -> str:
@@ -83,10 +145,26 @@ class Settings(BaseSettings):
                     "point it at a MongoDB replica set or Atlas cluster."
                 )
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            if len(secret.encode()) < MIN_JWT_SECRET_BYTES or secret == DEV_JWT_SECRET:
                 raise ValueError(
-                    f"JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes when APP_ENV=production; "
+                    f"JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes (and not the development "
+                    "default) when APP_ENV=production; "
                     "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            if "*" in self.allowed_origins:
+                raise ValueError(
+                    "ALLOWED_ORIGINS must list exact origins (e.g. https://shop.example) when APP_ENV=production; "
+                    "'*' would let any web page call the API."
+                )
+            if "*" in self.trusted_proxies:
+                raise ValueError(
+                    "TRUSTED_PROXIES must list your proxies' IPs or CIDRs when APP_ENV=production; "
+                    "'*' lets any client forge X-Forwarded-For and escape rate limits."
+                )
+            if self.rate_limit_enabled and self.web_concurrency > 1 and self.rate_limit_storage_uri == "memory://":
+                logger.warning(
+                    "RATE_LIMIT_STORAGE_URI=memory:// with WEB_CONCURRENCY=%d: each worker counts on its own, "
+                    "so callers get %dx the budget; use redis://", self.web_concurrency, self.web_concurrency
                 )
         elif self.jwt_secret is None and self.app_env == "development":
             logger.warning("JWT_SECRET is not set: using the insecure development secret (never in production)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,10 +40,29 @@ def db_name() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where test apps write their JSON log file (kept out of the work tree)."""
+    return tmp_path_factory.mktemp("logs")
+
+
 @pytest.fixture
-def settings(mongo_server: EmbeddedMongo, db_name: str) -> Settings:
-    """Settings pointing the app at this test's database."""
-    return Settings(app_env="test", mongodb_uri=mongo_server.uri, mongodb_db=db_name)
+def settings(mongo_server: EmbeddedMongo, db_name: str, log_dir: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings pointing the app at this test's database.
+
+    Rate limiting is off so tests are not throttled; a test turns it (or any
+    other setting) on with ``@pytest.mark.settings(rate_limit_enabled=True, ...)``.
+    """
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "mongodb_uri": mongo_server.uri,
+        "mongodb_db": db_name,
+        "rate_limit_enabled": False,
+        "log_dir": str(log_dir),
+    }
+    for marker in reversed(list(request.node.iter_markers("settings"))):
+        values.update(marker.kwargs)
+    return Settings(**values)
 
 
 @pytest.fixture

@@ -213,8 +213,8 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the log only; the client sees a generic problem (spec §8).
+async def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 problem for an exception nothing else handled; the traceback goes to the log only (spec §8)."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         status=500,
@@ -229,26 +229,82 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app`` (the one exception mapping).
 
     Covers :class:`DomainError`, Starlette/FastAPI ``HTTPException`` (404 for
-    unknown routes, 405, ...), request validation (422 with ``errors``) and any
-    other exception (500, no traceback or driver text in the body).
+    unknown routes, 405, 413, ...), request validation (422 with ``errors``) and any
+    other exception (500, no traceback or driver text in the body). Also makes
+    the app's OpenAPI document declare the problem responses every operation
+    can produce (:func:`complete_problem_responses`).
     """
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_response)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            complete_problem_responses(generate_openapi())
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_response_spec(status: int, description: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description or HTTPStatus(status).phrase,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries declaring problem+json bodies for ``statuses``.
 
     Used on every route so the published schema lists its error responses
-    (spec §8).
+    (spec §8). Only ``application/problem+json`` is declared, the one media
+    type errors are sent with; the ``Problem`` schema is added to the
+    document's components by :func:`complete_problem_responses`.
     """
-    return {
-        status: {
-            "model": Problem,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: _problem_response_spec(status) for status in statuses}
+
+
+#: Problems any operation can answer with, whatever its route declares (spec §8).
+_ALWAYS = {
+    429: "Too many requests: the caller's rate limit is exhausted (see Retry-After).",
+    500: "Internal server error.",
+}
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def complete_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document (as FastAPI generated it) declare the problems the middleware can send.
+
+    For every operation: ``429`` and ``500``; ``401`` when it has a security
+    requirement; ``413`` when it takes a request body; and ``422`` as a
+    problem (replacing FastAPI's default ``HTTPValidationError`` body, which
+    this API never sends). Adds the ``Problem`` and ``ValidationIssue``
+    schemas to ``components``. Modifies and returns ``schema``.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem_schema.pop("$defs", {}))
+    components["Problem"] = problem_schema
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in {"get", "put", "post", "delete", "options", "head", "patch", "trace"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            wanted = dict(_ALWAYS)
+            if operation.get("security"):
+                wanted[401] = "Not authenticated, or the bearer token is invalid."
+            if "requestBody" in operation:
+                wanted[413] = "The request body is larger than the configured limit."
+            if operation.get("parameters") or "requestBody" in operation:
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    del responses["422"]
+                wanted[422] = "The request is invalid (see `errors`)."
+            for status, description in wanted.items():
+                responses.setdefault(str(status), _problem_response_spec(status, description))
+    if "/HTTPValidationError'" not in str(schema.get("paths", {})):
+        for name in _FASTAPI_VALIDATION_SCHEMAS:
+            components.pop(name, None)
+    return schema

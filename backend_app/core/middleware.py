@@ -1,0 +1,296 @@
+"""HTTP hardening and observability middleware, and their order (spec §8).
+
+:func:`install_middleware` wires, outermost first:
+
+1. uvicorn's ``ProxyHeadersMiddleware`` (only with ``TRUSTED_PROXIES``): the
+   client address and scheme come from ``X-Forwarded-For``/``-Proto`` only
+   when the TCP peer is a trusted proxy.
+2. asgi-correlation-id's ``CorrelationIdMiddleware``: ``X-Request-ID`` is
+   honoured when it is 1..128 characters of ``[A-Za-z0-9._:-]`` (anything
+   else could forge log lines), generated (UUID4 hex) otherwise, and returned
+   on every response.
+3. :class:`AccessLogMiddleware`: one JSON log line per request.
+4. :class:`SecurityHeadersMiddleware`: security headers on every response.
+5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
+   refused preflight answered as a problem (:class:`ProblemCORSMiddleware`).
+6. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
+7. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
+8. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
+   it still carries the request id and security headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from backend_app.core.errors import problem_response, unhandled_error_response
+from backend_app.core.ratelimit import RateLimiter, RateLimitMiddleware
+from config import Settings
+
+access_logger = logging.getLogger("storefront.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+#: Sent on every response.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+#: CSP of API (non-HTML) responses: nothing may load, nothing may frame them.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: CSP of HTML pages (``/docs``, ``/redoc``), which load their own scripts and styles.
+HTML_CSP = "frame-ancestors 'none'"
+#: HSTS sent in production (the API is served over TLS there, usually by a proxy).
+HSTS = "max-age=63072000; includeSubDomains"
+#: Responses under this prefix carry tokens or credentials: never cached (RFC 6749 §5.1).
+NO_STORE_PREFIX = "/auth/"
+
+#: CORS: what a browser page from an allowed origin may send and read.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER]
+CORS_EXPOSED_HEADERS = [
+    REQUEST_ID_HEADER,
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "WWW-Authenticate",
+]
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Whether an incoming ``X-Request-ID`` is safe to reuse (1..128 of ``[A-Za-z0-9._:-]``)."""
+    return _REQUEST_ID.fullmatch(value) is not None
+
+
+class HTTPMiddleware:
+    """Base of the pure-ASGI middleware here: other scopes (lifespan, websocket) pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Process one HTTP request."""
+        raise NotImplementedError
+
+
+class SecurityHeadersMiddleware(HTTPMiddleware):
+    """Adds :data:`SECURITY_HEADERS`, a Content-Security-Policy, HSTS (production) and ``Cache-Control: no-store``.
+
+    ``Cache-Control: no-store`` (and ``Pragma: no-cache``) is set on every
+    response under ``/auth/``, replacing whatever the route set.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+        super().__init__(app)
+        self.hsts = hsts
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        no_store = scope.get("path", "").startswith(NO_STORE_PREFIX)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                is_html = headers.get("content-type", "").startswith("text/html")
+                headers.setdefault("Content-Security-Policy", HTML_CSP if is_html else API_CSP)
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+                if no_store:
+                    headers["Cache-Control"] = "no-store"
+                    headers["Pragma"] = "no-cache"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware; a refused preflight is a ``400`` problem (``cors_refused``), not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json (spec §8)."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        problem = problem_response(
+            status=400, code="cors_refused", detail=f"CORS preflight refused: {bytes(response.body).decode()}."
+        )
+        problem.headers.update({k: v for k, v in response.headers.items() if k.startswith("access-control-")})
+        return problem
+
+
+class ContentTooLargeError(StarletteHTTPException):
+    """The request body exceeds ``MAX_BODY_BYTES``: 413 (RFC 9110 §15.5.14).
+
+    An ``HTTPException`` so that FastAPI re-raises it from body parsing and the
+    ``core.errors`` mapping renders it as problem+json ``content_too_large``.
+    """
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(status_code=413, detail=f"The request body is larger than {max_body_bytes} bytes.")
+
+
+class BodySizeLimitMiddleware(HTTPMiddleware):
+    """413 for request bodies over ``max_body_bytes``, with or without ``Content-Length``.
+
+    A declared ``Content-Length`` over the limit is refused before the body is
+    read. Otherwise (chunked uploads, or a lying length) the bytes are counted
+    as the app reads them and :class:`ContentTooLargeError` is raised from
+    ``receive`` once the limit is passed, so at most one chunk more than the
+    limit is ever held in memory.
+
+    (FastAPI's own ``max_body_size`` is not used: for an oversized
+    ``Content-Length`` it answers ``text/plain`` from outside the user
+    middleware, so the 413 would lose the problem+json body, the request id
+    and the security headers.)
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        super().__init__(app)
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.max_body_bytes
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            error = ContentTooLargeError(limit)
+            response = problem_response(
+                status=413, code="content_too_large", detail=error.detail, instance=scope.get("path")
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ContentTooLargeError(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class AccessLogMiddleware(HTTPMiddleware):
+    """Logs one line per HTTP request on ``storefront.access`` when the response is complete.
+
+    Fields: ``method``, ``path`` (never the query string, which may carry
+    secrets), ``status``, ``duration_ms``, ``user`` (the username the auth
+    dependency resolved, else ``null``), ``client`` (IP); ``request_id`` is
+    added by the log filter. Headers and bodies are never logged.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        status = 500
+
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording_status)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            method, path = scope["method"], scope.get("path", "")
+            client = scope.get("client")
+            access_logger.info(
+                "%s %s %d %.2fms",
+                method,
+                path,
+                status,
+                duration_ms,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "user": state.get("user"),
+                    "client": client[0] if client else None,
+                },
+            )
+
+
+class UnhandledErrorMiddleware(HTTPMiddleware):
+    """Turns an exception escaping the routes into the 500 problem, inside the middleware stack.
+
+    Starlette answers unhandled exceptions from its outermost layer, so that
+    500 would miss the headers the middleware above adds (``X-Request-ID``,
+    security headers). Installed innermost, this renders the same problem
+    (``core.errors.unhandled_error_response``, which logs the traceback). An
+    exception raised after the response started is re-raised (the server
+    then closes the connection).
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except Exception as exc:
+            if started:
+                raise
+            response = await unhandled_error_response(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware stack described in the module docstring to ``app``.
+
+    Also stores the app's :class:`~backend_app.core.ratelimit.RateLimiter` on
+    ``app.state.rate_limiter``.
+    """
+    rate_limiter = RateLimiter(settings)
+    app.state.rate_limiter = rate_limiter
+    # add_middleware wraps what was added before: innermost first.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, limiter=rate_limiter)
+    if settings.allowed_origins:
+        app.add_middleware(
+            ProblemCORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,  # bearer tokens, no cookies
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_env == "production")
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
