@@ -1,14 +1,14 @@
 # storefront: two commands do all set-up on a fresh machine with Python 3.11+.
 #   make run   - create .venv, install, start the embedded DB (unless MONGODB_URI is set), serve on :8000
 #   make test  - create .venv, install, run the whole test suite (it starts and stops its own DB);
-#                installs redis-server (Debian) for the shared rate-limit test when it is missing
+#                installs redis-server and docker-compose (Debian) for the tests using them when missing
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install redis-server bench clean
+.PHONY: run test install system-packages clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,21 @@ install: $(STAMP)
 run: install
 	$(PY) -m backend_app dev
 
-# The Redis rate-limit test needs a redis-server binary; without one (no root, no
-# apt-get, no network) that test is skipped with the reason, never failed.
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "Installing redis-server (Debian package) for the shared rate-limit test ..."; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; } \
-	    >/dev/null 2>&1 || echo "Could not install redis-server; the Redis rate-limit test will be skipped."; }
+# Debian packages some tests use: redis-server (shared rate-limit budget) and the
+# docker-compose client (validates docker-compose.yml; no Docker engine is needed).
+# Without them (no root, no apt-get, no network) those tests are skipped with the
+# reason, never failed.
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for tests:$$missing ..."; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+	    >/dev/null 2>&1 || echo "Could not install$$missing; the tests needing them will be skipped."; \
+	fi
 
-test: install redis-server
+test: install system-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
