@@ -62,7 +62,13 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[None]:
     os.makedirs("logs", exist_ok=True)
     db = EmbeddedMongo(storage_path=data_dir, log_path=os.path.join("logs", "secantus.log"))
     print(f"Starting embedded SecantusDB (data in {data_dir}) ...", flush=True)
-    db.start()
+    try:
+        db.start()
+    except RuntimeError as exc:
+        raise SystemExit(
+            f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
+            "run this command with MONGODB_URI set to the URI `make run` printed."
+        ) from None
     print(f"SecantusDB ready at {db.uri}", flush=True)
     os.environ["MONGODB_URI"] = db.uri
     get_settings.cache_clear()
