@@ -12,7 +12,7 @@ Target: p99 under load ≤ 3 × idle p99. Exits 1 when missed.
 
 Usage::
 
-    .venv/bin/python benchmarks/login_load.py [--samples 400] [--logins 50] [--factor 3]
+    .venv/bin/python benchmarks/login_load.py [--samples 1000] [--logins 50] [--factor 3]
 
 All traffic goes to 127.0.0.1; the run is bounded (samples and a time limit).
 """
@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend_app.core.security import PASSWORD_HASH_WORKERS, _hash_sync  # noqa: E402
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port  # noqa: E402
+from backend_app.devtools.embedded_db import EmbeddedMongo  # noqa: E402
+from backend_app.devtools.live_server import LiveServer  # noqa: E402
 
 PASSWORD = "bench-passw0rd"
 ADMIN_PASSWORD = "bench-admin-passw0rd"
@@ -56,29 +57,6 @@ def summary(label: str, ms: list[float]) -> str:
         f"{label:<28} n={len(ms):<5} p50={statistics.median(ms):7.2f} ms  "
         f"p95={percentile(ms, 95):7.2f} ms  p99={percentile(ms, 99):7.2f} ms  max={max(ms):7.2f} ms"
     )
-
-
-def start_api(db_uri: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "APP_ENV": "test", "MONGODB_URI": db_uri, "MONGODB_DB": DB_NAME}
-    cmd = [
-        sys.executable, "-m", "uvicorn", "backend_app.main:app",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-    ]
-    return subprocess.Popen(cmd, cwd=REPO, env=env)  # noqa: S603 - fixed argv
-
-
-def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("uvicorn exited during start-up")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("uvicorn did not become healthy within 30 s")
 
 
 def seed(base: str, db_uri: str, users: int) -> None:
@@ -109,16 +87,14 @@ def seed(base: str, db_uri: str, users: int) -> None:
     client.close()
 
 
-async def probe(client: httpx.AsyncClient, samples: int, stop: asyncio.Event | None = None) -> list[float]:
-    """Sequential ``GET /products?limit=10``; latencies in ms (until ``samples``, or ``stop`` once set)."""
+async def probe(client: httpx.AsyncClient, samples: int) -> list[float]:
+    """``samples`` sequential ``GET /products?limit=10``; latencies in ms."""
     out: list[float] = []
-    while len(out) < samples or (stop is not None and not stop.is_set()):
+    for _ in range(samples):
         start = time.perf_counter()
         response = await client.get("/products", params={"limit": 10})
         out.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, response.text
-        if stop is not None and stop.is_set() and len(out) >= samples:
-            break
     return out
 
 
@@ -165,25 +141,17 @@ async def measure(base: str, samples: int, logins: int) -> tuple[list[float], li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=400, help="probe requests per phase (at least)")
+    parser.add_argument("--samples", type=int, default=1000, help="probe requests per phase (at least)")
     parser.add_argument("--logins", type=int, default=50, help="concurrent logins per wave")
     parser.add_argument("--factor", type=float, default=3.0, help="allowed p99 ratio, load / idle")
     args = parser.parse_args()
 
     print(f"CPUs: {os.cpu_count()}, bcrypt pool workers: {PASSWORD_HASH_WORKERS}, bcrypt cost 12")
-    with EmbeddedMongo(storage_path=":memory:") as db:
-        port = free_port()
-        api = start_api(db.uri, port)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(base, api)
-            seed(base, db.uri, args.logins)
-            idle, loaded, login_ms, wall = asyncio.run(
-                asyncio.wait_for(measure(base, args.samples, args.logins), timeout=TIME_LIMIT_S)
-            )
-        finally:
-            api.terminate()
-            api.wait(timeout=15)
+    with EmbeddedMongo(storage_path=":memory:") as db, LiveServer(mongodb_uri=db.uri, db_name=DB_NAME) as api:
+        seed(api.base_url, db.uri, args.logins)
+        idle, loaded, login_ms, wall = asyncio.run(
+            asyncio.wait_for(measure(api.base_url, args.samples, args.logins), timeout=TIME_LIMIT_S)
+        )
 
     idle_p99, load_p99 = percentile(idle, 99), percentile(loaded, 99)
     ratio = load_p99 / idle_p99

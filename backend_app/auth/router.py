@@ -12,12 +12,12 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from backend_app.auth import service
 from backend_app.auth.dependencies import CurrentUser, no_store
-from backend_app.auth.schemas import LoginRequest, RefreshRequest, TokenPair, check_password_max_bytes
+from backend_app.auth.schemas import LoginRequest, RefreshRequest, TokenPair
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import UnprocessableError, problem_responses
 from backend_app.users import service as users_service
-from backend_app.users.schemas import UserCreate, UserPublic
+from backend_app.users.schemas import UserCreate, UserPublic, check_password_bytes
 
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
 
@@ -60,7 +60,7 @@ async def token(
     the OpenAPI security scheme.
     """
     try:
-        check_password_max_bytes(form.password)
+        check_password_bytes(form.password, min_bytes=1)
     except ValueError as exc:
         raise UnprocessableError(str(exc), field=("body", "password")) from None
     if "@" in form.username:  # usernames cannot contain "@"

@@ -6,19 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from backend_app.core.security import MAX_PASSWORD_BYTES
-
-
-def check_password_max_bytes(value: str) -> str:
-    """Refuse passwords over 72 UTF-8 bytes (bcrypt's limit; spec §3): ``ValueError`` → 422.
-
-    Logins do not enforce the 8-byte minimum: a short password simply does not
-    match (401), whereas a long one could never be checked at all.
-    """
-    size = len(value.encode("utf-8"))
-    if size > MAX_PASSWORD_BYTES:
-        raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} UTF-8 bytes, got {size}")
-    return value
+from backend_app.users.schemas import check_password_bytes
 
 
 class LoginRequest(BaseModel):
@@ -28,12 +16,12 @@ class LoginRequest(BaseModel):
 
     username: str | None = Field(default=None, min_length=1, max_length=32, examples=["user_1"])
     email: EmailStr | None = None
-    password: str = Field(min_length=1, examples=["correct horse battery"])
+    password: str = Field(examples=["correct horse battery"], description="At most 72 UTF-8 bytes.")
 
     @field_validator("password")
     @classmethod
     def _password_size(cls, value: str) -> str:
-        return check_password_max_bytes(value)
+        return check_password_bytes(value, min_bytes=1)
 
     @model_validator(mode="after")
     def _one_identifier(self) -> LoginRequest:

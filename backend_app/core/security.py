@@ -33,7 +33,9 @@ BCRYPT_ROUNDS = 12
 #: bcrypt runs in its own small pool: one thread fewer than the CPUs (at least one), so a
 #: burst of logins queues there instead of taking every core from the event loop and the
 #: database (spec §3, measured by ``benchmarks/login_load.py``).
-PASSWORD_HASH_WORKERS = max(1, (os.cpu_count() or 2) - 1)
+PASSWORD_HASH_WORKERS = max(
+    1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)) - 1
+)
 #: Niceness of the bcrypt threads (Linux per-thread priority): the event loop thread wins the CPU.
 PASSWORD_HASH_NICENESS = 10
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.live_server import LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
-
-REPO = Path(__file__).resolve().parents[2]
 USERNAME = "swagger_user"
 PASSWORD = "swagger-passw0rd"
 
@@ -61,49 +57,14 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def live_server(mongo_server: EmbeddedMongo) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a uvicorn process serving the app on its own database."""
-    port = free_port()
-    db_name = f"e2e_{uuid.uuid4().hex[:12]}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "JWT_", "DATABASE_URL"))},
-        "APP_ENV": "test",
-        "MONGODB_URI": mongo_server.uri,
-        "MONGODB_DB": db_name,
-    }
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "uvicorn", "backend_app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not become healthy within 30 s")
-            time.sleep(0.2)
+    """Base URL of a uvicorn process serving the app on its own database, with one registered user."""
+    with LiveServer(mongodb_uri=mongo_server.uri, db_name=f"e2e_{uuid.uuid4().hex[:12]}") as server:
         registered = httpx.post(
-            f"{base_url}/auth/register",
+            f"{server.base_url}/auth/register",
             json={"username": USERNAME, "email": "swagger@example.com", "password": PASSWORD},
         )
         assert registered.status_code == 201, registered.text
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield server.base_url
 
 
 async def test_authorize_then_try_get_auth_me(chromium: str, live_server: str, tmp_path: Path) -> None:
