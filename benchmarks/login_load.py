@@ -61,12 +61,28 @@ def summary(label: str, ms: list[float]) -> str:
 
 def seed(base: str, db_uri: str, users: int) -> None:
     """An admin (through ``create-admin``), 30 products (through the API), ``users`` shoppers."""
-    env = {**os.environ, "APP_ENV": "test", "MONGODB_URI": db_uri, "MONGODB_DB": DB_NAME,
-           "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env = {
+        **os.environ,
+        "APP_ENV": "test",
+        "MONGODB_URI": db_uri,
+        "MONGODB_DB": DB_NAME,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
     subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "backend_app", "create-admin", "--username", "bench_admin",
-         "--email", "bench_admin@example.com"],
-        cwd=REPO, env=env, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "backend_app",
+            "create-admin",
+            "--username",
+            "bench_admin",
+            "--email",
+            "bench_admin@example.com",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     token = httpx.post(f"{base}/auth/login", json={"username": "bench_admin", "password": ADMIN_PASSWORD}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
@@ -79,8 +95,16 @@ def seed(base: str, db_uri: str, users: int) -> None:
     client: MongoClient = MongoClient(db_uri)
     client[DB_NAME].users.insert_many(
         [
-            {"username": f"shopper_{i}", "email": f"shopper_{i}@example.com", "password_hash": password_hash,
-             "full_name": None, "role": "user", "is_active": True, "created_at": now, "updated_at": now}
+            {
+                "username": f"shopper_{i}",
+                "email": f"shopper_{i}@example.com",
+                "password_hash": password_hash,
+                "full_name": None,
+                "role": "user",
+                "is_active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
             for i in range(users)
         ]
     )
@@ -98,7 +122,9 @@ async def probe(client: httpx.AsyncClient, samples: int) -> list[float]:
     return out
 
 
-async def login_waves(base: str, logins: int, min_waves: int, enough: asyncio.Event, done: asyncio.Event) -> list[float]:
+async def login_waves(
+    base: str, logins: int, min_waves: int, enough: asyncio.Event, done: asyncio.Event
+) -> list[float]:
     """Waves of ``logins`` concurrent logins until ``min_waves`` ran and ``enough`` is set; latencies in ms."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=logins, max_keepalive_connections=logins)
@@ -160,7 +186,10 @@ def main() -> int:
     print(summary("POST /auth/login", login_ms))
     print(f"logins: {len(login_ms)} in {wall:.1f} s ({len(login_ms) / wall:.1f}/s)")
     verdict = "PASS" if ratio <= args.factor else "FAIL"
-    print(f"p99 under load / idle p99 = {load_p99:.2f} / {idle_p99:.2f} = {ratio:.2f}x (target <= {args.factor}x): {verdict}")
+    print(
+        f"p99 under load / idle p99 = {load_p99:.2f} / {idle_p99:.2f} = {ratio:.2f}x "
+        f"(target <= {args.factor}x): {verdict}"
+    )
     return 0 if verdict == "PASS" else 1
 
 

@@ -47,7 +47,10 @@ ORDER_FOR_ALICE = {"userId": "alice", "items": [{"productId": "{product_id}", "q
 ORDER_FOR_BOB = {"userId": "bob", "items": [{"productId": "{product_id}", "qty": 1}]}
 ORDER_FOR_SELF = {"items": [{"productId": "{product_id}", "qty": 1}]}
 
-def _admin_only(row: str, method: str, path: str, body: dict[str, Any] | None = None, ok: Expected = "allowed") -> list[Case]:
+
+def _admin_only(
+    row: str, method: str, path: str, body: dict[str, Any] | None = None, ok: Expected = "allowed"
+) -> list[Case]:
     return [
         Case(row, method, path, "anonymous", 401, body),
         Case(row, method, path, "alice", 403, body),
@@ -133,9 +136,7 @@ async def test_who_may_do_what(
     names = {"product_id": product_id, "order_id": placed.json()["id"]}
     headers = {"anonymous": {}, "alice": alice, "bob": bob, "admin": admin_headers}[case.actor]
 
-    response = await client.request(
-        case.method, _fill(case.path, names), json=_fill(case.body, names), headers=headers
-    )
+    response = await client.request(case.method, _fill(case.path, names), json=_fill(case.body, names), headers=headers)
 
     if case.expected == 401:
         assert_problem(response, 401, "not_authenticated")

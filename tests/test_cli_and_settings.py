@@ -34,6 +34,7 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subpro
         text=True,
         timeout=60,
         start_new_session=True,  # no controlling terminal: getpass reads stdin
+        check=False,
     )
 
 
@@ -69,7 +70,11 @@ async def test_create_admin_promotes_an_existing_user(client: httpx.AsyncClient,
     before = await login(client, "shopper")
     assert_problem(await client.get("/users", headers=bearer(before["access_token"])), 403)
     result = run_cli(
-        "create-admin", "--username", "shopper", "--email", "shopper@example.com",
+        "create-admin",
+        "--username",
+        "shopper",
+        "--email",
+        "shopper@example.com",
         env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert result.returncode == 0, result.stderr
@@ -78,18 +83,26 @@ async def test_create_admin_promotes_an_existing_user(client: httpx.AsyncClient,
     assert (await client.get("/users", headers=bearer(after["access_token"]))).status_code == 200
 
 
-async def test_create_admin_reads_the_password_from_a_prompt(
-    client: httpx.AsyncClient, db_env: dict[str, str]
-) -> None:
+async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
     result = run_cli(
-        "create-admin", "--username", "prompted", "--email", "p@example.com",
-        env=db_env, stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
+        "create-admin",
+        "--username",
+        "prompted",
+        "--email",
+        "p@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
     )
     assert result.returncode == 0, result.stderr
     await login(client, "prompted", ADMIN_PASSWORD)
     mismatch = run_cli(
-        "create-admin", "--username", "prompted2", "--email", "p2@example.com",
-        env=db_env, stdin=f"{ADMIN_PASSWORD}\nsomething-else\n",
+        "create-admin",
+        "--username",
+        "prompted2",
+        "--email",
+        "p2@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\nsomething-else\n",
     )
     assert mismatch.returncode != 0
     assert "differ" in mismatch.stderr
@@ -101,7 +114,9 @@ async def test_create_admin_refuses_bad_input(client: httpx.AsyncClient, db_env:
     conflict = run_cli("create-admin", "--username", "newboss", "--email", "taken@example.com", env=env)
     assert conflict.returncode == 1
     assert "email is already registered" in conflict.stderr
-    short = run_cli("create-admin", "--username", "newboss", "--email", "n@example.com", env={**db_env, "ADMIN_PASSWORD": "short"})
+    short = run_cli(
+        "create-admin", "--username", "newboss", "--email", "n@example.com", env={**db_env, "ADMIN_PASSWORD": "short"}
+    )
     assert short.returncode == 2
     assert "password" in short.stderr and "Traceback" not in short.stderr
     bad_name = run_cli("create-admin", "--username", "a b", "--email", "n@example.com", env=env)

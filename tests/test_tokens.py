@@ -63,7 +63,9 @@ async def test_tampered_signature(client: httpx.AsyncClient, alice: dict[str, st
     assert_invalid_token(await client.get("/auth/me", headers=bearer(flipped)))
 
 
-async def test_token_signed_with_another_key(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
+async def test_token_signed_with_another_key(
+    client: httpx.AsyncClient, alice: dict[str, str], settings: Settings
+) -> None:
     token = forge(settings, {}, key="another-secret-of-sufficient-length-0123456789")
     assert_invalid_token(await client.get("/auth/me", headers=bearer(token)))
 
@@ -94,7 +96,9 @@ async def test_alg_none(client: httpx.AsyncClient, alice: dict[str, str], settin
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-async def test_other_hmac_algorithm_is_refused(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
+async def test_other_hmac_algorithm_is_refused(
+    client: httpx.AsyncClient, alice: dict[str, str], settings: Settings
+) -> None:
     token = forge(settings, {}, algorithm="HS512")
     assert_invalid_token(await client.get("/auth/me", headers=bearer(token)))
 

@@ -82,7 +82,9 @@ async def test_admin_cannot_lock_themselves_out(client: httpx.AsyncClient, admin
     for body in ({"role": "user"}, {"is_active": False}):
         assert_problem(await client.patch("/users/root_admin", json=body, headers=admin_headers), 409, "self_lockout")
     assert (await client.get("/users", headers=admin_headers)).status_code == 200
-    unchanged = await client.patch("/users/root_admin", json={"role": "admin", "is_active": True}, headers=admin_headers)
+    unchanged = await client.patch(
+        "/users/root_admin", json={"role": "admin", "is_active": True}, headers=admin_headers
+    )
     assert unchanged.status_code == 200
 
 

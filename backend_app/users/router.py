@@ -11,7 +11,7 @@ from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.users import service
-from backend_app.users.schemas import UserPublic, Username, UserUpdate
+from backend_app.users.schemas import Username, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(no_store)])
 
@@ -47,5 +47,8 @@ async def list_users(
 async def update_user(
     username: Annotated[Username, Path()], body: UserUpdate, db: Database, admin: AdminUser
 ) -> UserPublic:
-    """Set ``role`` and/or ``is_active``. A deactivated user's tokens fail at once; admins cannot lock themselves out (409)."""
+    """Set ``role`` and/or ``is_active``; a deactivated user's tokens fail at once.
+
+    Admins cannot demote or deactivate themselves (409 ``self_lockout``).
+    """
     return await service.update_user(db, username=username, changes=body, actor=admin)
