@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from backend_app.core.security import _verify_sync
 from tests.auth_helpers import PASSWORD, bearer, login, register, register_and_login
 from tests.helpers import assert_problem
 
@@ -261,3 +262,36 @@ async def test_logout_and_refresh_refuse_bad_tokens(client: httpx.AsyncClient) -
         assert_problem(await client.post("/auth/logout", json={"refresh_token": token}), 401, "invalid_token")
         assert_problem(await client.post("/auth/refresh", json={"refresh_token": token}), 401, "invalid_token")
     assert_problem(await client.post("/auth/refresh", json={}), 422)
+
+
+async def test_bcrypt_does_not_block_the_event_loop(client: httpx.AsyncClient, password_hash: str) -> None:
+    """While logins check passwords, the event loop keeps running: no stall as long as one bcrypt check.
+
+    A ticker measures the longest gap between its 5 ms sleeps while three logins
+    run; with bcrypt on the loop, that gap would be at least one whole check.
+    The latency figures under load come from ``benchmarks/login_load.py``.
+    """
+    assert (await register(client, "quinn")).status_code == 201
+    start = time.perf_counter()
+    _verify_sync("not-the-password", password_hash)  # one check on this machine, now
+    one_check = time.perf_counter() - start
+
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    body = {"username": "quinn", "password": PASSWORD}
+    responses = await asyncio.gather(*(client.post("/auth/login", json=body) for _ in range(3)))
+    done.set()
+    await ticking
+    assert all(r.status_code == 200 for r in responses)
+    assert len(gaps) > 10
+    assert max(gaps) < one_check / 2, f"the loop stalled {max(gaps):.3f} s; one bcrypt check takes {one_check:.3f} s"
