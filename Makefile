@@ -24,18 +24,23 @@ install: $(STAMP)
 run: install
 	$(PY) -m backend_app dev
 
-# Debian packages some tests use: redis-server (shared rate-limit budget) and the
-# docker-compose client (validates docker-compose.yml; no Docker engine is needed).
+# Debian packages some tests use: redis-server (shared rate-limit budget), the
+# docker-compose client (validates docker-compose.yml; no Docker engine is needed) and
+# chromium (the Swagger UI end-to-end test, driven by Playwright from requirements-dev.txt).
 # Without them (no root, no apt-get, no network) those tests are skipped with the
 # reason, never failed.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || missing="$$missing docker-compose"; \
-	if [ -n "$$missing" ]; then \
+	{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "Installing Debian packages for tests:$$missing ..."; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
-	    >/dev/null 2>&1 || echo "Could not install$$missing; the tests needing them will be skipped."; \
+	    >/dev/null 2>&1 || echo "warning: could not install$$missing; the tests needing them will be skipped."; \
+	else \
+	  echo "note:$$missing missing and not installable here (needs root and apt-get); the tests needing them will be skipped."; \
 	fi
 
 test: install system-packages

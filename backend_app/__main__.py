@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend_app {serve,dev}``.
+"""Command line: ``python -m backend_app {serve,dev,create-admin}``.
 
 - ``serve``: run the API with uvicorn on ``HOST``:``PORT`` with
   ``WEB_CONCURRENCY`` worker processes (settings). uvicorn's own access log
@@ -7,15 +7,35 @@
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
   ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
   stops both, the database cleanly.
+- ``create-admin --username NAME --email EMAIL [--full-name TEXT]``: make
+  that account an active admin, creating it if needed (spec §3). The password
+  comes from ``ADMIN_PASSWORD`` or a prompt; running it again changes nothing.
+  Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
+
+A configuration error (e.g. ``APP_ENV=production`` without a 32-byte
+``JWT_SECRET``) stops every command with a one-line message and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import getpass
 import os
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from config import get_settings
+from pydantic import ValidationError
+
+from config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from backend_app.users.schemas import UserCreate
+
+EXIT_CONFLICT = 1
+EXIT_USAGE = 2
 
 
 def _serve(*, reload: bool = False) -> None:
@@ -35,28 +55,90 @@ def _serve(*, reload: bool = False) -> None:
     )
 
 
-def _dev(data_dir: str) -> None:
+@contextlib.contextmanager
+def _embedded_db_unless_configured(data_dir: str) -> Iterator[None]:
+    """Run the body with ``MONGODB_URI`` set: the configured one, or an embedded SecantusDB on ``data_dir``."""
     settings = get_settings()
     if settings.mongodb_uri:
         print(f"MONGODB_URI is set; using it (database {settings.mongodb_db!r}).", flush=True)
-        _serve()
+        yield
         return
     from backend_app.devtools.embedded_db import EmbeddedMongo
 
     os.makedirs("logs", exist_ok=True)
     db = EmbeddedMongo(storage_path=data_dir, log_path=os.path.join("logs", "secantus.log"))
     print(f"Starting embedded SecantusDB (data in {data_dir}) ...", flush=True)
-    db.start()
+    try:
+        db.start()
+    except RuntimeError as exc:
+        raise SystemExit(
+            f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
+            "run this command with MONGODB_URI set to the URI `make run` printed."
+        ) from None
     print(f"SecantusDB ready at {db.uri}", flush=True)
     os.environ["MONGODB_URI"] = db.uri
     get_settings.cache_clear()
     try:
-        _serve()
-    except KeyboardInterrupt:
-        pass
+        yield
     finally:
         print("Stopping SecantusDB ...", flush=True)
         db.stop()
+
+
+def _dev(data_dir: str) -> None:
+    with _embedded_db_unless_configured(data_dir), contextlib.suppress(KeyboardInterrupt):
+        _serve()
+
+
+def _read_admin_password() -> str:
+    """``ADMIN_PASSWORD``, or typed twice at a prompt (not echoed)."""
+    password = os.environ.get("ADMIN_PASSWORD")
+    if password:
+        return password
+    password = getpass.getpass("Admin password (8..72 bytes): ")
+    if getpass.getpass("Repeat the password: ") != password:
+        raise SystemExit("create-admin: the two passwords differ; nothing was changed.")
+    return password
+
+
+async def _ensure_admin(settings: Settings, user: UserCreate) -> int:
+    from backend_app.core.db import create_client
+    from backend_app.users import repository as users_repository
+    from backend_app.users import service as users_service
+    from backend_app.users.exceptions import UserAlreadyExistsError
+
+    client = create_client(settings)
+    try:
+        db = client[settings.mongodb_db]
+        await users_repository.ensure_indexes(db)
+        try:
+            outcome = await users_service.ensure_admin(db, user=user)
+        except UserAlreadyExistsError as exc:
+            print(f"create-admin: {exc.detail} Nothing was changed.", file=sys.stderr)
+            return EXIT_CONFLICT
+    finally:
+        await client.close()
+    if outcome.created:
+        print(f"Created admin {outcome.user.username!r} ({outcome.user.email}).")
+    elif outcome.promoted:
+        print(f"User {outcome.user.username!r} existed; it is now an active admin (password unchanged).")
+    else:
+        print(f"Admin {outcome.user.username!r} already exists; nothing to do.")
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from backend_app.users.schemas import UserCreate
+
+    password = _read_admin_password()
+    try:
+        user = UserCreate(username=args.username, email=args.email, password=password, full_name=args.full_name)
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"create-admin: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    with _embedded_db_unless_configured(args.data_dir):
+        return asyncio.run(_ensure_admin(get_settings(), user))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +148,30 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="serve the API with uvicorn on HOST:PORT")
     dev = sub.add_parser("dev", help="start the embedded database unless MONGODB_URI is set, then serve")
     dev.add_argument("--data-dir", default=os.path.join("data", "db"), help="embedded database files")
+    admin = sub.add_parser(
+        "create-admin",
+        help="create an active admin, or promote an existing user (idempotent)",
+        description="Password: ADMIN_PASSWORD, else a prompt. Database: MONGODB_URI, else the embedded one.",
+    )
+    admin.add_argument("--username", required=True, help="the admin's username (also the login)")
+    admin.add_argument("--email", required=True, help="the admin's email")
+    admin.add_argument("--full-name", default=None, help="optional display name")
+    admin.add_argument(
+        "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
+    )
     args = parser.parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"storefront: configuration error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         _serve()
     elif args.command == "dev":
         _dev(args.data_dir)
+    elif args.command == "create-admin":
+        return _create_admin(args)
     return 0
 
 

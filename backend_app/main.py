@@ -11,8 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from backend_app import __version__
+from backend_app.auth import repository as auth_repository
+from backend_app.auth.router import router as auth_router
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
@@ -23,6 +26,7 @@ from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
+from backend_app.users.router import router as users_router
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     products_repository.ensure_indexes,
     orders_repository.ensure_indexes,
     users_repository.ensure_indexes,
+    auth_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -83,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     configure_logging(settings)
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc assets served by the app, no CDN (spec §8).
+    app = FastAPIOffline(
         title="storefront",
         version=__version__,
         summary="A multi-tenant e-commerce API: catalog and orders on MongoDB.",
@@ -95,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(products_router)
     app.include_router(orders_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
     return app
 
 

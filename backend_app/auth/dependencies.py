@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from backend_app.auth.exceptions import ForbiddenError, InvalidTokenError, NotAuthenticatedError
+from backend_app.auth import service
+from backend_app.auth.exceptions import ForbiddenError, NotAuthenticatedError
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
-from backend_app.core.security import TokenError, decode_token
-from backend_app.users import repository as users_repository
 from backend_app.users.schemas import UserPublic
 
 #: The OpenAPI security scheme; ``tokenUrl`` makes Swagger UI's Authorize button work.
@@ -38,18 +37,12 @@ async def get_optional_user(
 
     Raises:
         InvalidTokenError: the token is malformed, forged, expired, not an
-            access token, or its user is unknown or deactivated (401).
+            access token, from a revoked session (logout, refresh-token reuse),
+            or its user is unknown or deactivated (401).
     """
     if not token:
         return None
-    try:
-        claims = decode_token(settings, token, expected_type="access")
-    except TokenError:
-        raise InvalidTokenError() from None
-    doc = await users_repository.get_by_username(db, username=claims.sub)
-    if doc is None or not doc.get("is_active", False):
-        raise InvalidTokenError()
-    user = UserPublic.model_validate(doc)
+    user = await service.user_from_access_token(db, settings, token=token)
     request.state.user = user.username  # for access logs and per-user rate limits
     return user
 
@@ -85,6 +78,12 @@ def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
     """
     if user.username != user_id and not user.is_admin:
         raise ForbiddenError("You may only access your own orders.")
+
+
+def no_store(response: Response) -> None:
+    """Mark a successful response as not cacheable: tokens and account data (RFC 6749 §5.1, RFC 9111 §5.2.2.5)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
 
 
 OptionalUser = Annotated[UserPublic | None, Depends(get_optional_user)]

@@ -279,7 +279,7 @@ def complete_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
     """Make an OpenAPI document (as FastAPI generated it) declare the problems the middleware can send.
 
     For every operation: ``429`` and ``500``; ``401`` when it has a security
-    requirement; ``413`` when it takes a request body; and ``422`` as a
+    requirement; ``400`` (unreadable body) and ``413`` when it takes a request body; and ``422`` as a
     problem (replacing FastAPI's default ``HTTPValidationError`` body, which
     this API never sends). Adds the ``Problem`` and ``ValidationIssue``
     schemas to ``components``. Modifies and returns ``schema``.
@@ -297,6 +297,7 @@ def complete_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
             if operation.get("security"):
                 wanted[401] = "Not authenticated, or the bearer token is invalid."
             if "requestBody" in operation:
+                wanted[400] = "The request body could not be read (e.g. not valid UTF-8)."
                 wanted[413] = "The request body is larger than the configured limit."
             if operation.get("parameters") or "requestBody" in operation:
                 if "HTTPValidationError" in str(responses.get("422", "")):

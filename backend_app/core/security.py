@@ -8,16 +8,19 @@ claim names) and are only ever decoded with an explicit ``algorithms`` list.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
 import secrets
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import bcrypt
 import jwt
-from starlette.concurrency import run_in_threadpool
 
 from config import Settings
 
@@ -27,7 +30,31 @@ TokenType = Literal["access", "refresh"]
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_BYTES = 8
 BCRYPT_ROUNDS = 12
+#: bcrypt runs in its own small pool: one thread fewer than the CPUs (at least one), so a
+#: burst of logins queues there instead of taking every core from the event loop and the
+#: database (spec §3, measured by ``benchmarks/login_load.py``).
+PASSWORD_HASH_WORKERS = max(
+    1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)) - 1
+)
+#: Niceness of the bcrypt threads (Linux per-thread priority): the event loop thread wins the CPU.
+PASSWORD_HASH_NICENESS = 10
 
+
+def _lower_thread_priority() -> None:
+    """Thread initializer: lower this worker thread's scheduling priority where the OS allows it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_HASH_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+_password_pool = ThreadPoolExecutor(
+    max_workers=PASSWORD_HASH_WORKERS, thread_name_prefix="bcrypt", initializer=_lower_thread_priority
+)
+
+
+async def _run_in_password_pool(func: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_password_pool, func, *args)
 
 
 @functools.cache
@@ -48,21 +75,28 @@ def _verify_sync(password: str, password_hash: str) -> bool:
         return False
 
 
+def _verify_dummy_sync(password: str) -> bool:
+    # _dummy_hash() is computed (once) here, in the pool, never on the event loop.
+    _verify_sync(password, _dummy_hash())
+    return False
+
+
 async def hash_password(password: str) -> str:
-    """bcrypt-hash ``password`` (≤ 72 UTF-8 bytes, checked by the schema) in a worker thread."""
-    return await run_in_threadpool(_hash_sync, password)
+    """bcrypt-hash ``password`` (≤ 72 UTF-8 bytes, checked by the schema) in the bcrypt pool."""
+    return await _run_in_password_pool(_hash_sync, password)
 
 
 async def verify_password(password: str, password_hash: str | None) -> bool:
-    """Check ``password`` against ``password_hash`` in a worker thread.
+    """Check ``password`` against ``password_hash`` in the bcrypt pool.
 
     With ``password_hash=None`` (unknown user) a dummy hash is checked instead
     and ``False`` returned, so both failures cost one bcrypt verification.
+    Passwords over 72 UTF-8 bytes never match (bcrypt refuses them).
     """
     if password_hash is None:
-        await run_in_threadpool(_verify_sync, password, _dummy_hash())
+        await _run_in_password_pool(_verify_dummy_sync, password)
         return False
-    return await run_in_threadpool(_verify_sync, password, password_hash)
+    return await _run_in_password_pool(_verify_sync, password, password_hash)
 
 
 class TokenError(Exception):

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
 from backend_app.devtools.embedded_db import free_port
 from backend_app.devtools.process import ManagedProcess
 
+REPO = Path(__file__).resolve().parents[2]
+#: Variables of the caller's environment that must not leak into the server's settings
+#: (a developer's exported MONGODB_URI must not point a test server at their database).
+_SETTINGS_PREFIXES = ("MONGODB_", "DATABASE_URL", "JWT_", "APP_ENV", "ADMIN_", "RATE_LIMIT_", "CACHE_")
+
 
 class ApiServer(ManagedProcess):
     """``uvicorn backend_app.main:app`` on ``127.0.0.1:port``, ready when ``/health`` is 200.
 
     Args:
-        env: variables added to this process's environment (``MONGODB_URI``,
-            ``MONGODB_DB``, ``JWT_SECRET``, ...); ``APP_ENV`` defaults to ``test``.
+        env: the server's settings as environment variables (``MONGODB_URI``,
+            ``MONGODB_DB``, ``JWT_SECRET``, ...), added to this process's
+            environment minus its own storefront settings; ``APP_ENV``
+            defaults to ``test``.
         port: TCP port; a free one when ``None``.
         workers: uvicorn worker processes.
         log_path: file receiving the server's output; discarded when ``None``.
@@ -31,7 +39,7 @@ class ApiServer(ManagedProcess):
     def __init__(
         self, *, env: dict[str, str], port: int | None = None, workers: int = 1, log_path: str | None = None
     ) -> None:
-        super().__init__(log_path=log_path)
+        super().__init__(log_path=log_path, cwd=REPO)
         self.env = env
         self.port = port or free_port()
         self.workers = workers
@@ -53,8 +61,9 @@ class ApiServer(ManagedProcess):
         ]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        """This process's environment with ``APP_ENV=test`` and :attr:`env` on top."""
-        return {**os.environ, "APP_ENV": "test", **self.env}
+        """This process's environment without storefront settings, then ``APP_ENV=test`` and :attr:`env`."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
+        return {**inherited, "APP_ENV": "test", **self.env}
 
     def ready(self) -> bool:
         """Whether ``GET /health`` answers 200."""

@@ -20,12 +20,16 @@ class ManagedProcess:
 
     Args:
         log_path: file receiving the child's stdout and stderr; discarded when ``None``.
+        cwd: the child's working directory; this process's when ``None``.
     """
 
     name = "process"
 
-    def __init__(self, *, log_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, *, log_path: str | os.PathLike[str] | None = None, cwd: str | os.PathLike[str] | None = None
+    ) -> None:
         self.log_path = log_path
+        self.cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -50,7 +54,7 @@ class ManagedProcess:
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - closed in stop()
         output = self._log if self._log is not None else subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603 - argv from the subclass, no shell
-            self.command(), env=self.environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), cwd=self.cwd, env=self.environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

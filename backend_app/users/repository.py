@@ -9,14 +9,18 @@ Document shape::
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
 from backend_app.core.db import MongoDatabase
 
 COLLECTION = "users"
+
+#: Every stored field but the password hash, for reads that only show users.
+PUBLIC_PROJECTION = {"password_hash": 0}
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -64,3 +68,39 @@ async def get_by_username(db: MongoDatabase, *, username: str) -> dict[str, Any]
 async def get_by_email(db: MongoDatabase, *, email: str) -> dict[str, Any] | None:
     """The user with ``email`` (compared lower-case), or ``None``."""
     return await db[COLLECTION].find_one({"email": email.lower()})
+
+
+async def list_users(
+    db: MongoDatabase,
+    *,
+    username_prefix: str | None = None,
+    email_prefix: str | None = None,
+    skip: int = 0,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Users in ascending ``_id`` order whose username / email start with the given prefixes.
+
+    The prefixes are matched literally (escaped, anchored regexes, which the
+    unique indexes serve); ``email_prefix`` is compared lower-case.
+    """
+    query: dict[str, Any] = {}
+    if username_prefix:
+        query["username"] = {"$regex": "^" + re.escape(username_prefix)}
+    if email_prefix:
+        query["email"] = {"$regex": "^" + re.escape(email_prefix.lower())}
+    cursor = db[COLLECTION].find(query, projection=PUBLIC_PROJECTION).sort("_id", ASCENDING).skip(skip).limit(limit)
+    return await cursor.to_list()
+
+
+async def update_user(
+    db: MongoDatabase, *, username: str, role: str | None = None, is_active: bool | None = None
+) -> dict[str, Any] | None:
+    """Set ``role`` and/or ``is_active`` of ``username``; returns the updated user, or ``None`` if unknown."""
+    changes: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+    if role is not None:
+        changes["role"] = role
+    if is_active is not None:
+        changes["is_active"] = is_active
+    return await db[COLLECTION].find_one_and_update(
+        {"username": username}, {"$set": changes}, projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER
+    )

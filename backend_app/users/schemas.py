@@ -15,11 +15,16 @@ Role = Literal["user", "admin"]
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{2,31}$", examples=["user_1"])]
 
 
-def check_password_bytes(value: str) -> str:
-    """Accept 8..72 UTF-8 bytes (bcrypt's limit); raise ``ValueError`` otherwise (→ 422)."""
+def check_password_bytes(value: str, *, min_bytes: int = MIN_PASSWORD_BYTES) -> str:
+    """Accept ``min_bytes``..72 UTF-8 bytes (bcrypt's limit); raise ``ValueError`` otherwise (→ 422).
+
+    New passwords need 8 bytes (spec §3); logins pass ``min_bytes=1``, since a
+    short password there is simply wrong (401), while a long one could never
+    be checked at all.
+    """
     size = len(value.encode("utf-8"))
-    if size < MIN_PASSWORD_BYTES or size > MAX_PASSWORD_BYTES:
-        raise ValueError(f"password must be {MIN_PASSWORD_BYTES}..{MAX_PASSWORD_BYTES} UTF-8 bytes, got {size}")
+    if size < min_bytes or size > MAX_PASSWORD_BYTES:
+        raise ValueError(f"password must be {min_bytes}..{MAX_PASSWORD_BYTES} UTF-8 bytes, got {size}")
     return value
 
 

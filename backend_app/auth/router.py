@@ -1,0 +1,102 @@
+"""HTTP routes of authentication: register, login, OAuth2 token, refresh, logout, me (spec §3).
+
+Every successful response here carries ``Cache-Control: no-store`` (RFC 6749 §5.1).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from backend_app.auth import service
+from backend_app.auth.dependencies import CurrentUser, no_store
+from backend_app.auth.schemas import LoginRequest, RefreshRequest, TokenPair
+from backend_app.core.config import AppSettings
+from backend_app.core.db import Database
+from backend_app.core.errors import UnprocessableError, problem_responses
+from backend_app.users import service as users_service
+from backend_app.users.schemas import UserCreate, UserPublic, check_password_bytes
+
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=problem_responses(409, 422, 500),
+    summary="Register a shopper account",
+)
+async def register(body: UserCreate, db: Database) -> UserPublic:
+    """Create a ``user``-role account. Unknown fields (``role``...) → 422; taken username or email → 409."""
+    return await users_service.create_user(db, user=body)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=problem_responses(401, 422, 500),
+    summary="Log in with JSON credentials",
+)
+async def login(body: LoginRequest, db: Database, settings: AppSettings) -> TokenPair:
+    """``{"username" | "email", "password"}`` → a token pair. Unknown user and wrong password: the same 401."""
+    return await service.login(db, settings, username=body.username, email=body.email, password=body.password)
+
+
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    responses=problem_responses(401, 422, 500),
+    summary="OAuth2 password grant (Swagger UI's Authorize)",
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: Database, settings: AppSettings
+) -> TokenPair:
+    """RFC 6749 §4.3 form (``username``, ``password``) → the same token pair as ``/auth/login``.
+
+    ``username`` may also be the account's email. This is the ``tokenUrl`` of
+    the OpenAPI security scheme.
+    """
+    try:
+        check_password_bytes(form.password, min_bytes=1)
+    except ValueError as exc:
+        raise UnprocessableError(str(exc), field=("body", "password")) from None
+    if "@" in form.username:  # usernames cannot contain "@"
+        return await service.login(db, settings, email=form.username, password=form.password)
+    return await service.login(db, settings, username=form.username, password=form.password)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(401, 422, 500),
+    summary="Rotate a refresh token",
+)
+async def refresh(body: RefreshRequest, db: Database, settings: AppSettings) -> TokenPair:
+    """Exchange a refresh token for a new pair; it is revoked. Replaying a used one → 401 and logs the session out."""
+    return await service.refresh(db, settings, refresh_token=body.refresh_token)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 422, 500),
+    summary="Log out (revoke a session)",
+)
+async def logout(body: RefreshRequest, db: Database, settings: AppSettings) -> None:
+    """Revoke the login the refresh token belongs to: its refresh and access tokens stop working at once."""
+    await service.logout(db, settings, refresh_token=body.refresh_token)
+
+
+@router.get(
+    "/me",
+    response_model=UserPublic,
+    responses=problem_responses(401, 500),
+    summary="The current user",
+)
+async def read_current_user(user: CurrentUser) -> UserPublic:
+    """The caller named by the bearer token, as stored now."""
+    return user

@@ -1,0 +1,114 @@
+"""User rules: registration, admin listing and updates, the first admin (spec §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from backend_app.core.db import MongoDatabase
+from backend_app.core.pagination import OffsetParams, PageMeta, offset_page
+from backend_app.core.security import hash_password
+from backend_app.users import repository
+from backend_app.users.exceptions import SelfLockoutError, UserAlreadyExistsError, UserNotFoundError
+from backend_app.users.schemas import Role, UserCreate, UserPublic, UserUpdate
+
+
+def _duplicate_field(exc: DuplicateKeyError) -> str:
+    """Which unique field (``username`` or ``email``) a duplicate-key error is about."""
+    details: dict[str, Any] = exc.details or {}
+    keys = set((details.get("keyPattern") or details.get("keyValue") or {}).keys())
+    if "email" in keys or "email_unique" in str(details.get("errmsg", "")):
+        return "email"
+    return "username"
+
+
+async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user") -> UserPublic:
+    """Store a new active user with a bcrypt hash of ``user.password`` (hashed off the event loop).
+
+    Args:
+        user: validated registration data (username pattern, 8..72-byte password).
+        role: ``user`` for self-registration; ``admin`` only from ``create-admin``.
+
+    Raises:
+        UserAlreadyExistsError: the username or the email is taken (409, spec §3).
+    """
+    password_hash = await hash_password(user.password)
+    try:
+        doc = await repository.insert_user(
+            db,
+            username=user.username,
+            email=user.email,
+            password_hash=password_hash,
+            full_name=user.full_name,
+            role=role,
+        )
+    except DuplicateKeyError as exc:
+        raise UserAlreadyExistsError(_duplicate_field(exc)) from None  # type: ignore[arg-type]
+    return UserPublic.model_validate(doc)
+
+
+async def list_users(
+    db: MongoDatabase, *, username: str | None, email: str | None, page: OffsetParams
+) -> tuple[list[UserPublic], PageMeta]:
+    """One page of users in ascending ``_id`` order, filtered by username / email prefix (spec §3)."""
+    rows = await repository.list_users(
+        db, username_prefix=username, email_prefix=email, skip=page.offset, limit=page.limit + 1
+    )
+    return offset_page([UserPublic.model_validate(doc) for doc in rows], page)
+
+
+async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, actor: UserPublic) -> UserPublic:
+    """Apply an admin's ``role`` / ``is_active`` change to ``username``.
+
+    A deactivated user's tokens stop working at once, since every request
+    re-reads the user (spec §3).
+
+    Raises:
+        SelfLockoutError: ``actor`` would demote or deactivate themselves (409).
+        UserNotFoundError: no such user (404).
+    """
+    if username == actor.username and (
+        (changes.role is not None and changes.role != "admin") or changes.is_active is False
+    ):
+        raise SelfLockoutError()
+    doc = await repository.update_user(db, username=username, role=changes.role, is_active=changes.is_active)
+    if doc is None:
+        raise UserNotFoundError(username)
+    return UserPublic.model_validate(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminOutcome:
+    """What :func:`ensure_admin` did: ``created`` a new admin, or ``promoted`` an existing user (or neither)."""
+
+    user: UserPublic
+    created: bool
+    promoted: bool
+
+
+async def ensure_admin(db: MongoDatabase, *, user: UserCreate) -> AdminOutcome:
+    """Make ``user.username`` an active admin, creating it if needed (idempotent; ``create-admin``).
+
+    An existing user keeps its email and password; it is given the ``admin``
+    role and re-activated if needed.
+
+    Raises:
+        UserAlreadyExistsError: a new admin's email belongs to another user (409).
+    """
+    existing = await repository.get_by_username(db, username=user.username)
+    if existing is None:
+        try:
+            return AdminOutcome(user=await create_user(db, user=user, role="admin"), created=True, promoted=False)
+        except UserAlreadyExistsError as exc:
+            if exc.extra.get("field") == "email":
+                raise
+            existing = await repository.get_by_username(db, username=user.username)  # created concurrently
+            if existing is None:
+                raise
+    if existing["role"] == "admin" and existing["is_active"]:
+        return AdminOutcome(user=UserPublic.model_validate(existing), created=False, promoted=False)
+    doc = await repository.update_user(db, username=user.username, role="admin", is_active=True)
+    assert doc is not None  # users are never deleted
+    return AdminOutcome(user=UserPublic.model_validate(doc), created=False, promoted=True)

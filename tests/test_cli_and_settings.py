@@ -1,0 +1,157 @@
+"""``python -m backend_app create-admin`` (idempotent) and the production start-up guard (spec §3, §8)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from config import Settings
+from config.settings import DEV_JWT_SECRET
+from tests.auth_helpers import PASSWORD, bearer, login, register
+from tests.helpers import assert_problem
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_PASSWORD = "admin-passw0rd-long"
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m backend_app ARGS`` in the repository, detached from any terminal."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "JWT_", "ADMIN_"))}
+    return subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "backend_app", *args],
+        cwd=REPO,
+        env={**base, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+        check=False,
+    )
+
+
+@pytest.fixture
+def db_env(mongo_server: EmbeddedMongo, db_name: str) -> dict[str, str]:
+    """Environment pointing the CLI at this test's database."""
+    return {"APP_ENV": "test", "MONGODB_URI": mongo_server.uri, "MONGODB_DB": db_name}
+
+
+async def test_create_admin_is_idempotent_and_the_admin_can_log_in(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    args = ("create-admin", "--username", "boss", "--email", "Boss@Example.com", "--full-name", "The Boss")
+    first = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD})
+    assert first.returncode == 0, first.stderr
+    assert "Created admin 'boss'" in first.stdout
+    assert ADMIN_PASSWORD not in first.stdout + first.stderr
+
+    again = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": "a-different-password"})
+    assert again.returncode == 0, again.stderr
+    assert "already exists; nothing to do" in again.stdout
+
+    pair = await login(client, "boss", ADMIN_PASSWORD)  # the first password still holds
+    users = await client.get("/users", headers=bearer(pair["access_token"]))
+    assert users.status_code == 200, users.text
+    assert [(u["username"], u["role"], u["email"]) for u in users.json()["data"]] == [
+        ("boss", "admin", "boss@example.com")
+    ]
+
+
+async def test_create_admin_promotes_an_existing_user(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    assert (await register(client, "shopper")).status_code == 201
+    before = await login(client, "shopper")
+    assert_problem(await client.get("/users", headers=bearer(before["access_token"])), 403)
+    result = run_cli(
+        "create-admin",
+        "--username",
+        "shopper",
+        "--email",
+        "shopper@example.com",
+        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "now an active admin" in result.stdout
+    after = await login(client, "shopper", PASSWORD)  # password unchanged
+    assert (await client.get("/users", headers=bearer(after["access_token"]))).status_code == 200
+
+
+async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    result = run_cli(
+        "create-admin",
+        "--username",
+        "prompted",
+        "--email",
+        "p@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
+    )
+    assert result.returncode == 0, result.stderr
+    await login(client, "prompted", ADMIN_PASSWORD)
+    mismatch = run_cli(
+        "create-admin",
+        "--username",
+        "prompted2",
+        "--email",
+        "p2@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\nsomething-else\n",
+    )
+    assert mismatch.returncode != 0
+    assert "differ" in mismatch.stderr
+
+
+async def test_create_admin_refuses_bad_input(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    assert (await register(client, "taken", email="taken@example.com")).status_code == 201
+    env = {**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    conflict = run_cli("create-admin", "--username", "newboss", "--email", "taken@example.com", env=env)
+    assert conflict.returncode == 1
+    assert "email is already registered" in conflict.stderr
+    short = run_cli(
+        "create-admin", "--username", "newboss", "--email", "n@example.com", env={**db_env, "ADMIN_PASSWORD": "short"}
+    )
+    assert short.returncode == 2
+    assert "password" in short.stderr and "Traceback" not in short.stderr
+    bad_name = run_cli("create-admin", "--username", "a b", "--email", "n@example.com", env=env)
+    assert bad_name.returncode == 2
+    assert_problem(await client.post("/auth/login", json={"username": "newboss", "password": ADMIN_PASSWORD}), 401)
+
+
+@pytest.mark.parametrize("secret", [None, "", "x" * 31, "ab"])
+def test_production_refuses_a_missing_or_short_jwt_secret(secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET must be set to at least 32 bytes"):
+        Settings(_env_file=None, app_env="production", mongodb_uri="mongodb://db.example:27017", jwt_secret=secret)
+
+
+def test_production_accepts_a_32_byte_secret() -> None:
+    settings = Settings(_env_file=None, app_env="production", mongodb_uri="mongodb://db:27017", jwt_secret="k" * 32)
+    assert settings.signing_key == "k" * 32
+
+
+def test_production_start_up_stops_with_a_clear_message() -> None:
+    result = run_cli(
+        "serve", env={"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_SECRET": "too-short"}
+    )
+    assert result.returncode == 2
+    assert "configuration error: JWT_SECRET must be set to at least 32 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run_cli("serve", env={"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1"})
+    assert missing.returncode == 2
+    assert "JWT_SECRET" in missing.stderr
+
+
+def test_development_uses_the_documented_dev_secret_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    with caplog.at_level(logging.WARNING, logger="config.settings"):
+        settings = Settings(_env_file=None, app_env="development")
+    assert settings.signing_key == DEV_JWT_SECRET
+    assert "insecure development secret" in caplog.text
