@@ -202,10 +202,12 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
     """Start SecantusDB and uvicorn on free ports, seed an admin, replay, stop both."""
     from pymongo import AsyncMongoClient
 
-    from backend_app.core.security import _hash_sync, create_token
+    from backend_app.auth import service as auth_service
+    from backend_app.core.security import _hash_sync
     from backend_app.devtools.api_server import ApiServer
     from backend_app.devtools.embedded_db import EmbeddedMongo
     from backend_app.users import repository as users_repository
+    from backend_app.users.schemas import UserPublic
     from config import Settings
 
     secret = uuid.uuid4().hex * 2
@@ -214,7 +216,7 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
         env = {"MONGODB_URI": mongo.uri, "MONGODB_DB": "replay", "JWT_SECRET": secret, "RATE_LIMIT_ENABLED": "false"}
         with ApiServer(env=env) as api:
             client: AsyncMongoClient = AsyncMongoClient(mongo.uri)
-            await users_repository.insert_user(
+            admin = await users_repository.insert_user(
                 client["replay"],
                 username="replay_admin",
                 email="replay_admin@example.com",
@@ -222,9 +224,9 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
                 full_name=None,
                 role="admin",
             )
+            pair = await auth_service.start_session(client["replay"], settings, user=UserPublic.model_validate(admin))
             await client.close()
-            token, _ = create_token(settings, subject="replay_admin", role="admin", token_type="access")
-            return await replay(api.base_url, token, data_dir, concurrency)
+            return await replay(api.base_url, pair.access_token, data_dir, concurrency)
 
 
 def main() -> int:

@@ -43,15 +43,33 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def forge(settings: Settings, claims: dict[str, Any], *, key: str | None = None, algorithm: str = "HS256") -> str:
-    """Sign arbitrary ``claims`` (defaults: a valid access token of ``alice``), for attack tests."""
+def session_id(headers: dict[str, str]) -> str:
+    """The ``sid`` (login session) of the bearer token in ``headers``, read without verification."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def forge(
+    settings: Settings,
+    claims: dict[str, Any],
+    *,
+    of: dict[str, str] | None = None,
+    key: str | None = None,
+    algorithm: str = "HS256",
+) -> str:
+    """Sign arbitrary ``claims`` over the defaults of an access token of ``alice``, for attack tests.
+
+    ``of``: bearer headers of a live login whose ``sid`` the token reuses, so that
+    the attack under test is the token's only defect; without it the ``sid`` is
+    random and names no login.
+    """
     now = int(time.time())
     payload: dict[str, Any] = {
         "sub": "alice",
         "role": "user",
         "type": "access",
         "jti": uuid.uuid4().hex,
-        "sid": uuid.uuid4().hex,
+        "sid": session_id(of) if of is not None else uuid.uuid4().hex,
         "iat": now,
         "exp": now + 600,
         "iss": settings.jwt_issuer,

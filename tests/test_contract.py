@@ -42,7 +42,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from backend_app.core.security import create_token
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.main import app as published_app
 from backend_app.main import create_app
@@ -99,16 +98,11 @@ def contract_app(mongo_server: EmbeddedMongo, password_hash: str, log_dir: Path)
 
 @pytest.fixture(scope="module")
 def admin_authorization(contract_app: FastAPI) -> dict[str, str]:
-    """The auth hook: the fixture admin logs in through ``POST /auth/token`` when the app serves it,
-    otherwise a token is signed for it directly."""
-    if TOKEN_URL in {getattr(route, "path", None) for route in contract_app.routes}:
-        with schemathesis_asgi.get_client(contract_app) as http:
-            response = http.post(TOKEN_URL, data={"username": ADMIN, "password": TEST_PASSWORD})
-        assert response.status_code == 200, response.text
-        token = str(response.json()["access_token"])
-    else:
-        token, _ = create_token(contract_app.state.settings, subject=ADMIN, role="admin", token_type="access")
-    return {"Authorization": f"Bearer {token}"}
+    """The auth hook: the fixture admin logs in through ``POST /auth/token`` (OAuth2 password form)."""
+    with schemathesis_asgi.get_client(contract_app) as http:
+        response = http.post(TOKEN_URL, data={"username": ADMIN, "password": TEST_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 #: The published document, as the app serves it at /openapi.json (routes do not depend on settings).

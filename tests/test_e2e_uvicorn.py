@@ -9,11 +9,10 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from backend_app.core.security import create_token
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from backend_app.users import repository as users_repository
 from config import Settings
+from tests.conftest import seed_user
 
 pytestmark = pytest.mark.e2e
 
@@ -37,18 +36,11 @@ def server(e2e_settings: Settings) -> Iterator[ApiServer]:
 async def bearer(settings: Settings, username: str, role: str, password_hash: str) -> dict[str, str]:
     client: AsyncMongoClient = AsyncMongoClient(settings.effective_mongodb_uri)
     try:
-        await users_repository.insert_user(
-            client[settings.mongodb_db],
-            username=username,
-            email=f"{username}@example.com",
-            password_hash=password_hash,
-            full_name=None,
-            role=role,
+        return await seed_user(
+            client[settings.mongodb_db], settings, username=username, role=role, password_hash=password_hash
         )
     finally:
         await client.close()
-    token, _ = create_token(settings, subject=username, role=role, token_type="access")
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_the_four_calls_over_http(server: ApiServer, e2e_settings: Settings, password_hash: str) -> None:

@@ -32,7 +32,12 @@ def b64(data: dict[str, object]) -> str:
 async def test_a_valid_token_is_accepted(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
     """The control for every attack below: the same claims, correctly signed, work."""
     assert (await client.get("/auth/me", headers=alice)).status_code == 200
-    assert (await client.get("/auth/me", headers=bearer(forge(settings, {})))).status_code == 200
+    assert (await client.get("/auth/me", headers=bearer(forge(settings, {}, of=alice)))).status_code == 200
+
+
+async def test_a_token_of_an_unrecorded_login_is_refused(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
+    """Correctly signed, but its ``sid`` names no login (never issued, or expired and deleted): 401."""
+    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {}))))
 
 
 async def test_no_token_is_401_without_error_code(client: httpx.AsyncClient) -> None:
@@ -66,13 +71,13 @@ async def test_tampered_signature(client: httpx.AsyncClient, alice: dict[str, st
 async def test_token_signed_with_another_key(
     client: httpx.AsyncClient, alice: dict[str, str], settings: Settings
 ) -> None:
-    token = forge(settings, {}, key="another-secret-of-sufficient-length-0123456789")
+    token = forge(settings, {}, of=alice, key="another-secret-of-sufficient-length-0123456789")
     assert_invalid_token(await client.get("/auth/me", headers=bearer(token)))
 
 
 async def test_expired_token(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
     now = int(time.time())
-    token = forge(settings, {"iat": now - 3600, "exp": now - 60})
+    token = forge(settings, {"iat": now - 3600, "exp": now - 60}, of=alice)
     assert_invalid_token(await client.get("/auth/me", headers=bearer(token)))
 
 
@@ -99,7 +104,7 @@ async def test_alg_none(client: httpx.AsyncClient, alice: dict[str, str], settin
 async def test_other_hmac_algorithm_is_refused(
     client: httpx.AsyncClient, alice: dict[str, str], settings: Settings
 ) -> None:
-    token = forge(settings, {}, algorithm="HS512")
+    token = forge(settings, {}, of=alice, algorithm="HS512")
     assert_invalid_token(await client.get("/auth/me", headers=bearer(token)))
 
 
@@ -108,7 +113,7 @@ async def test_refresh_token_is_not_an_access_token(
 ) -> None:
     refresh, _ = create_token(settings, subject="alice", role="user", token_type="refresh")
     assert_invalid_token(await client.get("/auth/me", headers=bearer(refresh)))
-    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {"type": "refresh"}))))
+    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {"type": "refresh"}, of=alice))))
 
 
 async def test_access_token_is_not_a_refresh_token(
@@ -137,16 +142,16 @@ async def test_access_token_is_not_a_refresh_token(
 async def test_wrong_or_missing_claims(
     client: httpx.AsyncClient, alice: dict[str, str], settings: Settings, claims: dict[str, object]
 ) -> None:
-    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, claims))))
+    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, claims, of=alice))))
 
 
-async def test_token_of_unknown_user(client: httpx.AsyncClient, settings: Settings) -> None:
-    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {"sub": "ghost"}))))
+async def test_token_of_unknown_user(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
+    assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {"sub": "ghost"}, of=alice))))
 
 
 async def test_role_claim_is_not_trusted(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
     """A token that says ``admin`` for a user who is not one still gets 403: the role is read from the database."""
-    token = forge(settings, {"sub": "alice", "role": "admin"})
+    token = forge(settings, {"sub": "alice", "role": "admin"}, of=alice)
     response = await client.get("/users", headers=bearer(token))
     assert_problem(response, 403, "forbidden")
 

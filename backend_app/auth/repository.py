@@ -75,9 +75,13 @@ async def get_session(db: MongoDatabase, *, sid: str) -> dict[str, Any] | None:
     return await db[COLLECTION].find_one({"_id": sid})
 
 
-async def is_revoked(db: MongoDatabase, *, sid: str) -> bool:
-    """Whether the session ``sid`` exists and is revoked (read on every authenticated request)."""
-    doc = await db[COLLECTION].find_one({"_id": sid, "revoked_at": {"$ne": None}}, projection={"_id": 1})
+async def is_live(db: MongoDatabase, *, sid: str) -> bool:
+    """Whether the session ``sid`` exists and is not revoked (read on every authenticated request).
+
+    A token whose login was never recorded, was revoked (logout, refresh-token
+    reuse) or has expired and been deleted is not live.
+    """
+    doc = await db[COLLECTION].find_one({"_id": sid, "revoked_at": None}, projection={"_id": 1})
     return doc is not None
 
 

@@ -141,17 +141,18 @@ async def user_from_access_token(db: MongoDatabase, settings: Settings, *, token
 
     Raises:
         InvalidTokenError: the token is malformed, forged, expired, not an
-            access token, from a revoked session, or its user is unknown or
+            access token, from a session that is not live (never recorded,
+            revoked or expired), or its user is unknown or
             deactivated (401).
     """
     try:
         claims = decode_token(settings, token, expected_type="access")
     except TokenError:
         raise InvalidTokenError() from None
-    doc, revoked = await asyncio.gather(
+    doc, live = await asyncio.gather(
         users_repository.get_by_username(db, username=claims.sub),
-        repository.is_revoked(db, sid=claims.sid),
+        repository.is_live(db, sid=claims.sid),
     )
-    if doc is None or not doc.get("is_active", False) or revoked:
+    if doc is None or not doc.get("is_active", False) or not live:
         raise InvalidTokenError()
     return UserPublic.model_validate(doc)
