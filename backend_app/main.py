@@ -16,6 +16,8 @@ from backend_app import __version__
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
+from backend_app.dashboard.router import router as dashboard_router
+from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import repository as orders_repository
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
@@ -30,6 +32,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     products_repository.ensure_indexes,
     orders_repository.ensure_indexes,
     users_repository.ensure_indexes,
+    idempotency_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(products_router)
     app.include_router(orders_router)
+    app.include_router(dashboard_router)
     return app
 
 
