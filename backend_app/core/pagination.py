@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from bson import ObjectId, json_util
+from bson import Decimal128, ObjectId, json_util
 from bson.errors import BSONError
 from bson.json_util import CANONICAL_JSON_OPTIONS
 from fastapi import Depends, Query
@@ -398,12 +398,39 @@ def _as_operators(condition: Any) -> dict[str, Any] | None:
     return {"$eq": condition}
 
 
+_LOWER_BOUNDS = {"$gt", "$gte"}
+_UPPER_BOUNDS = {"$lt", "$lte"}
+
+
+def _comparable(value: Any) -> Any:
+    return value.to_decimal() if isinstance(value, Decimal128) else value
+
+
+def _merge_operators(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any] | None:
+    """One operator document meaning ``left`` AND ``right``, or ``None`` if that needs ``$and``."""
+    merged = dict(left)
+    for op, value in right.items():
+        if op not in merged:
+            merged[op] = value
+            continue
+        if op not in _LOWER_BOUNDS | _UPPER_BOUNDS:
+            return None
+        try:
+            right_is_tighter = _comparable(value) > _comparable(merged[op])
+        except TypeError:
+            return None
+        if right_is_tighter == (op in _LOWER_BOUNDS):
+            merged[op] = value
+    return merged
+
+
 def merge_filters(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` AND ``extra`` as one flat filter document where possible.
 
     Conditions on the same field are merged into one operator document
-    (``{"$gte": 10}`` + ``{"$gt": 12}``), so the planner still sees a single
-    range per field; on a clash the two are joined with ``$and``.
+    (``{"$gte": 10}`` + ``{"$gt": 12}``; of two bounds with the same operator
+    the tighter is kept), so the planner still sees a single range per field;
+    otherwise the two are joined with ``$and``.
     """
     merged = dict(base)
     for field, condition in extra.items():
@@ -411,9 +438,10 @@ def merge_filters(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str
             merged[field] = condition
             continue
         left, right = _as_operators(merged[field]), _as_operators(condition)
-        if left is None or right is None or left.keys() & right.keys():
+        combined = _merge_operators(left, right) if left is not None and right is not None else None
+        if combined is None:
             return {"$and": [dict(base), dict(extra)]}
-        merged[field] = {**left, **right}
+        merged[field] = combined
     return merged
 
 
@@ -437,8 +465,12 @@ def keyset_stages(base: Mapping[str, Any], window: PageWindow) -> list[dict[str,
     if window.sort.field == "_id":
         return [merge_filters(base, {"_id": {beyond: position.id}})]
     field = window.sort.field
+    # Stage 1 pins the sort key to the boundary value. The cursor is signed and
+    # bound to these filters, so that value came from a record that satisfied
+    # ``base``'s condition on ``field`` (e.g. a price range): the equality alone
+    # implies it, and replacing it keeps the stage an equality prefix + one range.
     return [
-        merge_filters(base, {field: position.key, "_id": {beyond: position.id}}),
+        merge_filters({**base, field: position.key}, {"_id": {beyond: position.id}}),
         merge_filters(base, {field: {beyond: position.key}}),
     ]
 

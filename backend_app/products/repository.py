@@ -22,7 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, find_window
-from backend_app.core.types import to_decimal128
+from backend_app.core.types import CENT, to_decimal128
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
 COLLECTION = "products"
@@ -65,7 +65,10 @@ class ProductFilter:
         if self.min_price is not None:
             price["$gte"] = to_decimal128(self.min_price)
         if self.max_price is not None:
-            price["$lte"] = to_decimal128(self.max_price)
+            # price ≤ max as price < max + 1 cent (prices have at most 2 decimals, spec §4): the
+            # embedded server's compound-index range drops rows equal to a ``$lte`` bound
+            # when more index fields follow (seen on SecantusDB 0.7.0b3); ``$lt`` is exact.
+            price["$lt"] = to_decimal128(self.max_price + CENT)
         if price:
             query["price"] = price
         if self.name_pattern is not None:
