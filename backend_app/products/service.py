@@ -88,6 +88,13 @@ def to_public(doc: dict[str, Any]) -> ProductPublic:
     )
 
 
+def _found(doc: dict[str, Any] | None, product_id: str) -> ProductPublic:
+    """``doc`` in its public form; ``None`` (not live) → :class:`ProductNotFoundError` (404)."""
+    if doc is None:
+        raise ProductNotFoundError(product_id)
+    return to_public(doc)
+
+
 async def create_product(db: MongoDatabase, *, product: ProductCreate) -> str:
     """Store ``product`` and return its id as 24 hex digits."""
     return str(await repository.insert_product(db, product=product))
@@ -99,10 +106,7 @@ async def replace_product(db: MongoDatabase, *, product_id: str, product: Produc
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
-    doc = await repository.replace_product(db, product_id=oid(product_id), product=product)
-    if doc is None:
-        raise ProductNotFoundError(product_id)
-    return to_public(doc)
+    return _found(await repository.replace_product(db, product_id=oid(product_id), product=product), product_id)
 
 
 async def update_product(db: MongoDatabase, *, product_id: str, changes: ProductUpdate) -> ProductPublic:
@@ -111,10 +115,7 @@ async def update_product(db: MongoDatabase, *, product_id: str, changes: Product
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
-    doc = await repository.update_product(db, product_id=oid(product_id), changes=changes)
-    if doc is None:
-        raise ProductNotFoundError(product_id)
-    return to_public(doc)
+    return _found(await repository.update_product(db, product_id=oid(product_id), changes=changes), product_id)
 
 
 async def delete_product(db: MongoDatabase, *, product_id: str) -> None:
@@ -188,7 +189,4 @@ async def get_product(db: MongoDatabase, *, product_id: str) -> ProductPublic:
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
-    doc = await repository.get_live_product(db, product_id=oid(product_id))
-    if doc is None:
-        raise ProductNotFoundError(product_id)
-    return to_public(doc)
+    return _found(await repository.get_live_product(db, product_id=oid(product_id)), product_id)
