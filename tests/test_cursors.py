@@ -165,6 +165,15 @@ async def test_order_lists_walk_by_cursor(client, admin_headers, alice, bob):
     everyone = await _walk(client, "/orders", {"limit": 4}, admin_headers)
     assert everyone == sorted(placed["alice"] + placed["bob"])
     assert await _walk(client, "/orders", {"limit": 2, "user_id": "alice"}, admin_headers) == placed["alice"]
+    # new orders arriving while alice pages through hers: no order twice, none of the originals missed
+    late: list[str] = []
+
+    async def order_more():
+        response = await client.post("/orders", json={"items": [{"productId": pid, "qty": 1}]}, headers=alice)
+        late.append(response.json()["id"])
+
+    seen = await _walk(client, "/orders/alice", {"limit": 2}, alice, on_page=order_more)
+    assert len(seen) == len(set(seen)) and set(placed["alice"]) <= set(seen) <= set(placed["alice"]) | set(late)
     cursor = (await client.get("/orders/alice", params={"limit": 2}, headers=alice)).json()["page"]["next_cursor"]
     assert_problem(await client.get("/orders/bob", params={"cursor": cursor}, headers=bob), 400, "invalid_cursor")
     assert_problem(await client.get("/orders/alice", params={"cursor": cursor, "offset": 2}, headers=alice), 422)

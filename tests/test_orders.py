@@ -193,3 +193,14 @@ async def test_admin_completes_and_unknown_order(client, admin_headers, alice):
     assert await _stock(client, pid) == {"m": 8}
     missing = await client.patch(f"/orders/alice/{MISSING_ID}", json={"status": "cancelled"}, headers=alice)
     assert_problem(missing, 404, "order_not_found")
+
+
+async def test_malformed_ids_and_parameters_are_422(client, admin_headers, alice):
+    assert_problem(await client.get("/orders/a b", headers=alice), 422)
+    assert_problem(await client.get("/orders/alice/not-an-id", headers=alice), 422)
+    assert_problem(await client.patch("/orders/alice/not-an-id", json={"status": "cancelled"}, headers=alice), 422)
+    assert_problem(await client.patch(f"/orders/alice/{MISSING_ID}", json={}, headers=alice), 422)
+    assert_problem(await client.patch(f"/orders/alice/{MISSING_ID}", json={"status": "cancelled", "x": 1}, headers=alice), 422)
+    assert_problem(await client.get("/orders/alice", params={"limit": 0}, headers=alice), 422)
+    assert_problem(await client.get("/orders", params={"offset": 10_001}, headers=alice), 422)
+    assert_problem(await client.get("/dashboard/summary", params={"low_stock_threshold": -1}, headers=admin_headers), 422)
