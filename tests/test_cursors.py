@@ -124,15 +124,18 @@ async def test_tampered_truncated_and_mismatched_cursors(client, admin_headers, 
     assert (await client.get("/products", params={"category": "c", "cursor": cursor})).status_code == 200
 
 
-async def test_cursor_signed_with_another_key_is_foreign(client, admin_headers, app, settings):
-    from backend_app.core.pagination import CursorCodec, PageParams, SortOrder
+async def test_cursor_signed_with_another_key_is_foreign(client, admin_headers):
+    from bson import ObjectId
+
+    from backend_app.core.pagination import CursorCodec, PageParams
+    from backend_app.products.repository import ProductFilter
+    from backend_app.products.service import LIST_SCOPE
 
     await create_product(client, admin_headers)
     params = PageParams(limit=2, codec=CursorCodec("another-deployment-secret-0123456789abcdef"))
-    window = params.window(scope="products", filters={
-        "name_pattern": None, "size": None, "category": None, "min_price": None, "max_price": None,
-    }, sort=SortOrder())
-    _, meta = window.finish([{"_id": __import__("bson").ObjectId()} for _ in range(3)])
+    window = params.window(scope=LIST_SCOPE, filters=ProductFilter().fingerprint_fields())
+    _, meta = window.finish([{"_id": ObjectId()} for _ in range(3)])
+    assert meta.next_cursor
     assert_problem(await client.get("/products", params={"cursor": meta.next_cursor}), 400, "invalid_cursor")
 
 

@@ -85,16 +85,10 @@ class SortOrder:
     direction: Literal[1, -1] = 1
 
     @classmethod
-    def parse(cls, token: str, *, fields: Mapping[str, str] | None = None) -> SortOrder:
-        """Parse a ``sort`` value such as ``price`` or ``-created_at``.
-
-        Args:
-            token: the public sort name, ``-`` prefix for descending.
-            fields: public name → document field (identity when omitted).
-        """
+    def parse(cls, token: str) -> SortOrder:
+        """Parse a ``sort`` value such as ``price`` or ``-created_at`` (``-`` prefix: descending)."""
         direction: Literal[1, -1] = -1 if token.startswith("-") else 1
-        name = token.lstrip("-")
-        return cls(field=(fields or {}).get(name, name), direction=direction)
+        return cls(field=token.lstrip("-"), direction=direction)
 
     @property
     def token(self) -> str:
@@ -227,7 +221,9 @@ class PageParams(OffsetParams):
             InvalidCursorError: the cursor does not verify or belongs to other
                 filters, another sort or another list (400).
         """
-        codec = self.codec or _unconfigured_codec()
+        if self.codec is None:
+            raise RuntimeError("PageParams.codec is not set; build PageParams through the Pagination dependency")
+        codec = self.codec
         fingerprint = filter_fingerprint(scope, filters)
         position = codec.decode(self.cursor, fingerprint=fingerprint, sort=sort) if self.cursor else None
         return PageWindow(
@@ -238,10 +234,6 @@ class PageParams(OffsetParams):
             fingerprint=fingerprint,
             codec=codec,
         )
-
-
-def _unconfigured_codec() -> CursorCodec:
-    raise RuntimeError("PageParams.codec is not set; build PageParams through the Pagination dependency")
 
 
 def page_params(
