@@ -27,7 +27,8 @@ from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
 COLLECTION = "products"
 
-#: Projection of list rows: never the sizes (brief: list items carry no ``sizes``).
+#: Projection of list rows: never the sizes (brief: list items carry no ``sizes``);
+#: ``created_at`` is read for the cursors of ``sort=created_at``.
 LIST_PROJECTION = {"name": 1, "price": 1, "category": 1, "created_at": 1}
 
 

@@ -118,7 +118,6 @@ class ProductListItem(BaseModel):
     name: str
     price: Money
     category: str | None = None
-    created_at: datetime
 
 
 class ProductPublic(BaseModel):

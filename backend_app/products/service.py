@@ -67,7 +67,6 @@ def to_list_item(doc: dict[str, Any]) -> ProductListItem:
         name=doc["name"],
         price=from_bson_money(doc["price"]),
         category=doc.get("category"),
-        created_at=doc["created_at"],
     )
 
 
