@@ -41,14 +41,14 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend_app.core.security import _hash_sync, create_token  # noqa: E402
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port  # noqa: E402
-from backend_app.main import INDEX_INSTALLERS  # noqa: E402
-from backend_app.products.repository import COLLECTION as PRODUCTS  # noqa: E402
-from backend_app.products.repository import new_product_document  # noqa: E402
-from backend_app.products.schemas import ProductCreate  # noqa: E402
-from backend_app.users import repository as users_repository  # noqa: E402
-from config import Settings  # noqa: E402
+from backend_app.core.security import _hash_sync, create_token
+from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from backend_app.main import INDEX_INSTALLERS
+from backend_app.products.repository import COLLECTION as PRODUCTS
+from backend_app.products.repository import new_product_document
+from backend_app.products.schemas import ProductCreate
+from backend_app.users import repository as users_repository
+from config import Settings
 
 DB_NAME = "bench"
 PAGE_SIZE = 10
@@ -109,8 +109,10 @@ async def pages(client: httpx.AsyncClient, sort: str, repeat: int, walk: int) ->
     return [
         f"sort={sort:<6} page 1    offset=0:              {first_ms:9.1f} ms",
         f"sort={sort:<6} page {DEEP_PAGE} offset={deep_offset}:           {deep_offset_ms:9.1f} ms",
-        f"sort={sort:<6} page {DEEP_PAGE} by cursor:             {deep_cursor_ms:9.1f} ms"
-        f"   (same records as by offset: {same})",
+        (
+            f"sort={sort:<6} page {DEEP_PAGE} by cursor:             {deep_cursor_ms:9.1f} ms"
+            f"   (same records as by offset: {same})"
+        ),
         f"sort={sort:<6} pages 2..{walk + 1} walked by next_cursor: {walk_ms:9.1f} ms/page",
     ]
 
@@ -139,11 +141,12 @@ async def order_load(base_url: str, tokens: list[str], product_ids: list[str], s
     elapsed = time.perf_counter() - started
     latencies.sort()
     p95 = latencies[int(len(latencies) * 0.95) - 1] if latencies else 0.0
-    return [
+    summary = (
         f"orders: {len(latencies)} placed by {len(tokens)} concurrent clients in {elapsed:.1f} s = "
         f"{len(latencies) / elapsed:.1f} orders/s (2 lines each; p50 {statistics.median(latencies):.1f} ms, "
         f"p95 {p95:.1f} ms; {failures} failed)"
-    ]
+    )
+    return [summary]
 
 
 async def main(args: argparse.Namespace, uri: str) -> None:
@@ -161,7 +164,11 @@ async def main(args: argparse.Namespace, uri: str) -> None:
     for i in range(args.clients):
         username = f"shopper_{i}"
         await users_repository.insert_user(
-            db, username=username, email=f"{username}@example.com", password_hash=password_hash, full_name=None,
+            db,
+            username=username,
+            email=f"{username}@example.com",
+            password_hash=password_hash,
+            full_name=None,
             role="user",
         )
         tokens.append(create_token(settings, subject=username, role="user", token_type="access")[0])
@@ -180,10 +187,22 @@ async def main(args: argparse.Namespace, uri: str) -> None:
         "MONGODB_MAX_TIME_MS": "120000",
         "PYTHONPATH": str(ROOT),
     }
-    server = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "uvicorn", "backend_app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend_app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

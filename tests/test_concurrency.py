@@ -12,7 +12,9 @@ CLIENTS = 50
 
 
 async def test_fifty_clients_race_for_the_last_units(client, admin_headers, make_user):
-    a = await create_product(client, admin_headers, name="A", sizes=[{"size": "s", "quantity": 4}, {"size": "m", "quantity": 6}])
+    a = await create_product(
+        client, admin_headers, name="A", sizes=[{"size": "s", "quantity": 4}, {"size": "m", "quantity": 6}]
+    )
     b = await create_product(client, admin_headers, name="B", sizes=[{"size": "one-size", "quantity": 10}])
     users = [(f"racer_{i}", await make_user(f"racer_{i}")) for i in range(CLIENTS)]
     rng = random.Random(2024)

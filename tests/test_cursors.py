@@ -116,7 +116,9 @@ async def test_tampered_truncated_and_mismatched_cursors(client, admin_headers, 
     assert_problem(await client.get("/products", params={"category": "d", "cursor": cursor}), 400, "invalid_cursor")
     assert_problem(await client.get("/products", params={"cursor": cursor}), 400, "invalid_cursor")
     assert_problem(
-        await client.get("/products", params={"category": "c", "sort": "price", "cursor": cursor}), 400, "invalid_cursor"
+        await client.get("/products", params={"category": "c", "sort": "price", "cursor": cursor}),
+        400,
+        "invalid_cursor",
     )
     # a products cursor is foreign to the orders list
     assert_problem(await client.get("/orders/alice", params={"cursor": cursor}, headers=alice), 400, "invalid_cursor")

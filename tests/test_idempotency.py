@@ -50,8 +50,9 @@ async def test_keys_are_per_user(client, admin_headers, alice, bob):
 async def test_in_flight_duplicate_is_409(client, app, admin_headers, alice):
     pid = await create_product(client, admin_headers)
     body = _body(pid)
-    fingerprint = idempotency.request_fingerprint("POST /orders", {"userId": "alice", "items": [
-        {"productId": pid, "qty": 2, "size": None}]})
+    fingerprint = idempotency.request_fingerprint(
+        "POST /orders", {"userId": "alice", "items": [{"productId": pid, "qty": 2, "size": None}]}
+    )
     claim = await idempotency.begin(app.state.db, owner="alice", key="busy", fingerprint=fingerprint)
     assert isinstance(claim, idempotency.Claim)
     response = await client.post("/orders", json=body, headers={**alice, "Idempotency-Key": "busy"})
@@ -87,8 +88,9 @@ async def test_failed_request_frees_the_key(client, admin_headers, alice):
 
 async def test_abandoned_in_flight_key_is_taken_over(client, app, mongo, admin_headers, alice):
     pid = await create_product(client, admin_headers)
-    fingerprint = idempotency.request_fingerprint("POST /orders", {"userId": "alice", "items": [
-        {"productId": pid, "qty": 2, "size": None}]})
+    fingerprint = idempotency.request_fingerprint(
+        "POST /orders", {"userId": "alice", "items": [{"productId": pid, "qty": 2, "size": None}]}
+    )
     await idempotency.begin(app.state.db, owner="alice", key="crashed", fingerprint=fingerprint)
     past = datetime.now(UTC) - timedelta(seconds=1)
     await mongo[idempotency_repository.COLLECTION].update_one({"key": "crashed"}, {"$set": {"lease_expires_at": past}})
@@ -114,4 +116,6 @@ async def test_records_kept_24h_by_ttl_index(client, mongo, admin_headers, alice
 async def test_key_length_is_bounded(client, admin_headers, alice):
     pid = await create_product(client, admin_headers)
     assert_problem(await client.post("/orders", json=_body(pid), headers={**alice, "Idempotency-Key": "k" * 256}), 422)
-    assert (await client.post("/orders", json=_body(pid), headers={**alice, "Idempotency-Key": "k" * 255})).status_code == 201
+    assert (
+        await client.post("/orders", json=_body(pid), headers={**alice, "Idempotency-Key": "k" * 255})
+    ).status_code == 201

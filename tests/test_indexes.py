@@ -106,7 +106,8 @@ async def test_order_list_queries_use_indexes(client, mongo, settings, admin_hea
     assert cursor
     for page_cursor in (None, cursor):
         window = PageParams(limit=2, cursor=page_cursor, codec=CursorCodec(settings.signing_key)).window(
-            scope=orders_service.LIST_SCOPE, filters={"user_id": filters.get("user_id"), "status": filters.get("status")}
+            scope=orders_service.LIST_SCOPE,
+            filters={"user_id": filters.get("user_id"), "status": filters.get("status")},
         )
         query = orders_repository.order_filter(user_id=filters.get("user_id"), status=filters.get("status"))
         stages = keyset_stages(query, window)

@@ -39,11 +39,15 @@ async def test_brief_shapes_and_captured_prices(client, admin_headers, alice):
 
 async def test_sizes_given_single_and_across(client, admin_headers, alice):
     multi = await create_product(
-        client, admin_headers, sizes=[{"size": "s", "quantity": 2}, {"size": "m", "quantity": 2}, {"size": "l", "quantity": 5}]
+        client,
+        admin_headers,
+        sizes=[{"size": "s", "quantity": 2}, {"size": "m", "quantity": 2}, {"size": "l", "quantity": 5}],
     )
     single = await create_product(client, admin_headers, sizes=[{"size": "one-size", "quantity": 4}])
     response = await _order(
-        client, alice, [{"productId": multi, "qty": 1, "size": "l"}, {"productId": multi, "qty": 4}, {"productId": single, "qty": 2}]
+        client,
+        alice,
+        [{"productId": multi, "qty": 1, "size": "l"}, {"productId": multi, "qty": 4}, {"productId": single, "qty": 2}],
     )
     assert response.status_code == 201, response.text
     assert await _stock(client, multi) == {"s": 0, "m": 0, "l": 4}
@@ -59,7 +63,11 @@ async def test_sizes_given_single_and_across(client, admin_headers, alice):
 
 async def test_duplicate_lines_are_merged(client, admin_headers, alice):
     pid = await create_product(client, admin_headers, price=2.5, sizes=[{"size": "m", "quantity": 10}])
-    items = [{"productId": pid, "qty": 2}, {"productId": pid.upper(), "qty": 3}, {"productId": pid, "qty": 1, "size": "m"}]
+    items = [
+        {"productId": pid, "qty": 2},
+        {"productId": pid.upper(), "qty": 3},
+        {"productId": pid, "qty": 1, "size": "m"},
+    ]
     response = await _order(client, alice, items)
     order = (await client.get(f"/orders/alice/{response.json()['id']}", headers=alice)).json()
     assert [(line["qty"], line["size"]) for line in order["items"]] == [(5, None), (1, "m")]
@@ -69,9 +77,13 @@ async def test_duplicate_lines_are_merged(client, admin_headers, alice):
 
 async def test_all_or_nothing_and_short_lines_listed(client, admin_headers, alice):
     plenty = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 10}])
-    short = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 1}, {"size": "l", "quantity": 1}])
+    short = await create_product(
+        client, admin_headers, sizes=[{"size": "m", "quantity": 1}, {"size": "l", "quantity": 1}]
+    )
     response = await _order(
-        client, alice, [{"productId": plenty, "qty": 5}, {"productId": short, "qty": 3}, {"productId": short, "qty": 2, "size": "l"}]
+        client,
+        alice,
+        [{"productId": plenty, "qty": 5}, {"productId": short, "qty": 3}, {"productId": short, "qty": 2, "size": "l"}],
     )
     body = assert_problem(response, 409, "insufficient_stock")
     assert body["lines"] == [
@@ -87,12 +99,20 @@ async def test_unknown_deleted_and_bad_lines(client, admin_headers, alice):
     pid = await create_product(client, admin_headers)
     gone = await create_product(client, admin_headers)
     await client.delete(f"/products/{gone}", headers=admin_headers)
-    body = assert_problem(await _order(client, alice, [{"productId": pid, "qty": 1}, {"productId": MISSING_ID, "qty": 1}]), 404)
+    body = assert_problem(
+        await _order(client, alice, [{"productId": pid, "qty": 1}, {"productId": MISSING_ID, "qty": 1}]), 404
+    )
     assert body["productId"] == MISSING_ID
     assert assert_problem(await _order(client, alice, [{"productId": gone, "qty": 1}]), 404)["productId"] == gone
     assert_problem(await _order(client, alice, [{"productId": pid, "qty": 1, "size": "xxl"}]), 422, "unknown_size")
-    for bad in ([], [{"productId": pid, "qty": 0}], [{"productId": pid, "qty": 1001}], [{"productId": "nope", "qty": 1}],
-                [{"productId": pid, "qty": 1, "colour": "red"}], [{"productId": pid, "qty": 1}] * 101):
+    for bad in (
+        [],
+        [{"productId": pid, "qty": 0}],
+        [{"productId": pid, "qty": 1001}],
+        [{"productId": "nope", "qty": 1}],
+        [{"productId": pid, "qty": 1, "colour": "red"}],
+        [{"productId": pid, "qty": 1}] * 101,
+    ):
         assert_problem(await _order(client, alice, bad), 422)
     assert await _stock(client, pid) == {"m": 10}
 
@@ -140,7 +160,9 @@ async def test_get_orders_admin_filters_and_user_scope(client, admin_headers, al
 
 
 async def test_cancel_restores_stock_once(client, admin_headers, alice):
-    pid = await create_product(client, admin_headers, sizes=[{"size": "s", "quantity": 1}, {"size": "m", "quantity": 5}])
+    pid = await create_product(
+        client, admin_headers, sizes=[{"size": "s", "quantity": 1}, {"size": "m", "quantity": 5}]
+    )
     order_id = (await _order(client, alice, [{"productId": pid, "qty": 4}])).json()["id"]
     assert await _stock(client, pid) == {"s": 0, "m": 2}
     response = await client.patch(f"/orders/alice/{order_id}", json={"status": "cancelled"}, headers=alice)
@@ -179,7 +201,9 @@ async def test_illegal_transitions(client, admin_headers, alice, first, second, 
     pid = await create_product(client, admin_headers)
     order_id = (await _order(client, alice, [{"productId": pid, "qty": 1}])).json()["id"]
     if first:
-        assert (await client.patch(f"/orders/alice/{order_id}", json={"status": first}, headers=admin_headers)).status_code == 200
+        assert (
+            await client.patch(f"/orders/alice/{order_id}", json={"status": first}, headers=admin_headers)
+        ).status_code == 200
     headers = admin_headers if who == "admin" else alice
     response = await client.patch(f"/orders/alice/{order_id}", json={"status": second}, headers=headers)
     assert_problem(response, expected)
@@ -200,7 +224,11 @@ async def test_malformed_ids_and_parameters_are_422(client, admin_headers, alice
     assert_problem(await client.get("/orders/alice/not-an-id", headers=alice), 422)
     assert_problem(await client.patch("/orders/alice/not-an-id", json={"status": "cancelled"}, headers=alice), 422)
     assert_problem(await client.patch(f"/orders/alice/{MISSING_ID}", json={}, headers=alice), 422)
-    assert_problem(await client.patch(f"/orders/alice/{MISSING_ID}", json={"status": "cancelled", "x": 1}, headers=alice), 422)
+    assert_problem(
+        await client.patch(f"/orders/alice/{MISSING_ID}", json={"status": "cancelled", "x": 1}, headers=alice), 422
+    )
     assert_problem(await client.get("/orders/alice", params={"limit": 0}, headers=alice), 422)
     assert_problem(await client.get("/orders", params={"offset": 10_001}, headers=alice), 422)
-    assert_problem(await client.get("/dashboard/summary", params={"low_stock_threshold": -1}, headers=admin_headers), 422)
+    assert_problem(
+        await client.get("/dashboard/summary", params={"low_stock_threshold": -1}, headers=admin_headers), 422
+    )

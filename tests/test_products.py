@@ -11,7 +11,8 @@ MISSING_ID = "65f1c0ffee0000000000beef"
 
 async def test_brief_shapes_of_create_and_list(client, admin_headers):
     response = await client.post(
-        "/products", json={"name": "string", "price": 100.0, "sizes": [{"size": "string", "quantity": 0}]},
+        "/products",
+        json={"name": "string", "price": 100.0, "sizes": [{"size": "string", "quantity": 0}]},
         headers=admin_headers,
     )
     assert response.status_code == 201
@@ -28,8 +29,14 @@ async def test_brief_shapes_of_create_and_list(client, admin_headers):
 
 async def test_get_product_has_sizes_and_derived_stock(client, admin_headers):
     pid = await create_product(
-        client, admin_headers, name="Tee", price=19.99, sizes=[{"size": "s", "quantity": 2}, {"size": "l", "quantity": 5}],
-        category="tops", rating=4.5, description="cotton",
+        client,
+        admin_headers,
+        name="Tee",
+        price=19.99,
+        sizes=[{"size": "s", "quantity": 2}, {"size": "l", "quantity": 5}],
+        category="tops",
+        rating=4.5,
+        description="cotton",
     )
     body = (await client.get(f"/products/{pid}")).json()
     assert body["stock"] == 7
@@ -53,7 +60,8 @@ async def test_put_replaces_and_clears_omitted_fields(client, admin_headers):
     pid = await create_product(client, admin_headers, name="Old", price=10, category="c", rating=3.0)
     before = (await client.get(f"/products/{pid}")).json()
     response = await client.put(
-        f"/products/{pid}", json={"name": "New", "price": 12.5, "sizes": [{"size": "xl", "quantity": 3}]},
+        f"/products/{pid}",
+        json={"name": "New", "price": 12.5, "sizes": [{"size": "xl", "quantity": 3}]},
         headers=admin_headers,
     )
     assert response.status_code == 200, response.text
@@ -94,16 +102,22 @@ async def test_soft_delete(client, admin_headers, alice):
 
 
 async def test_set_quantity(client, admin_headers):
-    pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 1}, {"size": "l", "quantity": 2}])
+    pid = await create_product(
+        client, admin_headers, sizes=[{"size": "m", "quantity": 1}, {"size": "l", "quantity": 2}]
+    )
     response = await client.put(f"/products/{pid}/quantity", json={"size": "l", "quantity": 25}, headers=admin_headers)
     assert response.status_code == 200, response.text
     assert response.json()["sizes"] == [{"size": "m", "quantity": 1}, {"size": "l", "quantity": 25}]
     assert response.json()["stock"] == 26
-    missing_size = await client.put(f"/products/{pid}/quantity", json={"size": "xl", "quantity": 1}, headers=admin_headers)
+    missing_size = await client.put(
+        f"/products/{pid}/quantity", json={"size": "xl", "quantity": 1}, headers=admin_headers
+    )
     assert_problem(missing_size, 404, "size_not_found")
     negative = await client.put(f"/products/{pid}/quantity", json={"size": "m", "quantity": -1}, headers=admin_headers)
     assert_problem(negative, 422)
-    unknown = await client.put(f"/products/{MISSING_ID}/quantity", json={"size": "m", "quantity": 1}, headers=admin_headers)
+    unknown = await client.put(
+        f"/products/{MISSING_ID}/quantity", json={"size": "m", "quantity": 1}, headers=admin_headers
+    )
     assert_problem(unknown, 404, "product_not_found")
 
 

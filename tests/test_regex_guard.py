@@ -9,8 +9,18 @@ import pytest
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from tests.helpers import assert_problem, create_product
 
-CATASTROPHIC = ["(a+)+$", "(a*)*b", "(a|aa)*$", "(?:a+){2,}$", r"(a)\1", "(x+x+)+y", "(.*a){12}", "(a|a)" * 9,
-                "a?" * 12 + "a" * 12, ".*a.*a.*a.*b"]
+CATASTROPHIC = [
+    "(a+)+$",
+    "(a*)*b",
+    "(a|aa)*$",
+    "(?:a+){2,}$",
+    r"(a)\1",
+    "(x+x+)+y",
+    "(.*a){12}",
+    "(a|a)" * 9,
+    "a?" * 12 + "a" * 12,
+    ".*a.*a.*a.*b",
+]
 FINE = ["shirt", "sh.*rt", "^iPhone [0-9]+", "(red|blue) shirt", "(a|b)*c", r"\d+ ?GB", "^.*$", "[a-z]{2,5}"]
 
 

@@ -179,7 +179,12 @@ class CursorCodec:
         try:
             body = json_util.loads(payload.decode("utf-8"), json_options=CANONICAL_JSON_OPTIONS)
             version, sort_token, bound, key, last_id, way = (
-                body["v"], body["s"], body["f"], body["k"], body["i"], body["d"],
+                body["v"],
+                body["s"],
+                body["f"],
+                body["k"],
+                body["i"],
+                body["d"],
             )
         except (ValueError, KeyError, TypeError, BSONError):
             raise InvalidCursorError("The cursor is malformed.") from None

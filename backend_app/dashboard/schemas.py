@@ -58,5 +58,7 @@ class DashboardSummary(BaseModel):
     orders_by_status: OrdersByStatus
     revenue: Money = Field(description="Σ total of completed orders.")
     top_products: list[TopProduct] = Field(description="The 5 products with the most units in non-cancelled orders.")
-    low_stock: list[LowStockProduct] = Field(description="Live products with stock ≤ low_stock_threshold, lowest first.")
+    low_stock: list[LowStockProduct] = Field(
+        description="Live products with stock ≤ low_stock_threshold, lowest first."
+    )
     low_stock_threshold: int

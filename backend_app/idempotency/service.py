@@ -104,9 +104,7 @@ async def begin(db: MongoDatabase, *, owner: str, key: str, fingerprint: str) ->
     raise IdempotencyInFlightError()
 
 
-async def complete(
-    db: MongoDatabase, *, claim: Claim, response: dict[str, Any], session: AsyncClientSession
-) -> None:
+async def complete(db: MongoDatabase, *, claim: Claim, response: dict[str, Any], session: AsyncClientSession) -> None:
     """Record ``response`` for ``claim`` inside the work's transaction.
 
     Raises:

@@ -77,7 +77,9 @@ async def list_orders(
     page: Pagination,
     user: CurrentUser,
     user_id: Annotated[UserId | None, Query(description="Only this user's orders (admins; users: themselves).")] = None,
-    status_filter: Annotated[OrderStatus | None, Query(alias="status", description="Only orders in this status.")] = None,
+    status_filter: Annotated[
+        OrderStatus | None, Query(alias="status", description="Only orders in this status.")
+    ] = None,
 ) -> Page[OrderPublic]:
     """Orders in ascending ``_id`` order: an admin sees everyone's, a user their own (another ``user_id`` → 403)."""
     if not user.is_admin:

@@ -156,7 +156,11 @@ async def place_order(
             if not await products_repository.take_stock(db, product_id=product_id, takes=takes, session=session):
                 # The conditional update found less than the snapshot showed.
                 raise InsufficientStockError(
-                    [_short(line, _available(products[product_id], line.size)) for line in lines if line.product_id == product_id]
+                    [
+                        _short(line, _available(products[product_id], line.size))
+                        for line in lines
+                        if line.product_id == product_id
+                    ]
                 )
         order = _order_document(user_id=user_id, lines=lines, products=products)
         order_id = await repository.insert_order(db, order=order, session=session)
@@ -329,6 +333,8 @@ async def list_orders(
         InvalidCursorError: the cursor is bad or was issued for other filters (400).
     """
     window = page.window(scope=LIST_SCOPE, filters={"user_id": user_id, "status": status})
-    rows = await repository.list_orders(db, query=repository.order_filter(user_id=user_id, status=status), window=window)
+    rows = await repository.list_orders(
+        db, query=repository.order_filter(user_id=user_id, status=status), window=window
+    )
     docs, meta = window.finish(rows)
     return [to_public(d) for d in docs], meta

@@ -133,4 +133,3 @@ class ProductPublic(BaseModel):
     stock: int = Field(description="Sum of the sizes' quantities.")
     created_at: datetime
     updated_at: datetime
-

@@ -134,9 +134,7 @@ async def set_quantity(db: MongoDatabase, *, product_id: str, stock: SizeStock) 
         ProductNotFoundError: unknown or soft-deleted (404).
         SizeNotFoundError: the product has no such size (404; add sizes with ``PATCH``).
     """
-    doc = await repository.set_size_quantity(
-        db, product_id=oid(product_id), size=stock.size, quantity=stock.quantity
-    )
+    doc = await repository.set_size_quantity(db, product_id=oid(product_id), size=stock.size, quantity=stock.quantity)
     if doc is None:
         if await repository.get_live_product(db, product_id=oid(product_id)) is None:
             raise ProductNotFoundError(product_id)
