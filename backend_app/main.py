@@ -21,6 +21,8 @@ from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
 from backend_app.core.logging import configure_logging
 from backend_app.core.middleware import install_middleware
+from backend_app.dashboard.router import router as dashboard_router
+from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import repository as orders_repository
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
@@ -37,6 +39,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     orders_repository.ensure_indexes,
     users_repository.ensure_indexes,
     auth_repository.ensure_indexes,
+    idempotency_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders_router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(dashboard_router)
     return app
 
 

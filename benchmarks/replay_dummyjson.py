@@ -202,12 +202,10 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
     """Start SecantusDB and uvicorn on free ports, seed an admin, replay, stop both."""
     from pymongo import AsyncMongoClient
 
-    from backend_app.auth import service as auth_service
     from backend_app.core.security import _hash_sync
     from backend_app.devtools.api_server import ApiServer
     from backend_app.devtools.embedded_db import EmbeddedMongo
-    from backend_app.users import repository as users_repository
-    from backend_app.users.schemas import UserPublic
+    from backend_app.devtools.seed import seed_user
     from config import Settings
 
     secret = uuid.uuid4().hex * 2
@@ -216,17 +214,11 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
         env = {"MONGODB_URI": mongo.uri, "MONGODB_DB": "replay", "JWT_SECRET": secret, "RATE_LIMIT_ENABLED": "false"}
         with ApiServer(env=env) as api:
             client: AsyncMongoClient = AsyncMongoClient(mongo.uri)
-            admin = await users_repository.insert_user(
-                client["replay"],
-                username="replay_admin",
-                email="replay_admin@example.com",
-                password_hash=_hash_sync(uuid.uuid4().hex),
-                full_name=None,
-                role="admin",
+            headers = await seed_user(
+                client["replay"], settings, username="replay_admin", role="admin", password_hash=_hash_sync(uuid.uuid4().hex)
             )
-            pair = await auth_service.start_session(client["replay"], settings, user=UserPublic.model_validate(admin))
             await client.close()
-            return await replay(api.base_url, pair.access_token, data_dir, concurrency)
+            return await replay(api.base_url, headers["Authorization"].removeprefix("Bearer "), data_dir, concurrency)
 
 
 def main() -> int:

@@ -17,12 +17,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from backend_app.auth import service as auth_service
 from backend_app.core.security import _hash_sync
 from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
-from backend_app.users import repository as users_repository
-from backend_app.users.schemas import UserPublic
 from config import Settings
 
 #: Password of every user the fixtures create.
@@ -100,14 +98,6 @@ def password_hash() -> str:
 
 Headers = dict[str, str]
 
-
-async def seed_user(db: Any, settings: Settings, *, username: str, role: str, password_hash: str) -> Headers:
-    """Store a user and start a login for it (as ``POST /auth/login`` would, without bcrypt); return bearer headers."""
-    doc = await users_repository.insert_user(
-        db, username=username, email=f"{username}@example.com", password_hash=password_hash, full_name=None, role=role
-    )
-    pair = await auth_service.start_session(db, settings, user=UserPublic.model_validate(doc))
-    return {"Authorization": f"Bearer {pair.access_token}"}
 
 
 @pytest.fixture

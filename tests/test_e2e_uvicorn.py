@@ -11,8 +11,8 @@ from pymongo import AsyncMongoClient
 
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.seed import seed_user
 from config import Settings
-from tests.conftest import seed_user
 
 pytestmark = pytest.mark.e2e
 

@@ -46,3 +46,25 @@ class InsufficientStockError(ConflictError):
             for line in lines
         ]
         super().__init__("Not enough stock: " + "; ".join(parts) + ".", lines=lines)
+
+
+class OrderNotFoundError(NotFoundError):
+    """No order with this id belongs to this user: 404."""
+
+    code = "order_not_found"
+    title = "Order not found"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"Order {order_id} does not exist.", orderId=order_id)
+
+
+class InvalidStatusTransitionError(ConflictError):
+    """The order cannot move from its status to the requested one: 409 (spec §5)."""
+
+    code = "invalid_status_transition"
+    title = "Invalid status transition"
+
+    def __init__(self, current: str, requested: str) -> None:
+        super().__init__(
+            f"An order that is {current!r} cannot become {requested!r}.", current=current, requested=requested
+        )

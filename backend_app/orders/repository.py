@@ -10,6 +10,7 @@ Document shape::
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -17,14 +18,34 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
+from backend_app.core.pagination import PageWindow, keyset_sort, read_window
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the index behind ``GET /orders/{user_id}``: ``{userId, _id}`` (idempotent)."""
-    await db[COLLECTION].create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
+    """Create the indexes behind the order lists (idempotent; spec §4).
+
+    - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
+    - ``by_status`` ``{status, _id}``: the admin's ``status`` filter and the dashboard's revenue.
+    - ``by_user_status`` ``{userId, status, _id}``: both filters together.
+    - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
+    """
+    coll = db[COLLECTION]
+    await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
+    await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
+    await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
+
+
+def order_filter(*, user_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+    """The filter document of an order list: by owner and/or status (both optional)."""
+    query: dict[str, Any] = {}
+    if user_id is not None:
+        query["userId"] = user_id
+    if status is not None:
+        query["status"] = status
+    return query
 
 
 async def insert_order(db: MongoDatabase, *, order: dict[str, Any], session: AsyncClientSession) -> ObjectId:
@@ -33,8 +54,34 @@ async def insert_order(db: MongoDatabase, *, order: dict[str, Any], session: Asy
     return result.inserted_id
 
 
-def _with_product_details(match: dict[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
-    """Pipeline: page of orders matching ``match`` with each line's ``productDetails`` joined.
+async def get_order(
+    db: MongoDatabase, *, user_id: str, order_id: ObjectId, session: AsyncClientSession | None = None
+) -> dict[str, Any] | None:
+    """The stored order ``order_id`` of ``user_id`` (no join), or ``None``."""
+    return await db[COLLECTION].find_one({"_id": order_id, "userId": user_id}, session=session)
+
+
+async def set_status(
+    db: MongoDatabase,
+    *,
+    order_id: ObjectId,
+    current: str,
+    status: str,
+    session: AsyncClientSession,
+) -> bool:
+    """Move an order from ``current`` to ``status`` if it is still ``current``; False otherwise."""
+    result = await db[COLLECTION].update_one(
+        {"_id": order_id, "status": current},
+        {"$set": {"status": status, "updated_at": datetime.now(UTC)}},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
+def _with_product_details(
+    match: dict[str, Any], *, sort: dict[str, int], skip: int, limit: int
+) -> list[dict[str, Any]]:
+    """Pipeline: up to ``limit`` orders matching ``match`` in ``sort`` order, each line's ``productDetails`` joined.
 
     ``productDetails`` comes from one ``$lookup`` on ``products`` (brief: no
     N+1 reads); a product that no longer exists falls back to the name and id
@@ -44,7 +91,7 @@ def _with_product_details(match: dict[str, Any], *, skip: int, limit: int) -> li
     """
     return [
         {"$match": match},
-        {"$sort": {"_id": ASCENDING}},
+        {"$sort": sort},
         {"$skip": skip},
         {"$limit": limit},
         {"$unwind": {"path": "$items", "includeArrayIndex": "line"}},
@@ -75,14 +122,28 @@ def _with_product_details(match: dict[str, Any], *, skip: int, limit: int) -> li
                 "status": {"$first": "$status"},
                 "total": {"$first": "$total"},
                 "created_at": {"$first": "$created_at"},
+                "updated_at": {"$first": "$updated_at"},
                 "items": {"$push": "$items"},
             }
         },
-        {"$sort": {"_id": ASCENDING}},
+        {"$sort": sort},
     ]
 
 
-async def list_user_orders(db: MongoDatabase, *, user_id: str, skip: int, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` orders of ``user_id`` after ``skip``, ascending ``_id``, lines joined with products."""
-    cursor = await db[COLLECTION].aggregate(_with_product_details({"userId": user_id}, skip=skip, limit=limit))
-    return await cursor.to_list(length=limit)
+async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
+    """Up to ``window.fetch`` orders matching ``query`` (see :func:`order_filter`), lines joined with products."""
+    sort = keyset_sort(window)
+
+    async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        cursor = await db[COLLECTION].aggregate(_with_product_details(stage, sort=sort, skip=window.skip, limit=limit))
+        return await cursor.to_list(length=limit)
+
+    return await read_window(query, window, read)
+
+
+async def get_order_with_details(db: MongoDatabase, *, user_id: str, order_id: ObjectId) -> dict[str, Any] | None:
+    """The order ``order_id`` of ``user_id`` with each line's ``productDetails`` joined, or ``None``."""
+    pipeline = _with_product_details({"_id": order_id, "userId": user_id}, sort={"_id": ASCENDING}, skip=0, limit=1)
+    cursor = await db[COLLECTION].aggregate(pipeline)
+    rows = await cursor.to_list(length=1)
+    return rows[0] if rows else None

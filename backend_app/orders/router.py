@@ -1,19 +1,29 @@
-"""HTTP routes of orders: thin views over ``orders.service`` (spec §1, §5)."""
+"""HTTP routes of orders: thin views over ``orders.service`` (spec §1, §3, §5).
+
+Every route needs a user; users act on their own orders, admins on anyone's.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
+from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
-from backend_app.orders.schemas import OrderCreate, OrderCreated, OrderPublic, UserId
+from backend_app.orders.schemas import OrderCreate, OrderCreated, OrderPublic, OrderStatus, OrderUpdate, UserId
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+
+#: Response header set when ``POST /orders`` replays an earlier response for the same Idempotency-Key.
+REPLAY_HEADER = "Idempotent-Replayed"
+
+OrderId = Annotated[ObjectIdStr, Path(description="The order's 24-hex id.")]
+OwnerId = Annotated[UserId, Path(description="The username owning the orders.")]
 
 
 @router.post(
@@ -23,31 +33,104 @@ router = APIRouter(prefix="/orders", tags=["orders"])
     responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Place an order",
 )
-async def create_order(body: OrderCreate, db: Database, user: CurrentUser) -> OrderCreated:
+async def create_order(
+    body: OrderCreate,
+    db: Database,
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Makes retries safe: the same key and body within 24 h return the first response.",
+        ),
+    ] = None,
+) -> OrderCreated:
     """Place an order (brief): stock for every line is taken atomically, or none is.
 
     ``userId`` defaults to the token's subject; another user's id → 403 unless
     the caller is an admin (spec §3). 404 names an unknown product; 409
-    ``insufficient_stock`` lists each short line.
+    ``insufficient_stock`` lists each short line. With ``Idempotency-Key``:
+    a replay returns the first order's id (header ``Idempotent-Replayed: true``),
+    another body with the key → 422, a duplicate while the first runs → 409.
     """
     user_id = body.userId or user.username
     ensure_self_or_admin(user, user_id)
-    return OrderCreated(id=await service.place_order(db, user_id=user_id, items=body.items))
+    order_id, replayed = await service.create_order(
+        db, caller=user.username, user_id=user_id, items=body.items, idempotency_key=idempotency_key
+    )
+    if replayed:
+        response.headers[REPLAY_HEADER] = "true"
+    return OrderCreated(id=order_id)
+
+
+@router.get(
+    "",
+    response_model=Page[OrderPublic],
+    responses=problem_responses(400, 401, 403, 422, 500),
+    summary="List orders (admin: all; user: own)",
+)
+async def list_orders(
+    db: Database,
+    page: Pagination,
+    user: CurrentUser,
+    user_id: Annotated[UserId | None, Query(description="Only this user's orders (admins; users: themselves).")] = None,
+    status_filter: Annotated[
+        OrderStatus | None, Query(alias="status", description="Only orders in this status.")
+    ] = None,
+) -> Page[OrderPublic]:
+    """Orders in ascending ``_id`` order: an admin sees everyone's, a user their own (another ``user_id`` → 403)."""
+    if not user.is_admin:
+        user_id = user_id or user.username
+        ensure_self_or_admin(user, user_id)
+    data, meta = await service.list_orders(db, user_id=user_id, status=status_filter, page=page)
+    return Page[OrderPublic](data=data, page=meta)
 
 
 @router.get(
     "/{user_id}",
     response_model=Page[OrderPublic],
-    responses=problem_responses(401, 403, 422, 500),
+    responses=problem_responses(400, 401, 403, 422, 500),
     summary="List a user's orders",
 )
-async def list_user_orders(
-    user_id: Annotated[UserId, Path()], db: Database, page: Pagination, user: CurrentUser
-) -> Page[OrderPublic]:
+async def list_user_orders(user_id: OwnerId, db: Database, page: Pagination, user: CurrentUser) -> Page[OrderPublic]:
     """A user's orders in ascending ``_id`` order, each line with ``productDetails`` joined by ``$lookup``.
 
     Users see their own orders only (other → 403); admins see anyone's.
     """
     ensure_self_or_admin(user, user_id)
-    data, meta = await service.list_user_orders(db, user_id=user_id, page=page)
+    data, meta = await service.list_orders(db, user_id=user_id, page=page)
     return Page[OrderPublic](data=data, page=meta)
+
+
+@router.get(
+    "/{user_id}/{order_id}",
+    response_model=OrderPublic,
+    responses=problem_responses(401, 403, 404, 422, 500),
+    summary="Get one order",
+)
+async def get_order(user_id: OwnerId, order_id: OrderId, db: Database, user: CurrentUser) -> OrderPublic:
+    """One order with its lines, status and timestamps; not this user's or unknown → 404."""
+    ensure_self_or_admin(user, user_id)
+    return await service.get_order(db, user_id=user_id, order_id=order_id)
+
+
+@router.patch(
+    "/{user_id}/{order_id}",
+    response_model=OrderPublic,
+    responses=problem_responses(401, 403, 404, 409, 422, 500),
+    summary="Change an order's status",
+)
+async def change_status(
+    user_id: OwnerId, order_id: OrderId, body: OrderUpdate, db: Database, user: CurrentUser
+) -> OrderPublic:
+    """``{"status": "cancelled"}`` (owner or admin) or ``"completed"`` (admin), from ``pending`` only (else 409).
+
+    Cancelling puts the stock back in the same transaction.
+    """
+    ensure_self_or_admin(user, user_id)
+    return await service.change_status(
+        db, user_id=user_id, order_id=order_id, status=body.status, as_admin=user.is_admin
+    )

@@ -74,3 +74,16 @@ class OrderPublic(BaseModel):
     total: Money
     status: OrderStatus
     created_at: datetime
+    updated_at: datetime
+
+
+class OrderUpdate(BaseModel):
+    """Body of ``PATCH /orders/{user_id}/{order_id}``: ``{"status": "completed" | "cancelled"}`` (spec §5).
+
+    Legal transitions are ``pending → completed`` (admin) and
+    ``pending → cancelled`` (owner or admin); anything else → 409.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus

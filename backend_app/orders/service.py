@@ -1,4 +1,4 @@
-"""Order rules: merging lines, allocating sizes, taking stock atomically (spec §1, §5, §6)."""
+"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,35 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.pagination import OffsetParams, PageMeta, offset_page
-from backend_app.core.types import from_bson_money, to_decimal128
+from backend_app.core.pagination import PageMeta, PageParams
+from backend_app.core.types import from_bson_money, oid, to_decimal128
+from backend_app.idempotency import service as idempotency
 from backend_app.orders import repository
-from backend_app.orders.exceptions import InsufficientStockError, OrderedProductNotFoundError, UnknownSizeError
-from backend_app.orders.schemas import OrderItemCreate, OrderLinePublic, OrderPublic, ProductDetails, SizeTaken
+from backend_app.orders.exceptions import (
+    InsufficientStockError,
+    InvalidStatusTransitionError,
+    OrderedProductNotFoundError,
+    OrderNotFoundError,
+    UnknownSizeError,
+)
+from backend_app.orders.schemas import (
+    OrderItemCreate,
+    OrderLinePublic,
+    OrderPublic,
+    OrderStatus,
+    ProductDetails,
+    SizeTaken,
+)
 from backend_app.products import repository as products_repository
+
+#: Cursor scope of the order lists (a cursor of another list is foreign here).
+LIST_SCOPE = "orders"
+#: Legal status changes (spec §5); anything else → 409.
+TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
+#: The transitions an order's owner may make without the admin role (spec §3 table).
+OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
 
 
 @dataclass(slots=True)
@@ -102,13 +124,17 @@ def _takes_by_product(lines: list[Line]) -> dict[ObjectId, dict[str, int]]:
     return takes
 
 
-async def place_order(db: MongoDatabase, *, user_id: str, items: list[OrderItemCreate]) -> str:
+async def place_order(
+    db: MongoDatabase, *, user_id: str, items: list[OrderItemCreate], claim: idempotency.Claim | None = None
+) -> str:
     """Place an order for ``user_id`` and return its id (brief ``POST /orders``).
 
     Every line is checked and its stock taken in one multi-document
     transaction, so concurrent orders never oversell and an order is never
     half-applied (spec §5). Unit prices and names are captured from the
     database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
+    With an idempotency ``claim``, the key is completed in the same
+    transaction as the order.
 
     Raises:
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
@@ -130,10 +156,17 @@ async def place_order(db: MongoDatabase, *, user_id: str, items: list[OrderItemC
             if not await products_repository.take_stock(db, product_id=product_id, takes=takes, session=session):
                 # The conditional update found less than the snapshot showed.
                 raise InsufficientStockError(
-                    [_short(line, _available(products[product_id], line.size)) for line in lines if line.product_id == product_id]
+                    [
+                        _short(line, _available(products[product_id], line.size))
+                        for line in lines
+                        if line.product_id == product_id
+                    ]
                 )
         order = _order_document(user_id=user_id, lines=lines, products=products)
-        return await repository.insert_order(db, order=order, session=session)
+        order_id = await repository.insert_order(db, order=order, session=session)
+        if claim is not None:
+            await idempotency.complete(db, claim=claim, response={"id": str(order_id)}, session=session)
+        return order_id
 
     order_id = await run_in_transaction(db.client, work)
     return str(order_id)
@@ -175,6 +208,7 @@ def to_public(doc: dict[str, Any]) -> OrderPublic:
         status=doc["status"],
         total=from_bson_money(doc["total"]),
         created_at=doc["created_at"],
+        updated_at=doc.get("updated_at", doc["created_at"]),
         items=[
             OrderLinePublic(
                 productDetails=ProductDetails(
@@ -190,10 +224,117 @@ def to_public(doc: dict[str, Any]) -> OrderPublic:
     )
 
 
-async def list_user_orders(
-    db: MongoDatabase, *, user_id: str, page: OffsetParams
+async def create_order(
+    db: MongoDatabase,
+    *,
+    caller: str,
+    user_id: str,
+    items: list[OrderItemCreate],
+    idempotency_key: str | None = None,
+) -> tuple[str, bool]:
+    """Place an order, honouring an ``Idempotency-Key`` (spec §5).
+
+    Args:
+        caller: the authenticated username; idempotency keys are scoped to it.
+        user_id: whose order it is (authorized by the router).
+        items: the requested lines.
+        idempotency_key: the header's value, if sent.
+
+    Returns:
+        ``(order_id, replayed)``: ``replayed`` is True when an earlier request
+        with the same key and body already placed the order (no stock taken now).
+
+    Raises:
+        IdempotencyKeyReusedError: the key was used with another body (422).
+        IdempotencyInFlightError: the first request with the key is still running (409).
+        plus everything :func:`place_order` raises.
+    """
+    if idempotency_key is None:
+        return await place_order(db, user_id=user_id, items=items), False
+    fingerprint = idempotency.request_fingerprint(
+        "POST /orders", {"userId": user_id, "items": [item.model_dump() for item in items]}
+    )
+    outcome = await idempotency.begin(db, owner=caller, key=idempotency_key, fingerprint=fingerprint)
+    if isinstance(outcome, idempotency.Replay):
+        return str(outcome.response["id"]), True
+    try:
+        order_id = await place_order(db, user_id=user_id, items=items, claim=outcome)
+    except BaseException:
+        await idempotency.release(db, claim=outcome)
+        raise
+    return order_id, False
+
+
+def _returns_by_product(order: dict[str, Any]) -> dict[ObjectId, dict[str, int]]:
+    returns: dict[ObjectId, dict[str, int]] = {}
+    for item in order["items"]:
+        per_size = returns.setdefault(item["productId"], {})
+        for taken in item.get("taken", []):
+            per_size[taken["size"]] = per_size.get(taken["size"], 0) + taken["qty"]
+    return {pid: sizes for pid, sizes in returns.items() if sizes}
+
+
+async def change_status(
+    db: MongoDatabase, *, user_id: str, order_id: str, status: OrderStatus, as_admin: bool
+) -> OrderPublic:
+    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; spec §5).
+
+    ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
+    admin). Cancelling puts every unit taken back into its size, in the same
+    transaction as the status change, so stock is restored exactly once even
+    under concurrent cancels.
+
+    Raises:
+        ForbiddenError: a non-admin asked for a transition other than cancelling (403).
+        OrderNotFoundError: no such order of ``user_id`` (404).
+        InvalidStatusTransitionError: not a legal transition from the current status (409).
+    """
+    if not as_admin and status not in OWNER_TRANSITIONS:
+        raise ForbiddenError("Only an admin can set this status; you may cancel a pending order.")
+    order_oid = oid(order_id)
+
+    async def work(session: AsyncClientSession) -> None:
+        order = await repository.get_order(db, user_id=user_id, order_id=order_oid, session=session)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        current = order["status"]
+        if status not in TRANSITIONS.get(current, frozenset()):
+            raise InvalidStatusTransitionError(current, status)
+        if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
+            raise InvalidStatusTransitionError(current, status)
+        if status == "cancelled":
+            for product_id, returns in _returns_by_product(order).items():
+                await products_repository.return_stock(db, product_id=product_id, returns=returns, session=session)
+
+    await run_in_transaction(db.client, work)
+    return await get_order(db, user_id=user_id, order_id=order_id)
+
+
+async def get_order(db: MongoDatabase, *, user_id: str, order_id: str) -> OrderPublic:
+    """One order of ``user_id`` with lines, status and timestamps (``GET /orders/{user_id}/{order_id}``).
+
+    Raises:
+        OrderNotFoundError: no such order of ``user_id`` (404).
+    """
+    doc = await repository.get_order_with_details(db, user_id=user_id, order_id=oid(order_id))
+    if doc is None:
+        raise OrderNotFoundError(order_id)
+    return to_public(doc)
+
+
+async def list_orders(
+    db: MongoDatabase, *, user_id: str | None = None, status: OrderStatus | None = None, page: PageParams
 ) -> tuple[list[OrderPublic], PageMeta]:
-    """One page of ``user_id``'s orders, ascending ``_id`` (brief ``GET /orders/{user_id}``)."""
-    rows = await repository.list_user_orders(db, user_id=user_id, skip=page.offset, limit=page.limit + 1)
-    docs, meta = offset_page(rows, page)
+    """One page of orders in ascending ``_id`` order, optionally of one user and/or one status.
+
+    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (spec §3).
+
+    Raises:
+        InvalidCursorError: the cursor is bad or was issued for other filters (400).
+    """
+    window = page.window(scope=LIST_SCOPE, filters={"user_id": user_id, "status": status})
+    rows = await repository.list_orders(
+        db, query=repository.order_filter(user_id=user_id, status=status), window=window
+    )
+    docs, meta = window.finish(rows)
     return [to_public(d) for d in docs], meta

@@ -23,3 +23,13 @@ class InvalidNamePatternError(UnprocessableError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, field=("query", "name"))
+
+
+class SizeNotFoundError(NotFoundError):
+    """``PUT /products/{id}/quantity`` names a size the product does not have: 404."""
+
+    code = "size_not_found"
+    title = "Size not found"
+
+    def __init__(self, product_id: str, size: str) -> None:
+        super().__init__(f"Product {product_id} has no size {size!r}.", productId=product_id, size=size)

@@ -1,10 +1,14 @@
-"""HTTP routes of the catalog: thin views over ``products.service`` (spec §1, §4)."""
+"""HTTP routes of the catalog: thin views over ``products.service`` (spec §1, §4).
+
+Reads are public; every write needs the admin role (spec §3 table).
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.config import AppSettings
@@ -13,9 +17,20 @@ from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.products import service
-from backend_app.products.schemas import ProductCreate, ProductCreated, ProductListItem, ProductPublic
+from backend_app.products.schemas import (
+    ProductCreate,
+    ProductCreated,
+    ProductListItem,
+    ProductPublic,
+    ProductSort,
+    ProductUpdate,
+    SizeStock,
+)
 
 router = APIRouter(prefix="/products", tags=["products"])
+
+ProductId = Annotated[ObjectIdStr, Path(description="The product's 24-hex id.")]
+PriceBound = Annotated[Decimal | None, Query(ge=0, le=1_000_000, decimal_places=2)]
 
 
 @router.post(
@@ -33,7 +48,7 @@ async def create_product(body: ProductCreate, db: Database, _admin: AdminUser) -
 @router.get(
     "",
     response_model=Page[ProductListItem],
-    responses=problem_responses(422, 500, 503),
+    responses=problem_responses(400, 422, 500, 503),
     summary="List products",
 )
 async def list_products(
@@ -42,15 +57,38 @@ async def list_products(
     page: Pagination,
     name: Annotated[
         str | None,
-        Query(description="Case-insensitive substring or regular expression (≤ 100 chars).", max_length=100),
+        Query(
+            description="Case-insensitive substring or regular expression (≤ 100 chars; "
+            "nested quantifiers, quantified alternation and backreferences are refused).",
+            max_length=100,
+        ),
     ] = None,
     size: Annotated[
         str | None, Query(description="Only products having this size, e.g. `large`.", min_length=1, max_length=50)
     ] = None,
+    category: Annotated[
+        str | None, Query(description="Only products of this category.", min_length=1, max_length=100)
+    ] = None,
+    min_price: Annotated[PriceBound, Query(description="Only products priced at least this.")] = None,
+    max_price: Annotated[PriceBound, Query(description="Only products priced at most this.")] = None,
+    sort: Annotated[
+        ProductSort, Query(description="Order: `_id` (default), `price`, `-price`, `created_at`, `-created_at`.")
+    ] = "_id",
 ) -> Page[ProductListItem]:
-    """List live products in ascending ``_id`` order with the brief's ``page`` metadata."""
+    """List live products with the brief's ``page`` metadata and opaque cursors (spec §1, §2, §4).
+
+    Malformed or foreign ``cursor`` → 400 ``invalid_cursor``; ``cursor`` with ``offset`` → 422.
+    """
     data, meta = await service.list_products(
-        db, name=name, size=size, page=page, max_time_ms=settings.mongodb_max_time_ms
+        db,
+        name=name,
+        size=size,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort,
+        page=page,
+        max_time_ms=settings.mongodb_max_time_ms,
     )
     return Page[ProductListItem](data=data, page=meta)
 
@@ -61,6 +99,52 @@ async def list_products(
     responses=problem_responses(404, 422, 500),
     summary="Get a product",
 )
-async def get_product(product_id: Annotated[ObjectIdStr, Path()], db: Database) -> ProductPublic:
+async def get_product(product_id: ProductId, db: Database) -> ProductPublic:
     """The full product with ``sizes`` and derived ``stock``; unknown or deleted → 404."""
     return await service.get_product(db, product_id=product_id)
+
+
+@router.put(
+    "/{product_id}",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 404, 422, 500),
+    summary="Replace a product (admin)",
+)
+async def replace_product(product_id: ProductId, body: ProductCreate, db: Database, _admin: AdminUser) -> ProductPublic:
+    """Replace every field of a product (same body as ``POST``; omitted optional fields are cleared)."""
+    return await service.replace_product(db, product_id=product_id, product=body)
+
+
+@router.patch(
+    "/{product_id}",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 404, 422, 500),
+    summary="Update a product (admin)",
+)
+async def update_product(product_id: ProductId, body: ProductUpdate, db: Database, _admin: AdminUser) -> ProductPublic:
+    """Change only the fields given; ``sizes`` replaces the whole list."""
+    return await service.update_product(db, product_id=product_id, changes=body)
+
+
+@router.delete(
+    "/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422, 500),
+    summary="Delete a product (admin)",
+)
+async def delete_product(product_id: ProductId, db: Database, _admin: AdminUser) -> Response:
+    """Soft-delete: the product leaves listings and cannot be ordered; past orders still show its name."""
+    await service.delete_product(db, product_id=product_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{product_id}/quantity",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 404, 422, 500),
+    summary="Set one size's stock (admin)",
+)
+async def set_quantity(product_id: ProductId, body: SizeStock, db: Database, _admin: AdminUser) -> ProductPublic:
+    """``{"size": "large", "quantity": 25}`` sets that size's stock; a size the product lacks → 404."""
+    return await service.set_quantity(db, product_id=product_id, stock=body)

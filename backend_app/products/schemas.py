@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend_app.core.types import Money
 
@@ -13,6 +13,14 @@ ONE_SIZE = "one-size"
 
 Price = Annotated[Money, Field(gt=0, le=1_000_000, decimal_places=2, examples=[100.0])]
 SizeName = Annotated[str, Field(min_length=1, max_length=50, examples=["large"])]
+ProductName = Annotated[str, Field(min_length=1, max_length=200, examples=["Classic T-shirt"])]
+Description = Annotated[str, Field(max_length=2000)]
+Category = Annotated[str, Field(min_length=1, max_length=100, examples=["tops"])]
+Rating = Annotated[float, Field(ge=0, le=5)]
+Quantity = Annotated[int, Field(ge=0, le=1_000_000_000, description="Units in stock (≥ 0).")]
+
+#: ``sort`` values of ``GET /products`` (spec §4); ``-`` means descending, ``_id`` breaks ties.
+ProductSort = Literal["_id", "price", "-price", "created_at", "-created_at"]
 
 
 class SizeStock(BaseModel):
@@ -21,7 +29,7 @@ class SizeStock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: SizeName
-    quantity: int = Field(ge=0, le=1_000_000_000, description="Units in stock (≥ 0).")
+    quantity: Quantity
 
 
 def _unique_sizes(sizes: list[SizeStock]) -> list[SizeStock]:
@@ -34,25 +42,23 @@ def _unique_sizes(sizes: list[SizeStock]) -> list[SizeStock]:
 
 
 class ProductCreate(BaseModel):
-    """Body of ``POST /products``.
+    """Body of ``POST /products`` and of ``PUT /products/{id}`` (a full replacement).
 
     The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
     ``description``, ``category``, ``rating`` and ``stock`` are optional
     (spec §4). ``stock`` without ``sizes`` stores one size ``"one-size"``.
-    Unknown fields → 422.
+    On ``PUT``, an omitted optional field is cleared. Unknown fields → 422.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, examples=["Classic T-shirt"])
+    name: ProductName
     price: Price
     sizes: list[SizeStock] = Field(default_factory=list, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
-    category: str | None = Field(default=None, min_length=1, max_length=100)
-    rating: float | None = Field(default=None, ge=0, le=5)
-    stock: int | None = Field(
-        default=None, ge=0, le=1_000_000_000, description="Stock of a product without sizes (stored as 'one-size')."
-    )
+    description: Description | None = None
+    category: Category | None = None
+    rating: Rating | None = None
+    stock: Quantity | None = Field(default=None, description="Stock of a product without sizes (stored as 'one-size').")
 
     @model_validator(mode="after")
     def _sizes_or_stock(self) -> ProductCreate:
@@ -63,6 +69,40 @@ class ProductCreate(BaseModel):
             self.sizes = [SizeStock(size=ONE_SIZE, quantity=self.stock)]
             self.stock = None
         return self
+
+
+class ProductUpdate(BaseModel):
+    """Body of ``PATCH /products/{id}``: only the fields given change (spec §4).
+
+    ``name``, ``price`` and ``sizes`` cannot be ``null``; ``description``,
+    ``category`` and ``rating`` can (``null`` clears them). ``sizes``, when
+    given, replaces the whole list. Unknown fields → 422.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProductName | None = None
+    price: Price | None = None
+    sizes: list[SizeStock] | None = Field(default=None, max_length=100)
+    description: Description | None = None
+    category: Category | None = None
+    rating: Rating | None = None
+
+    @field_validator("name", "price", "sizes")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes_unique(cls, value: list[SizeStock]) -> list[SizeStock]:
+        return _unique_sizes(value)
+
+    def changes(self) -> dict[str, object]:
+        """The fields the client sent, with their (validated) values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class ProductCreated(BaseModel):
@@ -93,4 +133,3 @@ class ProductPublic(BaseModel):
     stock: int = Field(description="Sum of the sizes' quantities.")
     created_at: datetime
     updated_at: datetime
-

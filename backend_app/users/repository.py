@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 
 from backend_app.core.db import MongoDatabase
+from backend_app.core.pagination import PageWindow, find_window
 
 COLLECTION = "users"
 
@@ -70,15 +71,8 @@ async def get_by_email(db: MongoDatabase, *, email: str) -> dict[str, Any] | Non
     return await db[COLLECTION].find_one({"email": email.lower()})
 
 
-async def list_users(
-    db: MongoDatabase,
-    *,
-    username_prefix: str | None = None,
-    email_prefix: str | None = None,
-    skip: int = 0,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Users in ascending ``_id`` order whose username / email start with the given prefixes.
+def user_filter(*, username_prefix: str | None = None, email_prefix: str | None = None) -> dict[str, Any]:
+    """The filter of ``GET /users``: usernames / emails starting with the given prefixes.
 
     The prefixes are matched literally (escaped, anchored regexes, which the
     unique indexes serve); ``email_prefix`` is compared lower-case.
@@ -88,8 +82,12 @@ async def list_users(
         query["username"] = {"$regex": "^" + re.escape(username_prefix)}
     if email_prefix:
         query["email"] = {"$regex": "^" + re.escape(email_prefix.lower())}
-    cursor = db[COLLECTION].find(query, projection=PUBLIC_PROJECTION).sort("_id", ASCENDING).skip(skip).limit(limit)
-    return await cursor.to_list()
+    return query
+
+
+async def list_users(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
+    """The rows of ``window`` (offset or keyset page, ``_id`` order) among users matching ``query``."""
+    return await find_window(db[COLLECTION], query, window, projection=PUBLIC_PROJECTION)
 
 
 async def update_user(

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(no_sto
 @router.get(
     "",
     response_model=Page[UserPublic],
-    responses=problem_responses(401, 403, 422, 500),
+    responses=problem_responses(400, 401, 403, 422, 500),
     summary="List users (admin)",
 )
 async def list_users(

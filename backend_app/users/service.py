@@ -8,7 +8,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import OffsetParams, PageMeta, offset_page
+from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
 from backend_app.users.exceptions import SelfLockoutError, UserAlreadyExistsError, UserNotFoundError
@@ -50,13 +50,18 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
 
 
 async def list_users(
-    db: MongoDatabase, *, username: str | None, email: str | None, page: OffsetParams
+    db: MongoDatabase, *, username: str | None, email: str | None, page: PageParams
 ) -> tuple[list[UserPublic], PageMeta]:
-    """One page of users in ascending ``_id`` order, filtered by username / email prefix (spec §3)."""
-    rows = await repository.list_users(
-        db, username_prefix=username, email_prefix=email, skip=page.offset, limit=page.limit + 1
-    )
-    return offset_page([UserPublic.model_validate(doc) for doc in rows], page)
+    """One page of users in ascending ``_id`` order, filtered by username / email prefix (spec §3),
+    by offset or by cursor (spec §2).
+
+    Raises:
+        InvalidCursorError: the cursor is forged or belongs to other filters or another list (400).
+    """
+    window = page.window(scope="users", filters={"username": username, "email": email.lower() if email else None})
+    query = repository.user_filter(username_prefix=username, email_prefix=email)
+    docs, meta = window.finish(await repository.list_users(db, query=query, window=window))
+    return [UserPublic.model_validate(doc) for doc in docs], meta
 
 
 async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, actor: UserPublic) -> UserPublic:

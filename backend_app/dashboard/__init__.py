@@ -1,0 +1,1 @@
+"""The admin dashboard: catalog and sales figures computed by aggregation pipelines (spec §7)."""

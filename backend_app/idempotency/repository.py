@@ -1,0 +1,109 @@
+"""MongoDB access for the ``idempotency_keys`` collection.
+
+Document shape::
+
+    {_id: ObjectId, owner: str (username), key: str, fingerprint: str (hex),
+     state: "in_flight" | "completed", token: str (the current claim),
+     lease_expires_at: datetime, response: dict | null,
+     created_at: datetime, expires_at: datetime}
+
+``(owner, key)`` is unique, so the in-flight record is created atomically: of
+two concurrent requests with one key exactly one inserts it. ``expires_at``
+carries a TTL index (``expireAfterSeconds: 0``), so the server removes a
+record once it expires.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from backend_app.core.db import MongoDatabase
+
+COLLECTION = "idempotency_keys"
+
+
+async def ensure_indexes(db: MongoDatabase) -> None:
+    """Unique ``{owner, key}`` and a TTL index on ``expires_at`` (idempotent)."""
+    coll = db[COLLECTION]
+    await coll.create_index([("owner", ASCENDING), ("key", ASCENDING)], unique=True, name="owner_key_unique")
+    await coll.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl")
+
+
+async def insert_in_flight(
+    db: MongoDatabase,
+    *,
+    owner: str,
+    key: str,
+    fingerprint: str,
+    token: str,
+    now: datetime,
+    lease_expires_at: datetime,
+    expires_at: datetime,
+) -> ObjectId:
+    """Insert the in-flight record of ``(owner, key)`` and return its ``_id``.
+
+    Raises:
+        pymongo.errors.DuplicateKeyError: a record for ``(owner, key)`` exists.
+    """
+    result = await db[COLLECTION].insert_one(
+        {
+            "owner": owner,
+            "key": key,
+            "fingerprint": fingerprint,
+            "state": "in_flight",
+            "token": token,
+            "lease_expires_at": lease_expires_at,
+            "response": None,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+    )
+    return result.inserted_id
+
+
+async def find(db: MongoDatabase, *, owner: str, key: str) -> dict[str, Any] | None:
+    """The record of ``(owner, key)``, or ``None``."""
+    return await db[COLLECTION].find_one({"owner": owner, "key": key})
+
+
+async def take_over(
+    db: MongoDatabase, *, record_id: ObjectId, old_token: str, token: str, lease_expires_at: datetime
+) -> bool:
+    """Claim an abandoned in-flight record (its lease expired) if nobody else did first."""
+    result = await db[COLLECTION].find_one_and_update(
+        {"_id": record_id, "state": "in_flight", "token": old_token},
+        {"$set": {"token": token, "lease_expires_at": lease_expires_at}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return result is not None
+
+
+async def complete(
+    db: MongoDatabase,
+    *,
+    record_id: ObjectId,
+    token: str,
+    response: dict[str, Any],
+    expires_at: datetime,
+    session: AsyncClientSession,
+) -> bool:
+    """Store ``response`` and mark the record completed, inside ``session``'s transaction.
+
+    Returns False when the claim ``token`` no longer holds the record.
+    """
+    result = await db[COLLECTION].update_one(
+        {"_id": record_id, "state": "in_flight", "token": token},
+        {"$set": {"state": "completed", "response": response, "expires_at": expires_at}},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
+async def release(db: MongoDatabase, *, record_id: ObjectId, token: str) -> None:
+    """Delete an in-flight record this claim still holds (the request failed; the key may be retried)."""
+    await db[COLLECTION].delete_one({"_id": record_id, "state": "in_flight", "token": token})

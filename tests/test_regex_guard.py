@@ -1,0 +1,54 @@
+"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (spec §4)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
+from tests.helpers import assert_problem, create_product
+
+CATASTROPHIC = [
+    "(a+)+$",
+    "(a*)*b",
+    "(a|aa)*$",
+    "(?:a+){2,}$",
+    r"(a)\1",
+    "(x+x+)+y",
+    "(.*a){12}",
+    "(a|a)" * 9,
+    "a?" * 12 + "a" * 12,
+    ".*a.*a.*a.*b",
+]
+FINE = ["shirt", "sh.*rt", "^iPhone [0-9]+", "(red|blue) shirt", "(a|b)*c", r"\d+ ?GB", "^.*$", "[a-z]{2,5}"]
+
+
+@pytest.mark.parametrize("pattern", CATASTROPHIC)
+def test_guard_refuses_catastrophic_patterns(pattern):
+    with pytest.raises(UnsafePatternError):
+        check_safe_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", FINE)
+def test_guard_accepts_ordinary_patterns(pattern):
+    assert check_safe_regex(pattern) == pattern
+
+
+@pytest.mark.parametrize("pattern", ["[", "(abc", "a{2,1}", "*a", "x" * 101])
+async def test_invalid_or_long_pattern_is_422(client, pattern):
+    assert_problem(await client.get("/products", params={"name": pattern}), 422)
+
+
+async def test_catastrophic_pattern_against_long_names_is_refused_fast(client, admin_headers):
+    for i in range(3):
+        await create_product(client, admin_headers, name="a" * 192 + "!" * i)
+    for pattern in CATASTROPHIC:
+        started = time.monotonic()
+        response = await client.get("/products", params={"name": pattern})
+        assert time.monotonic() - started < 1.0
+        body = assert_problem(response, 422, "invalid_pattern")
+        assert body["errors"][0]["loc"] == ["query", "name"]
+    # the service still answers, and ordinary patterns still work
+    ok = await client.get("/products", params={"name": "^a+!$"})
+    assert ok.status_code == 200 and len(ok.json()["data"]) == 1
