@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import pytest
+import redis
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
@@ -39,3 +42,16 @@ async def create_product(
     response = await client.post("/products", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["id"]
+
+
+def wait_until(check: object, *, timeout_s: float = 30.0, what: str) -> None:
+    """Poll ``check()`` every 0.1 s until it returns true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except (OSError, httpx.HTTPError, redis.RedisError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not come up within {timeout_s:.0f}s")

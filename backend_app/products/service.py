@@ -12,6 +12,7 @@ from backend_app.core.errors import ServiceUnavailableError
 from backend_app.core.pagination import OffsetParams, PageMeta, offset_page
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository
+from backend_app.products.cache import catalog_changed
 from backend_app.products.exceptions import InvalidNamePatternError, ProductNotFoundError
 from backend_app.products.repository import ProductFilter
 from backend_app.products.schemas import ProductCreate, ProductListItem, ProductPublic, SizeStock
@@ -69,8 +70,10 @@ def to_public(doc: dict[str, Any]) -> ProductPublic:
 
 
 async def create_product(db: MongoDatabase, *, product: ProductCreate) -> str:
-    """Store ``product`` and return its id as 24 hex digits."""
-    return str(await repository.insert_product(db, product=product))
+    """Store ``product`` and return its id as 24 hex digits (then bump the catalog version)."""
+    product_id = await repository.insert_product(db, product=product)
+    await catalog_changed(db)
+    return str(product_id)
 
 
 async def list_products(
