@@ -67,7 +67,9 @@ def scaled_catalog(products: list[dict[str, Any]], total: int) -> list[dict[str,
     return bodies
 
 
-async def load(timings: Timings, name: str, call: Callable[[], Awaitable[Any]], *, seconds: float, concurrency: int) -> None:
+async def load(
+    timings: Timings, name: str, call: Callable[[], Awaitable[Any]], *, seconds: float, concurrency: int
+) -> None:
     """Keep ``concurrency`` callers running ``call`` back to back for ``seconds``; record each latency."""
     samples = timings.samples[name]
     deadline = time.perf_counter() + seconds
@@ -88,7 +90,9 @@ def rate(timings: Timings, name: str) -> float:
     return len(timings.samples[name]) / timings.wall[name]
 
 
-def http_read(http: httpx.AsyncClient, params: dict[str, str], expected: int = 200, **headers: str) -> Callable[[], Awaitable[None]]:
+def http_read(
+    http: httpx.AsyncClient, params: dict[str, str], expected: int = 200, **headers: str
+) -> Callable[[], Awaitable[None]]:
     """A ``GET /products`` call that fails loudly on any other status than ``expected``."""
 
     async def call() -> None:
@@ -147,6 +151,25 @@ async def measure_pymongo(timings: Timings, mongo_uri: str, *, seconds: float, c
     del timings.samples["warm-up"], timings.wall["warm-up"]
 
 
+async def seed(
+    timings: Timings, base_url: str, mongo_uri: str, secret: str, bodies: list[dict[str, Any]], concurrency: int
+) -> bool:
+    """Create the products through ``POST /products`` as a fresh admin; False (printed) if any is refused."""
+    token = await create_admin_token(mongo_uri, DB_NAME, secret)
+    admin = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, headers=admin, timeout=60, limits=limits) as http:
+
+        def create(body: dict[str, Any]) -> Callable[[], Awaitable[httpx.Response]]:
+            return lambda: http.post("/products", json=body)
+
+        created = await timings.run("POST /products (seed)", [create(b) for b in bodies], concurrency)
+    refused = [r.text[:200] for r in created if r.status_code != 201]
+    if refused:
+        print(f"seeding failed for {len(refused)} products, e.g. {refused[0]}")
+    return not refused
+
+
 async def run(args: argparse.Namespace) -> int:
     """Start the servers, seed, measure, print; 0 when the cached first page is ≥ 5× the uncached rate."""
     from backend_app.devtools.api_server import ApiServer
@@ -174,20 +197,8 @@ async def run(args: argparse.Namespace) -> int:
         seen: dict[str, dict[str, bytes]] = {}
         for n, (label, overrides) in enumerate(configs):
             with ApiServer(env={**base_env, **overrides}) as api:
-                if n == 0:
-                    token = await create_admin_token(mongo.uri, DB_NAME, secret)
-                    admin = {"Authorization": f"Bearer {token}"}
-                    limits = httpx.Limits(max_connections=args.concurrency)
-                    async with httpx.AsyncClient(base_url=api.base_url, headers=admin, timeout=60, limits=limits) as http:
-
-                        def create(body: dict[str, Any]) -> Callable[[], Awaitable[httpx.Response]]:
-                            return lambda: http.post("/products", json=body)
-
-                        created = await timings.run("POST /products (seed)", [create(b) for b in bodies], args.concurrency)
-                    refused = [r.text[:200] for r in created if r.status_code != 201]
-                    if refused:
-                        print(f"seeding failed for {len(refused)} products, e.g. {refused[0]}")
-                        return 1
+                if n == 0 and not await seed(timings, api.base_url, mongo.uri, secret, bodies, args.concurrency):
+                    return 1
                 seen[label] = await measure_api(
                     timings, label, api.base_url, seconds=args.seconds, concurrency=args.concurrency, revalidate=n == 0
                 )

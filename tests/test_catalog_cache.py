@@ -18,6 +18,7 @@ import pytest
 import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
@@ -60,7 +61,9 @@ async def insert_behind_the_api(mongo: Any, name: str) -> None:
 # --- ETag, Cache-Control, 304 -----------------------------------------------------------------------
 
 
-async def test_list_has_a_strong_etag_and_must_be_revalidated(client: httpx.AsyncClient, admin_headers: Headers) -> None:
+async def test_list_has_a_strong_etag_and_must_be_revalidated(
+    client: httpx.AsyncClient, admin_headers: Headers
+) -> None:
     await create_product(client, admin_headers, name="Alpha")
     response = await client.get("/products")
     assert response.status_code == 200
@@ -309,6 +312,13 @@ async def test_the_cache_holds_at_most_cache_max_bytes(
     big = await client.get("/products", params={"limit": 100})
     assert len(big.content) > 4096 and len(big.json()["data"]) == 20
     assert store.entries <= stored and store.bytes <= 4096
+
+
+@pytest.mark.parametrize("uri", ["memcached://cache:11211", "127.0.0.1:6379"])
+def test_cache_uri_must_be_a_redis_uri(uri: str) -> None:
+    with pytest.raises(ValidationError, match="CACHE_URI must be"):
+        Settings(_env_file=None, cache_uri=uri)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, cache_uri="").cache_uri is None  # type: ignore[call-arg]
 
 
 async def test_entries_expire_after_the_ttl() -> None:

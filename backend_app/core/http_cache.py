@@ -51,7 +51,8 @@ CONDITIONAL_GET_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {
             "ETag": {"description": "Strong entity tag of this representation.", "schema": {"type": "string"}},
             "Cache-Control": {
-                "description": "`public` (anonymous) or `private` (with `Authorization`), plus revalidation directives.",
+                "description": "`public` (anonymous) or `private` (with `Authorization`), "
+                "plus revalidation directives.",
                 "schema": {"type": "string"},
             },
         }

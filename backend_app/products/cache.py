@@ -216,9 +216,10 @@ class RedisPageStore:
             self._failed(exc)
             return None
         self._succeeded()
-        if raw is None:
+        parts = raw.split(b"\n", 2) if raw is not None else []
+        if len(parts) != 3:  # absent, or not written by this class
             return None
-        version, etag, body = raw.split(b"\n", 2)
+        version, etag, body = parts
         return CachedPage(version=version.decode(), etag=etag.decode(), body=body)
 
     async def put(self, key: str, page: CachedPage) -> None:
@@ -300,7 +301,9 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     stored under the version from before that write's bump and is never
     served once the bump has happened. (Reading the version after the query
     instead would let a bump land between the two and label pre-write data
-    with the post-write version.)
+    with the post-write version.) Two requests computing one page across a
+    bump may store in either order; an older page stored last is only a miss
+    for the next request, never served.
 
     Args:
         request: the list request; its normalised query string is the key.
