@@ -15,7 +15,7 @@ second and p50/p99 latency:
 - the ceiling of this machine's HTTP stack: a 404 for an unknown route
   (middleware, no database work), on the same server with the same client;
 - the same three queries sent straight to the database with PyMongo's async
-  client (``products.repository.list_products``, 11 rows as the API fetches).
+  client (the repository's filter and projection, 11 rows as the API fetches).
 
 It checks that every configuration returns the same bodies, and exits 1 if
 the cached first page serves less than 5× the uncached rate.
@@ -129,20 +129,25 @@ async def measure_api(
 
 
 async def measure_pymongo(timings: Timings, mongo_uri: str, *, seconds: float, concurrency: int) -> None:
-    """The same three queries straight to the database (``repository.list_products``, 11 rows)."""
-    from pymongo import AsyncMongoClient
+    """The same three queries straight to the database: ``find(filter, projection).sort(_id).limit(11)``.
+
+    The filter and projection are the repository's (``ProductFilter.to_query``,
+    ``LIST_PROJECTION``); 11 rows, as the API fetches ``limit + 1``.
+    """
+    from pymongo import ASCENDING, AsyncMongoClient
 
     from backend_app.products import repository
     from backend_app.products.repository import ProductFilter
 
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri, maxPoolSize=concurrency)
-    db = client[DB_NAME]
+    products = client[DB_NAME][repository.COLLECTION]
     try:
         for query, params in QUERIES.items():
-            filters = ProductFilter(name_pattern=params.get("name"), size=params.get("size"))
+            where = ProductFilter(name_pattern=params.get("name"), size=params.get("size")).to_query()
 
-            async def call(filters: ProductFilter = filters) -> None:
-                await repository.list_products(db, filters=filters, skip=0, limit=11, max_time_ms=60_000)
+            async def call(where: dict[str, Any] = where) -> None:
+                found = products.find(where, repository.LIST_PROJECTION).sort("_id", ASCENDING).limit(11)
+                await found.to_list()
 
             await load(timings, "warm-up", call, seconds=min(1.0, seconds), concurrency=concurrency)
             await load(timings, f"PyMongo direct: {query}", call, seconds=seconds, concurrency=concurrency)
