@@ -1,10 +1,11 @@
 """Catalog read throughput with the server-side page cache on and off, and PyMongo direct for reference.
 
-Starts SecantusDB and uvicorn (``RATE_LIMIT_ENABLED=false``, ``MONGODB_MAX_TIME_MS=60000``) on free ports,
-creates the DummyJSON catalog scaled to 2,000 products through
-``POST /products`` (the 194 products repeated, names suffixed ``(2)``,
-``(3)``...; sizes and stock as in ``replay_dummyjson.py``), then, for each
-read, keeps 16 connections busy for a fixed time and reports requests per
+Starts SecantusDB, creates the DummyJSON catalog scaled to 2,000 products with
+the app's ``products.service.create_product`` (the 194 products repeated,
+names suffixed ``(2)``, ``(3)``...; sizes and stock from ``product_body`` of
+``replay_dummyjson.py``), starts uvicorn (``RATE_LIMIT_ENABLED=false``,
+``MONGODB_MAX_TIME_MS=60000``) on a free port per configuration, and for each
+read keeps 16 connections busy for a fixed time, reporting requests per
 second and p50/p99 latency:
 
 - ``GET /products`` (first page), ``?name=phone``, ``?size=M``;
@@ -32,7 +33,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.replay_dummyjson import Timings, create_admin_token, product_body  # noqa: E402
+from benchmarks.replay_dummyjson import Timings, product_body  # noqa: E402
 
 DB_NAME = "catalog_bench"
 #: The measured reads: label → query parameters of ``GET /products``.
@@ -156,23 +156,30 @@ async def measure_pymongo(timings: Timings, mongo_uri: str, *, seconds: float, c
     del timings.samples["warm-up"], timings.wall["warm-up"]
 
 
-async def seed(
-    timings: Timings, base_url: str, mongo_uri: str, secret: str, bodies: list[dict[str, Any]], concurrency: int
-) -> bool:
-    """Create the products through ``POST /products`` as a fresh admin; False (printed) if any is refused."""
-    token = await create_admin_token(mongo_uri, DB_NAME, secret)
-    admin = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=admin, timeout=60, limits=limits) as http:
+async def seed(timings: Timings, mongo_uri: str, bodies: list[dict[str, Any]], concurrency: int) -> None:
+    """Create the products with the app's own ``products.service.create_product`` (validation, insert, version bump).
 
-        def create(body: dict[str, Any]) -> Callable[[], Awaitable[httpx.Response]]:
-            return lambda: http.post("/products", json=body)
+    Through the service rather than ``POST /products``, so seeding needs no admin login and is
+    not part of what is measured.
 
-        created = await timings.run("POST /products (seed)", [create(b) for b in bodies], concurrency)
-    refused = [r.text[:200] for r in created if r.status_code != 201]
-    if refused:
-        print(f"seeding failed for {len(refused)} products, e.g. {refused[0]}")
-    return not refused
+    Raises:
+        pydantic.ValidationError: a body is not a valid ``ProductCreate``.
+    """
+    from pymongo import AsyncMongoClient
+
+    from backend_app.products import service
+    from backend_app.products.schemas import ProductCreate
+
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri, maxPoolSize=concurrency)
+    db = client[DB_NAME]
+
+    def create(body: dict[str, Any]) -> Callable[[], Awaitable[str]]:
+        return lambda: service.create_product(db, product=ProductCreate.model_validate(body))
+
+    try:
+        await timings.run("create_product (seed)", [create(b) for b in bodies], concurrency)
+    finally:
+        await client.close()
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -182,13 +189,12 @@ async def run(args: argparse.Namespace) -> int:
 
     products = json.loads((args.data / "products.json").read_text())
     bodies = scaled_catalog(products, args.products)
-    secret = uuid.uuid4().hex * 2
     timings = Timings()
     with EmbeddedMongo(storage_path=":memory:") as mongo:
+        await seed(timings, mongo.uri, bodies, args.concurrency)
         base_env = {
             "MONGODB_URI": mongo.uri,
             "MONGODB_DB": DB_NAME,
-            "JWT_SECRET": secret,
             "RATE_LIMIT_ENABLED": "false",
             # 16 uncached scans queue up in the embedded server past the default 2 s limit (then 503).
             "MONGODB_MAX_TIME_MS": "60000",
@@ -202,8 +208,6 @@ async def run(args: argparse.Namespace) -> int:
         seen: dict[str, dict[str, bytes]] = {}
         for n, (label, overrides) in enumerate(configs):
             with ApiServer(env={**base_env, **overrides}) as api:
-                if n == 0 and not await seed(timings, api.base_url, mongo.uri, secret, bodies, args.concurrency):
-                    return 1
                 seen[label] = await measure_api(
                     timings, label, api.base_url, seconds=args.seconds, concurrency=args.concurrency, revalidate=n == 0
                 )

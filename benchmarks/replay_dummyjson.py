@@ -198,42 +198,32 @@ async def replay(base_url: str, admin_token: str, data_dir: Path, concurrency: i
     return 0
 
 
-async def create_admin_token(mongo_uri: str, db_name: str, secret: str) -> str:
-    """Insert the admin ``replay_admin`` (random password) into ``db_name``; return an access token for it.
-
-    The token is signed with ``secret``, which must be the ``JWT_SECRET`` of the server it is sent to.
-    """
+async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
+    """Start SecantusDB and uvicorn on free ports, seed an admin, replay, stop both."""
     from pymongo import AsyncMongoClient
 
     from backend_app.core.security import _hash_sync, create_token
+    from backend_app.devtools.api_server import ApiServer
+    from backend_app.devtools.embedded_db import EmbeddedMongo
     from backend_app.users import repository as users_repository
     from config import Settings
 
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    await users_repository.insert_user(
-        client[db_name],
-        username="replay_admin",
-        email="replay_admin@example.com",
-        password_hash=_hash_sync(uuid.uuid4().hex),
-        full_name=None,
-        role="admin",
-    )
-    await client.close()
-    settings = Settings(app_env="test", mongodb_uri=mongo_uri, mongodb_db=db_name, jwt_secret=secret)
-    token, _ = create_token(settings, subject="replay_admin", role="admin", token_type="access")
-    return token
-
-
-async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
-    """Start SecantusDB and uvicorn on free ports, seed an admin, replay, stop both."""
-    from backend_app.devtools.api_server import ApiServer
-    from backend_app.devtools.embedded_db import EmbeddedMongo
-
     secret = uuid.uuid4().hex * 2
     with EmbeddedMongo(storage_path=":memory:") as mongo:
+        settings = Settings(app_env="test", mongodb_uri=mongo.uri, mongodb_db="replay", jwt_secret=secret)
         env = {"MONGODB_URI": mongo.uri, "MONGODB_DB": "replay", "JWT_SECRET": secret, "RATE_LIMIT_ENABLED": "false"}
         with ApiServer(env=env) as api:
-            token = await create_admin_token(mongo.uri, "replay", secret)
+            client: AsyncMongoClient = AsyncMongoClient(mongo.uri)
+            await users_repository.insert_user(
+                client["replay"],
+                username="replay_admin",
+                email="replay_admin@example.com",
+                password_hash=_hash_sync(uuid.uuid4().hex),
+                full_name=None,
+                role="admin",
+            )
+            await client.close()
+            token, _ = create_token(settings, subject="replay_admin", role="admin", token_type="access")
             return await replay(api.base_url, token, data_dir, concurrency)
 
 

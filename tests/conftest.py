@@ -6,8 +6,6 @@ nothing here mocks the driver.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,22 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from backend_app.core.security import _hash_sync, create_token
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.main import create_app
 from backend_app.users import repository as users_repository
 from config import Settings
-from tests.helpers import wait_until
+from tests.helpers import REDIS_SERVER, redis_server
 
 #: Password of every user the fixtures create.
 TEST_PASSWORD = "s3cret-passw0rd"
-#: The ``redis-server`` binary (Debian package; ``make test`` installs it when it can), or ``None``.
-REDIS_SERVER = shutil.which("redis-server")
 
 
 @pytest.fixture(scope="session")
@@ -147,18 +142,5 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throw-away ``redis-server`` on a free loopback port, one per test module (skips without the binary)."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed and could not be installed with apt-get (see Makefile)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    cmd = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [*cmd, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_timeout=0.5)
-    try:
-        wait_until(client.ping, what="redis-server")
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)

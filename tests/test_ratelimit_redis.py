@@ -18,8 +18,7 @@ import pytest
 import redis
 
 from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
-from tests.conftest import REDIS_SERVER
-from tests.helpers import wait_until
+from tests.helpers import REDIS_SERVER, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
