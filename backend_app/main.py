@@ -26,6 +26,7 @@ from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import repository as orders_repository
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
+from backend_app.products.cache import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
 from backend_app.users.router import router as users_router
@@ -59,11 +60,12 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the process's one ``AsyncMongoClient``, ensure indexes, and close the client on shutdown."""
+    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown."""
     settings: Settings = app.state.settings
     client = create_client(settings)
     app.state.mongo_client = client
     app.state.db = client[settings.mongodb_db]
+    app.state.catalog_cache = create_page_cache(settings)
     index_task = asyncio.create_task(_ensure_indexes_until_done(app))
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
@@ -75,6 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await index_task
         await client.close()
+        if app.state.catalog_cache is not None:
+            await app.state.catalog_cache.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -20,6 +20,8 @@ DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 -
 MIN_JWT_SECRET_BYTES = 32
 #: Rate-limit storages the app supports (``limits`` storage URI schemes).
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "valkey", "valkeys")
+#: URI schemes of ``CACHE_URI`` (redis-py's ``Redis.from_url``).
+CACHE_URI_SCHEMES = ("redis", "rediss", "unix")
 
 #: A comma-separated environment value read as a list (``A,B`` → ``["A", "B"]``; empty → ``[]``).
 CommaList = Annotated[list[str], NoDecode]
@@ -95,6 +97,17 @@ class Settings(BaseSettings):
     #: Worker processes of ``python -m backend_app serve`` (uvicorn ``--workers``).
     web_concurrency: int = Field(default=1, ge=1)
 
+    #: Server-side cache of ``GET /products`` pages on/off (``products.cache``). ETags and 304s work either way.
+    cache_enabled: bool = True
+    #: Most pages the in-process cache holds (least recently used evicted first).
+    cache_max_entries: int = Field(default=1024, ge=1)
+    #: Most bytes of pages (body + key) the in-process cache holds; a larger page is not cached.
+    cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    #: Seconds a cached page lives at most, whatever the catalog version (bounds out-of-band database edits).
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    #: ``redis://host:6379/1``: keep pages in Redis (shared by every worker and host) instead of in process.
+    cache_uri: str | None = None
+
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -119,6 +132,16 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in RATE_LIMIT_STORAGE_SCHEMES:
             raise ValueError(f"RATE_LIMIT_STORAGE_URI must be memory:// or redis://host:port/db, got {value!r}")
+        return value
+
+    @field_validator("cache_uri")
+    @classmethod
+    def _cache_scheme(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in CACHE_URI_SCHEMES:
+            raise ValueError(f"CACHE_URI must be redis://host:port/db (or rediss://, unix://), got {value!r}")
         return value
 
     @field_validator("log_level", mode="before")

@@ -22,6 +22,7 @@ from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
+from tests.helpers import REDIS_SERVER, redis_server
 
 #: Password of every user the fixtures create.
 TEST_PASSWORD = "s3cret-passw0rd"
@@ -126,3 +127,12 @@ async def alice(make_user: Any) -> Headers:
 async def bob(make_user: Any) -> Headers:
     """Bearer headers of the shopper ``bob``."""
     return await make_user("bob")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free loopback port, one per test module (skips without the binary)."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed and could not be installed with apt-get (see Makefile)")
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

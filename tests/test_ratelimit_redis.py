@@ -8,12 +8,9 @@ then spends one caller's budget alternately on both.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +18,8 @@ import pytest
 import redis
 
 from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from tests.helpers import REDIS_SERVER, wait_until
 
-REDIS_SERVER = shutil.which("redis-server")
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
@@ -32,40 +29,6 @@ pytestmark = [
         reason="redis-server is not installed and could not be installed with apt-get (see Makefile)",
     ),
 ]
-
-
-def wait_until(check: object, *, timeout_s: float = 30.0, what: str) -> None:
-    """Poll ``check()`` every 0.1 s until it returns true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (OSError, httpx.HTTPError, redis.RedisError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not come up within {timeout_s:.0f}s")
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free loopback port."""
-    assert REDIS_SERVER is not None
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    cmd = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [*cmd, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_timeout=0.5)
-    try:
-        wait_until(client.ping, what="redis-server")
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:

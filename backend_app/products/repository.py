@@ -276,3 +276,39 @@ async def return_stock(
         array_filters=array_filters,
         session=session,
     )
+
+
+# --- Catalog version (read and bumped by products.cache) ------------------------------------------
+#
+# One document ``{_id: "catalog", version: int, epoch: ObjectId}`` in ``catalog_meta``. ``version``
+# is incremented after every catalog write; ``epoch`` is set when the document is first created, so
+# a dropped and re-created database never repeats a token that an older cache entry was stored under.
+
+CATALOG_META_COLLECTION = "catalog_meta"
+CATALOG_META_ID = "catalog"
+#: Version token of a catalog that has never been written through the API.
+INITIAL_CATALOG_VERSION = "0"
+
+
+async def get_catalog_version(db: MongoDatabase) -> str:
+    """The catalog's current version token, ``"<epoch>:<version>"``: one point read by ``_id``.
+
+    Returns:
+        :data:`INITIAL_CATALOG_VERSION` while no catalog write has been recorded.
+    """
+    doc = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID})
+    if doc is None:
+        return INITIAL_CATALOG_VERSION
+    return f"{doc['epoch']}:{doc['version']}"
+
+
+async def bump_catalog_version(db: MongoDatabase) -> None:
+    """Atomically increment the catalog version: one ``$inc`` ``update_one``, upserting the document.
+
+    Concurrent first bumps are safe: MongoDB (≥ 4.2) retries an upsert that
+    loses an ``_id`` race itself, and the embedded server serialises them
+    (16 concurrent first bumps always yield ``version`` 16).
+    """
+    await db[CATALOG_META_COLLECTION].update_one(
+        {"_id": CATALOG_META_ID}, {"$inc": {"version": 1}, "$setOnInsert": {"epoch": ObjectId()}}, upsert=True
+    )

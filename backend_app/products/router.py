@@ -8,15 +8,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
+from backend_app.core.http_cache import CONDITIONAL_GET_RESPONSES
 from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
-from backend_app.products import service
+from backend_app.products import cache, service
 from backend_app.products.schemas import (
     ProductCreate,
     ProductCreated,
@@ -48,10 +49,11 @@ async def create_product(body: ProductCreate, db: Database, _admin: AdminUser) -
 @router.get(
     "",
     response_model=Page[ProductListItem],
-    responses=problem_responses(400, 422, 500, 503),
+    responses={**problem_responses(400, 422, 500, 503), **CONDITIONAL_GET_RESPONSES},
     summary="List products",
 )
 async def list_products(
+    request: Request,
     db: Database,
     settings: AppSettings,
     page: Pagination,
@@ -74,34 +76,40 @@ async def list_products(
     sort: Annotated[
         ProductSort, Query(description="Order: `_id` (default), `price`, `-price`, `created_at`, `-created_at`.")
     ] = "_id",
-) -> Page[ProductListItem]:
+) -> Response:
     """List live products with the brief's ``page`` metadata and opaque cursors (spec §1, §2, §4).
 
-    Malformed or foreign ``cursor`` → 400 ``invalid_cursor``; ``cursor`` with ``offset`` → 422.
+    Served from the catalog page cache when the catalog has not changed, with an
+    ``ETag`` (``If-None-Match`` → 304). Malformed or foreign ``cursor`` → 400
+    ``invalid_cursor``; ``cursor`` with ``offset`` → 422.
     """
-    data, meta = await service.list_products(
-        db,
-        name=name,
-        size=size,
-        category=category,
-        min_price=min_price,
-        max_price=max_price,
-        sort=sort,
-        page=page,
-        max_time_ms=settings.mongodb_max_time_ms,
-    )
-    return Page[ProductListItem](data=data, page=meta)
+
+    async def compute() -> Page[ProductListItem]:
+        data, meta = await service.list_products(
+            db,
+            name=name,
+            size=size,
+            category=category,
+            min_price=min_price,
+            max_price=max_price,
+            sort=sort,
+            page=page,
+            max_time_ms=settings.mongodb_max_time_ms,
+        )
+        return Page[ProductListItem](data=data, page=meta)
+
+    return await cache.list_response(request, db, compute)
 
 
 @router.get(
     "/{product_id}",
     response_model=ProductPublic,
-    responses=problem_responses(404, 422, 500),
+    responses={**problem_responses(404, 422, 500), **CONDITIONAL_GET_RESPONSES},
     summary="Get a product",
 )
-async def get_product(product_id: ProductId, db: Database) -> ProductPublic:
-    """The full product with ``sizes`` and derived ``stock``; unknown or deleted → 404."""
-    return await service.get_product(db, product_id=product_id)
+async def get_product(request: Request, product_id: ProductId, db: Database) -> Response:
+    """The full product with ``sizes`` and derived ``stock`` (``ETag``); unknown or deleted → 404."""
+    return cache.detail_response(request, await service.get_product(db, product_id=product_id))
 
 
 @router.put(

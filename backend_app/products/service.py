@@ -3,8 +3,9 @@
 Every product write goes through one of :func:`create_product`,
 :func:`replace_product`, :func:`update_product`, :func:`delete_product` and
 :func:`set_quantity` (stock taken or returned by orders goes through
-``orders.service``), so a hook that must see every catalog change (e.g. a
-cache's catalog version) belongs in these functions.
+``orders.service``), and each bumps the catalog version after its write succeeds
+(``products.cache.catalog_changed``), so cached list pages are never served
+stale. Orders do not bump it: they change stock, which list pages do not show.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backend_app.core.pagination import PageMeta, PageParams, SortOrder
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository
+from backend_app.products.cache import catalog_changed
 from backend_app.products.exceptions import InvalidNamePatternError, ProductNotFoundError, SizeNotFoundError
 from backend_app.products.repository import ProductFilter
 from backend_app.products.schemas import (
@@ -95,8 +97,10 @@ def _found(doc: dict[str, Any] | None, product_id: str) -> ProductPublic:
 
 
 async def create_product(db: MongoDatabase, *, product: ProductCreate) -> str:
-    """Store ``product`` and return its id as 24 hex digits."""
-    return str(await repository.insert_product(db, product=product))
+    """Store ``product`` and return its id as 24 hex digits (then bump the catalog version)."""
+    product_id = await repository.insert_product(db, product=product)
+    await catalog_changed(db)
+    return str(product_id)
 
 
 async def replace_product(db: MongoDatabase, *, product_id: str, product: ProductCreate) -> ProductPublic:
@@ -105,7 +109,11 @@ async def replace_product(db: MongoDatabase, *, product_id: str, product: Produc
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
-    return _found(await repository.replace_product(db, product_id=oid(product_id), product=product), product_id)
+    product_public = _found(
+        await repository.replace_product(db, product_id=oid(product_id), product=product), product_id
+    )
+    await catalog_changed(db)
+    return product_public
 
 
 async def update_product(db: MongoDatabase, *, product_id: str, changes: ProductUpdate) -> ProductPublic:
@@ -114,7 +122,11 @@ async def update_product(db: MongoDatabase, *, product_id: str, changes: Product
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
-    return _found(await repository.update_product(db, product_id=oid(product_id), changes=changes), product_id)
+    product_public = _found(
+        await repository.update_product(db, product_id=oid(product_id), changes=changes), product_id
+    )
+    await catalog_changed(db)
+    return product_public
 
 
 async def delete_product(db: MongoDatabase, *, product_id: str) -> None:
@@ -125,6 +137,7 @@ async def delete_product(db: MongoDatabase, *, product_id: str) -> None:
     """
     if not await repository.soft_delete_product(db, product_id=oid(product_id)):
         raise ProductNotFoundError(product_id)
+    await catalog_changed(db)
 
 
 async def set_quantity(db: MongoDatabase, *, product_id: str, stock: SizeStock) -> ProductPublic:
@@ -139,6 +152,7 @@ async def set_quantity(db: MongoDatabase, *, product_id: str, stock: SizeStock) 
         if await repository.get_live_product(db, product_id=oid(product_id)) is None:
             raise ProductNotFoundError(product_id)
         raise SizeNotFoundError(product_id, stock.size)
+    await catalog_changed(db)
     return to_public(doc)
 
 
