@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
+import contextlib
 import statistics
-import subprocess
 import tempfile
 import time
 from typing import Any
@@ -31,7 +30,8 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer
 from backend_app.main import create_app
 from config import Settings
 
@@ -80,26 +80,13 @@ async def main(requests: int) -> None:
             ("stack, limits off", {"rate_limit_enabled": False}),
             ("stack, memory://", {"rate_limit_enabled": True}),
         ]
-        redis_server = shutil.which("redis-server")
-        redis_process = None
-        if redis_server:
-            port = free_port()
-            redis_process = subprocess.Popen(  # noqa: S603
-                [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL,
-            )
-            time.sleep(0.5)
-            configs.append(
-                ("stack, redis://", {"rate_limit_enabled": True, "rate_limit_storage_uri": f"redis://127.0.0.1:{port}/0"})
-            )
-        try:
+        with contextlib.ExitStack() as stack:
+            if REDIS_SERVER:
+                redis = stack.enter_context(RedisServer(workdir=log_dir))
+                configs.append(("stack, redis://", {"rate_limit_enabled": True, "rate_limit_storage_uri": redis.url}))
             for label, overrides in configs:
                 app = with_bench_route(create_app(Settings(**{**base, **overrides})))
                 results.append((label, *await measure(app, requests)))
-        finally:
-            if redis_process:
-                redis_process.terminate()
-                redis_process.wait()
     # Print after the runs: the app's JSON logs also go to stdout.
     print(f"\n{requests} sequential requests per configuration (GET /bench, in-process ASGI)")
     print(f"{'configuration':<20} {'mean µs':>9} {'p95 µs':>9}")

@@ -19,10 +19,10 @@ from pymongo import AsyncMongoClient
 
 from backend_app.core.security import _hash_sync
 from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer
 from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
-from tests.helpers import REDIS_SERVER, redis_server
 
 #: Password of every user the fixtures create.
 TEST_PASSWORD = "s3cret-passw0rd"
@@ -134,5 +134,5 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throw-away ``redis-server`` on a free loopback port, one per test module (skips without the binary)."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed and could not be installed with apt-get (see Makefile)")
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    with RedisServer(workdir=tmp_path_factory.mktemp("redis")) as server:
+        yield server.url

@@ -1,15 +1,13 @@
 """Two API processes share one rate-limit budget through a real Redis (spec §8).
 
 Starts ``redis-server`` (Debian package; ``make test`` installs it when it
-can) and two ``python -m backend_app serve`` processes on their own ports,
+can) and two uvicorn processes of the API on their own ports,
 then spends one caller's budget alternately on both.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import httpx
 import pytest
 import redis
 
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
-from tests.helpers import REDIS_SERVER, wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
+from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.redis_server import REDIS_SERVER
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,26 +28,10 @@ pytestmark = [
 ]
 
 
-def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``python -m backend_app serve`` on a free port; return the process and its base URL."""
-    port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "backend_app", "serve"],
-            cwd=ROOT,
-            env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"http://127.0.0.1:{port}"
-
-
 def test_two_processes_share_one_budget_through_redis(
     redis_url: str, mongo_server: EmbeddedMongo, tmp_path: Path
 ) -> None:
     env = {
-        **os.environ,
-        "APP_ENV": "test",
         "MONGODB_URI": mongo_server.uri,
         "MONGODB_DB": f"test_{uuid.uuid4().hex[:12]}",
         "RATE_LIMIT_ENABLED": "true",
@@ -59,11 +40,9 @@ def test_two_processes_share_one_budget_through_redis(
         "LOG_DIR": str(tmp_path / "logs"),
         "WEB_CONCURRENCY": "1",
     }
-    apis = [start_api(env, tmp_path / f"api-{n}.log") for n in range(2)]
-    try:
-        for process, base in apis:
-            wait_until(lambda base=base: httpx.get(f"{base}/health", timeout=1).status_code == 200, what=base)
-        first, second = (base for _, base in apis)
+    with contextlib.ExitStack() as stack:
+        apis = [stack.enter_context(ApiServer(env=env, log_path=str(tmp_path / f"api-{n}.log"))) for n in range(2)]
+        first, second = (api.base_url for api in apis)
         order = [first, second, first, second]
         responses = [httpx.get(f"{base}/products", timeout=5) for base in order]
         assert [r.status_code for r in responses] == [200, 200, 200, 200]
@@ -77,12 +56,3 @@ def test_two_processes_share_one_budget_through_redis(
         # The counter lives in Redis.
         keys = redis.Redis.from_url(redis_url).keys("*storefront*")
         assert keys, "no rate-limit key in Redis"
-    finally:
-        for process, _ in apis:
-            process.terminate()
-        for process, _ in apis:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
