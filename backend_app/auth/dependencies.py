@@ -3,8 +3,6 @@
 - ``CurrentUser``: the active user named by a valid access token's ``sub``
   (401 otherwise).
 - ``AdminUser``: a ``CurrentUser`` with the ``admin`` role (403 otherwise).
-- ``OptionalUser``: the user when a token is sent, ``None`` when none is
-  (a bad token is still 401).
 
 The user is re-read from the database on every request, so a deactivated
 user's tokens, or a demoted admin's, stop working at once (spec §3).
@@ -86,6 +84,5 @@ def no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
-OptionalUser = Annotated[UserPublic | None, Depends(get_optional_user)]
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 AdminUser = Annotated[UserPublic, Depends(require_admin)]

@@ -37,18 +37,12 @@ def create_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
     )
 
 
-def get_client(request: Request) -> AsyncMongoClient[dict[str, Any]]:
-    """FastAPI dependency: the client stored on ``app.state`` by the lifespan."""
-    return request.app.state.mongo_client
-
-
 def get_database(request: Request) -> MongoDatabase:
     """FastAPI dependency: the application's database (``MONGODB_DB``)."""
     return request.app.state.db
 
 
 Database = Annotated[MongoDatabase, Depends(get_database)]
-Client = Annotated[AsyncMongoClient[dict[str, Any]], Depends(get_client)]
 
 
 async def ping(db: MongoDatabase, *, timeout_s: float = 2.0) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,7 +49,6 @@ class Line:
     product_id: ObjectId
     size: str | None
     qty: int
-    taken: dict[str, int] = field(default_factory=dict)
 
 
 def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
@@ -63,12 +63,15 @@ def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
     return list(merged.values())
 
 
-def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> None:
-    """Decide which sizes each line takes from, filling ``Line.taken`` (spec §5).
+def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> list[dict[str, int]]:
+    """Decide which sizes each line takes from (spec §5).
 
     Lines naming a size take from it; then a line without a size takes from a
     single-size product's only size, or across the sizes in listed order from
     what the sized lines left.
+
+    Returns:
+        For each of ``lines``, in order, the units it takes per size: ``{size: units}``.
 
     Raises:
         UnknownSizeError: a line names a size the product does not have (422).
@@ -76,8 +79,10 @@ def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> Non
     """
     remaining = {pid: {s["size"]: s["quantity"] for s in doc.get("sizes", [])} for pid, doc in products.items()}
     short: list[dict[str, Any]] = []
-    ordered = [line for line in lines if line.size is not None] + [line for line in lines if line.size is None]
-    for line in ordered:
+    taken: list[dict[str, int]] = [{} for _ in lines]
+    sized_first = sorted(range(len(lines)), key=lambda i: lines[i].size is None)
+    for i in sized_first:
+        line = lines[i]
         stock = remaining[line.product_id]
         if line.size is not None:
             if line.size not in stock:
@@ -87,7 +92,7 @@ def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> Non
                 short.append(_short(line, available))
                 continue
             stock[line.size] -= line.qty
-            line.taken = {line.size: line.qty}
+            taken[i] = {line.size: line.qty}
             continue
         available = sum(stock.values())
         if available < line.qty:
@@ -97,13 +102,14 @@ def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> Non
         for size, qty in stock.items():
             take = min(qty, needed)
             if take:
-                line.taken[size] = take
+                taken[i][size] = take
                 stock[size] -= take
                 needed -= take
             if not needed:
                 break
     if short:
         raise InsufficientStockError(short)
+    return taken
 
 
 def _short(line: Line, available: int) -> dict[str, Any]:
@@ -115,13 +121,16 @@ def _available(product: dict[str, Any], size: str | None) -> int:
     return sizes.get(size, 0) if size is not None else sum(sizes.values())
 
 
-def _takes_by_product(lines: list[Line]) -> dict[ObjectId, dict[str, int]]:
-    takes: dict[ObjectId, dict[str, int]] = {}
-    for line in lines:
-        per_size = takes.setdefault(line.product_id, {})
-        for size, qty in line.taken.items():
+def _units_by_product(
+    lines: Iterable[tuple[ObjectId, Iterable[tuple[str, int]]]],
+) -> dict[ObjectId, dict[str, int]]:
+    """Sum ``(product_id, [(size, units), ...])`` lines into ``{product_id: {size: units}}``, empty products left out."""
+    units: dict[ObjectId, dict[str, int]] = {}
+    for product_id, per_line in lines:
+        per_size = units.setdefault(product_id, {})
+        for size, qty in per_line:
             per_size[size] = per_size.get(size, 0) + qty
-    return takes
+    return {product_id: sizes for product_id, sizes in units.items() if sizes}
 
 
 async def place_order(
@@ -145,14 +154,15 @@ async def place_order(
     product_ids = list(dict.fromkeys(line.product_id for line in lines))
 
     async def work(session: AsyncClientSession) -> ObjectId:
-        for line in lines:
-            line.taken = {}
         products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
         missing = [str(pid) for pid in product_ids if pid not in products]
         if missing:
             raise OrderedProductNotFoundError(missing)
-        allocate(lines, products)
-        for product_id, takes in _takes_by_product(lines).items():
+        taken = allocate(lines, products)
+        takes_by_product = _units_by_product(
+            (line.product_id, line_taken.items()) for line, line_taken in zip(lines, taken, strict=True)
+        )
+        for product_id, takes in takes_by_product.items():
             if not await products_repository.take_stock(db, product_id=product_id, takes=takes, session=session):
                 # The conditional update found less than the snapshot showed.
                 raise InsufficientStockError(
@@ -162,7 +172,7 @@ async def place_order(
                         if line.product_id == product_id
                     ]
                 )
-        order = _order_document(user_id=user_id, lines=lines, products=products)
+        order = _order_document(user_id=user_id, lines=lines, taken=taken, products=products)
         order_id = await repository.insert_order(db, order=order, session=session)
         if claim is not None:
             await idempotency.complete(db, claim=claim, response={"id": str(order_id)}, session=session)
@@ -172,11 +182,13 @@ async def place_order(
     return str(order_id)
 
 
-def _order_document(*, user_id: str, lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> dict[str, Any]:
+def _order_document(
+    *, user_id: str, lines: list[Line], taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     total = Decimal(0)
     items = []
-    for line in lines:
+    for line, line_taken in zip(lines, taken, strict=True):
         product = products[line.product_id]
         unit_price = from_bson_money(product["price"])
         total += unit_price * line.qty
@@ -187,7 +199,7 @@ def _order_document(*, user_id: str, lines: list[Line], products: dict[ObjectId,
                 "size": line.size,
                 "qty": line.qty,
                 "unit_price": to_decimal128(unit_price),
-                "taken": [{"size": size, "qty": qty} for size, qty in line.taken.items()],
+                "taken": [{"size": size, "qty": qty} for size, qty in line_taken.items()],
             }
         )
     return {
@@ -265,15 +277,6 @@ async def create_order(
     return order_id, False
 
 
-def _returns_by_product(order: dict[str, Any]) -> dict[ObjectId, dict[str, int]]:
-    returns: dict[ObjectId, dict[str, int]] = {}
-    for item in order["items"]:
-        per_size = returns.setdefault(item["productId"], {})
-        for taken in item.get("taken", []):
-            per_size[taken["size"]] = per_size.get(taken["size"], 0) + taken["qty"]
-    return {pid: sizes for pid, sizes in returns.items() if sizes}
-
-
 async def change_status(
     db: MongoDatabase, *, user_id: str, order_id: str, status: OrderStatus, as_admin: bool
 ) -> OrderPublic:
@@ -303,7 +306,10 @@ async def change_status(
         if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
             raise InvalidStatusTransitionError(current, status)
         if status == "cancelled":
-            for product_id, returns in _returns_by_product(order).items():
+            returns_by_product = _units_by_product(
+                (item["productId"], ((t["size"], t["qty"]) for t in item.get("taken", []))) for item in order["items"]
+            )
+            for product_id, returns in returns_by_product.items():
                 await products_repository.return_stock(db, product_id=product_id, returns=returns, session=session)
 
     await run_in_transaction(db.client, work)

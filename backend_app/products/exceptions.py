@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend_app.core.errors import NotFoundError, UnprocessableError
+from backend_app.core.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
 
 
 class ProductNotFoundError(NotFoundError):
@@ -33,3 +33,10 @@ class SizeNotFoundError(NotFoundError):
 
     def __init__(self, product_id: str, size: str) -> None:
         super().__init__(f"Product {product_id} has no size {size!r}.", productId=product_id, size=size)
+
+
+class QueryTimeoutError(ServiceUnavailableError):
+    """A list query exceeded the server time limit (``MONGODB_MAX_TIME_MS``): 503."""
+
+    code = "query_timeout"
+    title = "Query took too long"

@@ -16,13 +16,18 @@ from typing import Any
 from pymongo.errors import ExecutionTimeout
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.errors import ServiceUnavailableError, UnprocessableError
+from backend_app.core.errors import UnprocessableError
 from backend_app.core.pagination import PageMeta, PageParams, SortOrder
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository
 from backend_app.products.cache import catalog_changed
-from backend_app.products.exceptions import InvalidNamePatternError, ProductNotFoundError, SizeNotFoundError
+from backend_app.products.exceptions import (
+    InvalidNamePatternError,
+    ProductNotFoundError,
+    QueryTimeoutError,
+    SizeNotFoundError,
+)
 from backend_app.products.repository import ProductFilter
 from backend_app.products.schemas import (
     ProductCreate,
@@ -37,13 +42,6 @@ from backend_app.products.schemas import (
 MAX_PATTERN_LENGTH = 100
 #: Cursor scope of ``GET /products`` (a cursor of another list is foreign here).
 LIST_SCOPE = "products"
-
-
-class QueryTimeoutError(ServiceUnavailableError):
-    """A list query exceeded the server time limit (``MONGODB_MAX_TIME_MS``): 503."""
-
-    code = "query_timeout"
-    title = "Query took too long"
 
 
 def validate_name_pattern(pattern: str) -> str:
