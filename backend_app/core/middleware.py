@@ -9,13 +9,15 @@
    honoured when it is 1..128 characters of ``[A-Za-z0-9._:-]`` (anything
    else could forge log lines), generated (UUID4 hex) otherwise, and returned
    on every response.
-3. :class:`AccessLogMiddleware`: one JSON log line per request.
-4. :class:`SecurityHeadersMiddleware`: security headers on every response.
-5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
+3. ``core.metrics.MetricsMiddleware``: request count, latency and in-flight
+   gauge by route template (so 413s and 429s are counted too).
+4. :class:`AccessLogMiddleware`: one JSON log line per request.
+5. :class:`SecurityHeadersMiddleware`: security headers on every response.
+6. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
    refused preflight answered as a problem (:class:`ProblemCORSMiddleware`).
-6. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
-7. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
-8. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
+7. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
+8. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
+9. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
    it still carries the request id and security headers.
 """
 
@@ -37,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backend_app.core.errors import problem_response, unhandled_error_response
+from backend_app.core.metrics import MetricsMiddleware
 from backend_app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from config import Settings
 
@@ -291,6 +294,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_env == "production")
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id)
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
