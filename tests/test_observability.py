@@ -122,7 +122,11 @@ async def test_orders_placed_refused_cancelled_and_the_expired_series(
     cancel = await client.patch(f"/orders/alice/{placed.json()['id']}", json={"status": "cancelled"}, headers=alice)
     assert cancel.status_code == 200, cancel.text
     after = await scrape(client)
-    assert value(after, "storefront_orders_total", event="placed") - value(before, "storefront_orders_total", event="placed") == 1
+    assert (
+        value(after, "storefront_orders_total", event="placed")
+        - value(before, "storefront_orders_total", event="placed")
+        == 1
+    )
     assert (
         value(after, "storefront_orders_refused_total", reason="insufficient_stock")
         - value(before, "storefront_orders_refused_total", reason="insufficient_stock")
@@ -213,9 +217,7 @@ async def test_live_and_ready_answer_when_the_database_is_up(client: httpx.Async
     assert health.json() == {"status": "healthy", "database": "connected"}
 
 
-async def test_without_a_database_live_still_answers_and_ready_is_503(
-    tmp_path: Path, log_dir: Path
-) -> None:
+async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: Path, log_dir: Path) -> None:
     with EmbeddedMongo(storage_path=":memory:") as server:
         uri = server.uri
     # The server is gone: nothing listens on its port any more.

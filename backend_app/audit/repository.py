@@ -6,16 +6,15 @@ Document shape::
      entity_type: "product" | "user" | "order", entity_id: str,
      before: dict | null, after: dict | null}
 
-Entries are only ever inserted (never updated or deleted by the app). ``_id``
-is generated in the same process and instant as ``at``, so ``_id`` order is
-time order and a time window is also an ``_id`` range, which every index
-below ends with.
+Entries are only ever inserted (never updated or deleted by the app). Lists
+are in ``at`` order (``_id`` breaks ties), so a time window and a cursor
+position are one range on the sort key, which every index below ends with.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -26,22 +25,25 @@ from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, find_window
 
 COLLECTION = "audit_log"
-#: Slack between ``at`` and the ``_id``'s embedded time (whole seconds, same process clock).
-ID_TIME_SLACK = timedelta(seconds=2)
+#: The order of every audit list: ``at``, then ``_id``.
+SORT_TOKEN = "at"
 
-#: ``(name, keys)`` of every audit index: each filter is an equality prefix, then ``_id`` (order and time range).
+#: ``(name, keys)`` of every audit index: an equality prefix per filter, then the sort key ``at`` and ``_id``.
 INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
-    ("by_entity", [("entity_type", ASCENDING), ("entity_id", ASCENDING), ("_id", ASCENDING)]),
-    ("by_actor", [("actor", ASCENDING), ("_id", ASCENDING)]),
+    ("by_time", [("at", ASCENDING), ("_id", ASCENDING)]),
+    ("by_entity_type", [("entity_type", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]),
+    ("by_entity", [("entity_type", ASCENDING), ("entity_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]),
+    ("by_actor", [("actor", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]),
 ]
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
     """Create the audit indexes (idempotent; run at start-up).
 
-    - ``by_entity``: ``entity_type`` (alone, or with ``entity_id``): the history of one product, user or order.
+    - ``by_time``: the whole trail, and ``since``/``until`` alone.
+    - ``by_entity_type``: every change to products, users or orders.
+    - ``by_entity``: the history of one product, user or order.
     - ``by_actor``: what one admin did.
-    - the default ``_id`` index: the whole trail, and ``since``/``until`` alone.
     """
     coll = db[COLLECTION]
     for name, keys in INDEXES:
@@ -65,11 +67,7 @@ class AuditFilter:
     until: datetime | None = None
 
     def to_query(self) -> dict[str, Any]:
-        """The MongoDB filter: equalities, and the time window on ``at`` mirrored as an ``_id`` range.
-
-        The ``_id`` range (widened by :data:`ID_TIME_SLACK`) gives the index
-        bounds; the ``at`` condition keeps the window exact.
-        """
+        """The MongoDB filter: one equality per given field, and the time window as a range on ``at``."""
         query: dict[str, Any] = {}
         if self.entity_type is not None:
             query["entity_type"] = self.entity_type
@@ -78,15 +76,11 @@ class AuditFilter:
         if self.actor is not None:
             query["actor"] = self.actor
         at: dict[str, Any] = {}
-        ids: dict[str, Any] = {}
         if self.since is not None:
             at["$gte"] = self.since
-            ids["$gte"] = ObjectId.from_datetime(self.since - ID_TIME_SLACK)
         if self.until is not None:
             at["$lt"] = self.until
-            ids["$lt"] = ObjectId.from_datetime(self.until + ID_TIME_SLACK)
-        if ids:
-            query["_id"] = ids
+        if at:
             query["at"] = at
         return query
 
@@ -96,5 +90,5 @@ class AuditFilter:
 
 
 async def list_entries(db: MongoDatabase, *, filters: AuditFilter, window: PageWindow) -> list[dict[str, Any]]:
-    """Up to ``window.fetch`` entries matching ``filters``, in ``_id`` (time) order at the window's position."""
+    """Up to ``window.fetch`` entries matching ``filters``, in ``(at, _id)`` order at the window's position."""
     return await find_window(db[COLLECTION], filters.to_query(), window)

@@ -26,7 +26,7 @@ from backend_app.audit.repository import AuditFilter
 from backend_app.audit.schemas import AuditEntry, EntityType
 from backend_app.core.db import MongoDatabase
 from backend_app.core.errors import UnprocessableError
-from backend_app.core.pagination import PageMeta, PageParams
+from backend_app.core.pagination import PageMeta, PageParams, SortOrder
 
 #: Cursor scope of ``GET /audit``.
 LIST_SCOPE = "audit"
@@ -131,7 +131,7 @@ async def list_entries(
     until: datetime | None = None,
     page: PageParams,
 ) -> tuple[list[AuditEntry], PageMeta]:
-    """One page of audit entries, oldest first (``_id`` order), filtered (``GET /audit``).
+    """One page of audit entries, oldest first (``at``, then ``_id``), filtered (``GET /audit``).
 
     Raises:
         UnprocessableError: ``since`` is not before ``until`` (422).
@@ -141,6 +141,8 @@ async def list_entries(
     if since is not None and until is not None and since >= until:
         raise UnprocessableError("since must be before until.", field=("query", "since"))
     filters = AuditFilter(actor=actor, entity_type=entity_type, entity_id=entity_id, since=since, until=until)
-    window = page.window(scope=LIST_SCOPE, filters=filters.fingerprint_fields())
+    window = page.window(
+        scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=SortOrder.parse(repository.SORT_TOKEN)
+    )
     docs, meta = window.finish(await repository.list_entries(db, filters=filters, window=window))
     return [to_public(d) for d in docs], meta
