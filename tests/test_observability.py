@@ -196,7 +196,7 @@ def test_values_written_by_two_worker_processes_add_up(tmp_path: Path) -> None:
     env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
     for n, stop in ((2, True), (3, False)):
         script = WORKER_SCRIPT.format(n=n, stop=stop)
-        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env)  # noqa: S603
+        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env)
     samples = parse(metrics.exposition(multiproc_dir=str(tmp_path))[0].decode())
     assert value(samples, "storefront_orders_total", event="placed") == 5
     assert value(samples, "storefront_http_requests_total", method="GET", route="/products", status_class="2xx") == 5
@@ -230,14 +230,14 @@ async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: 
         mongodb_server_selection_timeout_ms=300,
     )
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=10):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            live = await http.get("/health/live")
-            assert live.status_code == 200
-            ready = await http.get("/health/ready")
-            assert ready.status_code == 503
-            assert ready.json() == {"status": "not_ready", "database": "disconnected", "indexes": "pending"}
-            assert (await http.get("/health")).status_code == 503
+    transport = httpx.ASGITransport(app=app)
+    async with LifespanManager(app, startup_timeout=10), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        live = await http.get("/health/live")
+        assert live.status_code == 200
+        ready = await http.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not_ready", "database": "disconnected", "indexes": "pending"}
+        assert (await http.get("/health")).status_code == 503
 
 
 # --- Tracing ---------------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
 from backend_app.core import metrics
 from backend_app.core.db import Database
-from backend_app.core.errors import DomainError
-from backend_app.core.errors import problem_responses
+from backend_app.core.errors import DomainError, problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
