@@ -1,4 +1,5 @@
-"""Per-request cost of the platform middleware (request id, access log, security headers, rate limit, body limit).
+"""Per-request cost of the platform middleware (request id, metrics, access log, security headers, rate limit,
+body limit) and of the audit trail on admin writes.
 
 Calls a trivial route in-process (httpx ``ASGITransport``, no network, no
 database access in the route) and reports the mean and p95 latency per
@@ -8,9 +9,23 @@ request for:
 - ``stack, limits off``: ``create_app`` with ``RATE_LIMIT_ENABLED=false``;
 - ``stack, memory://``: rate limiting counted in process memory;
 - ``stack, redis://``: rate limiting counted in a local ``redis-server``
-  (skipped when the binary is missing).
+  (skipped when the binary is missing);
+- ``stack, no metrics``: ``stack, limits off`` without the Prometheus
+  middleware (issue 13), so the pair gives the metrics' per-request cost.
+  Run once more with ``PROMETHEUS_MULTIPROC_DIR=<empty dir>`` for the cost in
+  multiprocess mode (chosen when prometheus_client is imported).
 
-Run: ``.venv/bin/python -m benchmarks.middleware_overhead [--requests 3000]``.
+Then the audit trail's cost on an admin write, on the same database, in the
+same run (``--writes`` sequential writes each):
+
+- ``driver: update``: the raw driver's ``find_one_and_update`` of a product
+  (what a catalog ``PATCH`` wrote before the audit trail);
+- ``driver: txn + audit``: the raw driver doing what an audited write does: a
+  transaction with the read of the old state, the update and the audit insert;
+- ``API: PATCH /products/{id}``: the whole audited request through the app
+  (auth, validation, transaction, audit entry, catalog version bump).
+
+Run: ``.venv/bin/python -m benchmarks.middleware_overhead [--requests 3000] [--writes 300]``.
 The embedded database is started only because ``create_app``'s lifespan
 opens a client; the measured route never touches it. Logs go to a temporary
 directory (the access log line is part of the measured cost).
@@ -21,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -28,10 +44,15 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
+from bson import ObjectId
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient, ReturnDocument
 
+from backend_app.core.metrics import MetricsMiddleware
+from backend_app.core.security import _hash_sync
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer
+from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
 
@@ -54,6 +75,87 @@ async def measure(app: FastAPI, requests: int) -> tuple[float, float]:
     return statistics.fmean(samples), samples[int(len(samples) * 0.95)]
 
 
+def without_metrics(app: FastAPI) -> FastAPI:
+    """``app`` with the Prometheus middleware taken out of its stack (before the stack is built)."""
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
+    return app
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    """Mean and p95 of ``samples``."""
+    samples.sort()
+    return statistics.fmean(samples), samples[int(len(samples) * 0.95)]
+
+
+async def timed(n: int, call: Any) -> tuple[float, float]:
+    """Mean and p95 (µs) of ``n`` sequential awaits of ``call(i)``, after 20 warm-up calls."""
+    for i in range(20):
+        await call(i)
+    samples = []
+    for i in range(n):
+        started = time.perf_counter()
+        await call(i)
+        samples.append((time.perf_counter() - started) * 1e6)
+    return summary(samples)
+
+
+async def measure_audit(uri: str, settings: Settings, writes: int) -> list[tuple[str, float, float]]:
+    """The audit trail's cost on an admin write: raw driver without and with it, then the API's audited PATCH."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    db = client["bench_audit"]
+    products, audit_log = db["products"], db["audit_log"]
+    product_id = (await products.insert_one({"name": "Shirt", "price": 1, "deleted_at": None})).inserted_id
+
+    async def plain_update(i: int) -> None:
+        await products.find_one_and_update(
+            {"_id": product_id, "deleted_at": None}, {"$set": {"name": f"n{i}"}}, return_document=ReturnDocument.AFTER
+        )
+
+    async def audited_update(i: int) -> None:
+        async def work(session: Any) -> None:
+            before = await products.find_one({"_id": product_id, "deleted_at": None}, session=session)
+            after = await products.find_one_and_update(
+                {"_id": product_id, "deleted_at": None},
+                {"$set": {"name": f"a{i}"}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            await audit_log.insert_one(
+                {
+                    "_id": ObjectId(),
+                    "actor": "bench",
+                    "before": {"name": before["name"]},
+                    "after": {"name": after["name"]},
+                },
+                session=session,
+            )
+
+        async with client.start_session() as session:
+            await session.with_transaction(work)
+
+    results = [("driver: update", *await timed(writes, plain_update))]
+    results.append(("driver: txn + audit", *await timed(writes, audited_update)))
+    await client.drop_database("bench_audit")
+    await client.close()
+
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with LifespanManager(app), httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        headers = await seed_user(
+            app.state.db, settings, username="bench_admin", role="admin", password_hash=_hash_sync("x" * 12)
+        )
+        created = await http.post("/products", json={"name": "Shirt", "price": 1.0, "sizes": []}, headers=headers)
+        api_id = created.json()["id"]
+
+        async def api_patch(i: int) -> None:
+            response = await http.patch(f"/products/{api_id}", json={"name": f"p{i}"}, headers=headers)
+            assert response.status_code == 200, response.text
+
+        results.append(("API: PATCH /products/{id}", *await timed(writes, api_patch)))
+        await app.state.mongo_client.drop_database(settings.mongodb_db)
+    return results
+
+
 def with_bench_route(app: FastAPI) -> FastAPI:
     async def bench() -> dict[str, Any]:
         return {"ok": True}
@@ -62,7 +164,7 @@ def with_bench_route(app: FastAPI) -> FastAPI:
     return app
 
 
-async def main(requests: int) -> None:
+async def main(requests: int, writes: int) -> None:
     log_dir = tempfile.mkdtemp(prefix="bench-logs-")
     results: list[tuple[str, float, float]] = []
     with EmbeddedMongo(storage_path=":memory:") as db:
@@ -76,25 +178,37 @@ async def main(requests: int) -> None:
             "trusted_proxies": ["127.0.0.1"],
         }
         results.append(("bare FastAPI", *await measure(with_bench_route(FastAPI()), requests)))
-        configs: list[tuple[str, dict[str, Any]]] = [
-            ("stack, limits off", {"rate_limit_enabled": False}),
-            ("stack, memory://", {"rate_limit_enabled": True}),
+        configs: list[tuple[str, dict[str, Any], bool]] = [
+            ("stack, limits off", {"rate_limit_enabled": False}, False),
+            ("stack, no metrics", {"rate_limit_enabled": False}, True),
+            ("stack, memory://", {"rate_limit_enabled": True}, False),
         ]
         with contextlib.ExitStack() as stack:
             if REDIS_SERVER:
                 redis = stack.enter_context(RedisServer(workdir=log_dir))
-                configs.append(("stack, redis://", {"rate_limit_enabled": True, "rate_limit_storage_uri": redis.url}))
-            for label, overrides in configs:
+                configs.append(
+                    ("stack, redis://", {"rate_limit_enabled": True, "rate_limit_storage_uri": redis.url}, False)
+                )
+            for label, overrides, strip_metrics in configs:
                 app = with_bench_route(create_app(Settings(**{**base, **overrides})))
-                results.append((label, *await measure(app, requests)))
+                results.append((label, *await measure(without_metrics(app) if strip_metrics else app, requests)))
+        audit_settings = Settings(**{**base, "rate_limit_enabled": False, "mongodb_db": "bench_api"})
+        audit_results = await measure_audit(db.uri, audit_settings, writes)
     # Print after the runs: the app's JSON logs also go to stdout.
-    print(f"\n{requests} sequential requests per configuration (GET /bench, in-process ASGI)")
-    print(f"{'configuration':<20} {'mean µs':>9} {'p95 µs':>9}")
+    mode = "multiprocess" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else "single-process"
+    print(f"\n{requests} sequential requests per configuration (GET /bench, in-process ASGI; metrics {mode})")
+    print(f"{'configuration':<28} {'mean µs':>9} {'p95 µs':>9}")
     for label, mean, p95 in results:
-        print(f"{label:<20} {mean:>9.0f} {p95:>9.0f}")
+        print(f"{label:<28} {mean:>9.0f} {p95:>9.0f}")
+    print(f"\n{writes} sequential admin writes per configuration (same embedded database)")
+    print(f"{'configuration':<28} {'mean µs':>9} {'p95 µs':>9}")
+    for label, mean, p95 in audit_results:
+        print(f"{label:<28} {mean:>9.0f} {p95:>9.0f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().requests))
+    parser.add_argument("--writes", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.writes))

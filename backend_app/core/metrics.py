@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
