@@ -2,7 +2,7 @@
 body limit) and of the audit trail on admin writes.
 
 Calls a trivial route in-process (httpx ``ASGITransport``, no network, no
-database access in the route) and reports the mean and p95 latency per
+database access in the route) and reports the mean, median and p95 latency per
 request for:
 
 - ``bare``: a FastAPI app with only that route;
@@ -10,8 +10,10 @@ request for:
 - ``stack, memory://``: rate limiting counted in process memory;
 - ``stack, redis://``: rate limiting counted in a local ``redis-server``
   (skipped when the binary is missing);
-- ``stack, no metrics``: ``stack, limits off`` without the Prometheus
-  middleware (issue 13), so the pair gives the metrics' per-request cost.
+- ``bare + MetricsMiddleware`` and ``stack, no metrics`` (``stack, limits
+  off`` without it): the Prometheus middleware's per-request cost (issue 13),
+  alone and within the stack. Configurations take turns in rounds of
+  ``ROUND`` requests so the shared machine's drift hits them alike.
   Run once more with ``PROMETHEUS_MULTIPROC_DIR=<empty dir>`` for the cost in
   multiprocess mode (chosen when prometheus_client is imported).
 
@@ -56,23 +58,34 @@ from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
 
+#: Requests per configuration per round: configurations take turns, so drift of the shared machine hits all alike.
+ROUND = 100
 
-async def measure(app: FastAPI, requests: int) -> tuple[float, float]:
-    """Mean and p95 latency (µs) of ``GET /bench`` on ``app``."""
-    transport = httpx.ASGITransport(app=app)
-    async with LifespanManager(app), httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-        for _ in range(200):  # warm-up
-            await http.get("/bench")
-        samples = []
-        for n in range(requests):
-            # Vary the caller so no rate limit is hit: the cost measured is counting, not refusing.
-            headers = {"X-Forwarded-For": f"198.51.100.{n % 250}"}
-            started = time.perf_counter()
-            response = await http.get("/bench", headers=headers)
-            samples.append((time.perf_counter() - started) * 1e6)
-            assert response.status_code == 200, response.text
-    samples.sort()
-    return statistics.fmean(samples), samples[int(len(samples) * 0.95)]
+
+async def measure_interleaved(apps: list[FastAPI], requests: int) -> list[tuple[float, float, float]]:
+    """Mean, median and p95 latency (µs) of ``GET /bench`` on each of ``apps``, measured in alternating rounds."""
+    samples: list[list[float]] = [[] for _ in apps]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for app in apps:
+            await stack.enter_async_context(LifespanManager(app))
+            transport = httpx.ASGITransport(app=app)
+            clients.append(
+                await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://bench"))
+            )
+        for http in clients:
+            for _ in range(200):  # warm-up
+                await http.get("/bench")
+        for first in range(0, requests, ROUND):
+            for http, into in zip(clients, samples, strict=True):
+                for n in range(first, min(first + ROUND, requests)):
+                    # Vary the caller so no rate limit is hit: the cost measured is counting, not refusing.
+                    headers = {"X-Forwarded-For": f"198.51.100.{n % 250}"}
+                    started = time.perf_counter()
+                    response = await http.get("/bench", headers=headers)
+                    into.append((time.perf_counter() - started) * 1e6)
+                    assert response.status_code == 200, response.text
+    return [summary(list(run)) for run in samples]
 
 
 def without_metrics(app: FastAPI) -> FastAPI:
@@ -81,14 +94,14 @@ def without_metrics(app: FastAPI) -> FastAPI:
     return app
 
 
-def summary(samples: list[float]) -> tuple[float, float]:
-    """Mean and p95 of ``samples``."""
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    """Mean, median and p95 of ``samples``."""
     samples.sort()
-    return statistics.fmean(samples), samples[int(len(samples) * 0.95)]
+    return statistics.fmean(samples), samples[len(samples) // 2], samples[int(len(samples) * 0.95)]
 
 
-async def timed(n: int, call: Any) -> tuple[float, float]:
-    """Mean and p95 (µs) of ``n`` sequential awaits of ``call(i)``, after 20 warm-up calls."""
+async def timed(n: int, call: Any) -> tuple[float, float, float]:
+    """Mean, median and p95 (µs) of ``n`` sequential awaits of ``call(i)``, after 20 warm-up calls."""
     for i in range(20):
         await call(i)
     samples = []
@@ -99,7 +112,7 @@ async def timed(n: int, call: Any) -> tuple[float, float]:
     return summary(samples)
 
 
-async def measure_audit(uri: str, settings: Settings, writes: int) -> list[tuple[str, float, float]]:
+async def measure_audit(uri: str, settings: Settings, writes: int) -> list[tuple[str, float, float, float]]:
     """The audit trail's cost on an admin write: raw driver without and with it, then the API's audited PATCH."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     db = client["bench_audit"]
@@ -166,7 +179,7 @@ def with_bench_route(app: FastAPI) -> FastAPI:
 
 async def main(requests: int, writes: int) -> None:
     log_dir = tempfile.mkdtemp(prefix="bench-logs-")
-    results: list[tuple[str, float, float]] = []
+    results: list[tuple[str, float, float, float]] = []
     with EmbeddedMongo(storage_path=":memory:") as db:
         base: dict[str, Any] = {
             "app_env": "test",
@@ -177,33 +190,37 @@ async def main(requests: int, writes: int) -> None:
             "rate_limit_default": "1000000/minute",
             "trusted_proxies": ["127.0.0.1"],
         }
-        results.append(("bare FastAPI", *await measure(with_bench_route(FastAPI()), requests)))
-        configs: list[tuple[str, dict[str, Any], bool]] = [
-            ("stack, limits off", {"rate_limit_enabled": False}, False),
-            ("stack, no metrics", {"rate_limit_enabled": False}, True),
-            ("stack, memory://", {"rate_limit_enabled": True}, False),
+        bare_with_metrics = with_bench_route(FastAPI())
+        bare_with_metrics.add_middleware(MetricsMiddleware)
+        configs: list[tuple[str, FastAPI]] = [
+            ("bare FastAPI", with_bench_route(FastAPI())),
+            ("bare + MetricsMiddleware", bare_with_metrics),
+            ("stack, limits off", with_bench_route(create_app(Settings(**{**base, "rate_limit_enabled": False})))),
+            (
+                "stack, no metrics",
+                without_metrics(with_bench_route(create_app(Settings(**{**base, "rate_limit_enabled": False})))),
+            ),
+            ("stack, memory://", with_bench_route(create_app(Settings(**{**base, "rate_limit_enabled": True})))),
         ]
         with contextlib.ExitStack() as stack:
             if REDIS_SERVER:
                 redis = stack.enter_context(RedisServer(workdir=log_dir))
-                configs.append(
-                    ("stack, redis://", {"rate_limit_enabled": True, "rate_limit_storage_uri": redis.url}, False)
-                )
-            for label, overrides, strip_metrics in configs:
-                app = with_bench_route(create_app(Settings(**{**base, **overrides})))
-                results.append((label, *await measure(without_metrics(app) if strip_metrics else app, requests)))
+                redis_settings = Settings(**{**base, "rate_limit_enabled": True, "rate_limit_storage_uri": redis.url})
+                configs.append(("stack, redis://", with_bench_route(create_app(redis_settings))))
+            measured = await measure_interleaved([app for _, app in configs], requests)
+        results.extend((label, *figures) for (label, _), figures in zip(configs, measured, strict=True))
         audit_settings = Settings(**{**base, "rate_limit_enabled": False, "mongodb_db": "bench_api"})
         audit_results = await measure_audit(db.uri, audit_settings, writes)
     # Print after the runs: the app's JSON logs also go to stdout.
     mode = "multiprocess" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else "single-process"
     print(f"\n{requests} sequential requests per configuration (GET /bench, in-process ASGI; metrics {mode})")
-    print(f"{'configuration':<28} {'mean µs':>9} {'p95 µs':>9}")
-    for label, mean, p95 in results:
-        print(f"{label:<28} {mean:>9.0f} {p95:>9.0f}")
+    print(f"{'configuration':<28} {'mean µs':>9} {'p50 µs':>9} {'p95 µs':>9}")
+    for label, mean, p50, p95 in results:
+        print(f"{label:<28} {mean:>9.0f} {p50:>9.0f} {p95:>9.0f}")
     print(f"\n{writes} sequential admin writes per configuration (same embedded database)")
-    print(f"{'configuration':<28} {'mean µs':>9} {'p95 µs':>9}")
-    for label, mean, p95 in audit_results:
-        print(f"{label:<28} {mean:>9.0f} {p95:>9.0f}")
+    print(f"{'configuration':<28} {'mean µs':>9} {'p50 µs':>9} {'p95 µs':>9}")
+    for label, mean, p50, p95 in audit_results:
+        print(f"{label:<28} {mean:>9.0f} {p50:>9.0f} {p95:>9.0f}")
 
 
 if __name__ == "__main__":
