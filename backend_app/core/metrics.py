@@ -41,9 +41,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from pymongo import monitoring
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend_app.core.errors import DomainError, NotFoundError
+from backend_app.core.errors import DomainError
 from backend_app.core.tracing import annotate_request_span
 from config import Settings
 
@@ -247,11 +248,11 @@ def _authorize(request: Request, settings: Settings) -> None:
     """Check ``Authorization: Bearer <METRICS_TOKEN>`` in constant time.
 
     Raises:
-        NotFoundError: ``METRICS_TOKEN`` is unset, so the endpoint does not exist (404).
+        HTTPException: ``METRICS_TOKEN`` is unset: the same 404 as an unknown route.
         MetricsUnauthorizedError: the header is missing or names another token (401).
     """
     if settings.metrics_token is None:
-        raise NotFoundError("Not Found")
+        raise HTTPException(status_code=404)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     expected = settings.metrics_token.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
