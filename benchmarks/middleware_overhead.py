@@ -50,7 +50,7 @@ from bson import ObjectId
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient, ReturnDocument
 
-from backend_app.core.metrics import MetricsMiddleware
+from backend_app.core.middleware import MetricsMiddleware
 from backend_app.core.security import _hash_sync
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer

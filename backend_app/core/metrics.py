@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -42,10 +41,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from pymongo import monitoring
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend_app.core.errors import DomainError
-from backend_app.core.tracing import annotate_request_span
 from config import Settings
 
 #: Environment variable naming the multiprocess directory (prometheus_client's own name).
@@ -136,46 +133,17 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request by route template and status class (pure ASGI).
+def request_started() -> None:
+    """Count a request as in flight (``core.middleware.MetricsMiddleware``)."""
+    HTTP_IN_FLIGHT.inc()
 
-    The route template is read after the app has run, from ``scope["route"]``
-    (set by the router on the shared scope), so it is the path template of
-    the matched route, never the raw path. It also puts the request id on the
-    request's trace span when tracing is on (``core.tracing``), being the
-    first layer inside asgi-correlation-id.
-    """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        annotate_request_span()
-        HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            route = scope.get("route")
-            labels = {
-                "method": scope["method"],
-                "route": getattr(route, "path", None) or UNMATCHED_ROUTE,
-                "status_class": status_class(status),
-            }
-            HTTP_REQUESTS.labels(**labels).inc()
-            HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
+def request_finished(*, method: str, route: str | None, status: int, seconds: float) -> None:
+    """Count and time a finished request; ``route`` is its template, ``None`` when no route matched."""
+    HTTP_IN_FLIGHT.dec()
+    labels = {"method": method, "route": route or UNMATCHED_ROUTE, "status_class": status_class(status)}
+    HTTP_REQUESTS.labels(**labels).inc()
+    HTTP_DURATION.labels(**labels).observe(seconds)
 
 
 # --- Database commands ----------------------------------------------------------------------------
