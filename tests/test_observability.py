@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend_app.core import metrics, security, tracing
-from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
 from backend_app.main import create_app
 from config import Settings
 from tests.helpers import assert_problem, create_product
@@ -195,9 +195,11 @@ if {stop}:
 def test_values_written_by_two_worker_processes_add_up(tmp_path: Path) -> None:
     """prometheus-client multiprocess mode: each worker writes its own file, the scrape sums them."""
     env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
-    for n, stop in ((2, True), (3, False)):
-        script = WORKER_SCRIPT.format(n=n, stop=stop)
-        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env)
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT.format(n=n, stop=stop)], cwd=ROOT, env=env)
+        for n, stop in ((2, True), (3, False))
+    ]
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
     samples = parse(metrics.exposition(multiproc_dir=str(tmp_path))[0].decode())
     assert value(samples, "storefront_orders_total", event="placed") == 5
     assert value(samples, "storefront_http_requests_total", method="GET", route="/products", status_class="2xx") == 5
@@ -219,12 +221,10 @@ async def test_live_and_ready_answer_when_the_database_is_up(client: httpx.Async
 
 
 async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: Path, log_dir: Path) -> None:
-    with EmbeddedMongo(storage_path=":memory:") as server:
-        uri = server.uri
-    # The server is gone: nothing listens on its port any more.
+    # Nothing listens on a free port.
     settings = Settings(
         app_env="test",
-        mongodb_uri=uri,
+        mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
         mongodb_db="gone",
         rate_limit_enabled=False,
         log_dir=str(log_dir),
@@ -232,7 +232,10 @@ async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: 
     )
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    async with LifespanManager(app, startup_timeout=10), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+    async with (
+        LifespanManager(app, startup_timeout=10),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+    ):
         live = await http.get("/health/live")
         assert live.status_code == 200
         ready = await http.get("/health/ready")
@@ -258,7 +261,10 @@ async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: 
 )
 def test_tracing_is_off_unless_the_otel_variables_ask_for_it(environ: dict[str, str], enabled: bool) -> None:
     assert tracing.tracing_enabled(environ) is enabled
-    assert (tracing.tracer_provider_from_env(environ) is not None) is enabled
+    provider = tracing.tracer_provider_from_env(environ)
+    assert (provider is not None) is enabled
+    if provider is not None:
+        provider.shutdown()
 
 
 @pytest.fixture
