@@ -13,10 +13,11 @@ wires it:
 - MongoDB: :class:`DatabaseCommandSpans`, a PyMongo command listener that
   opens a client span per command, a child of the request's span.
   ``opentelemetry-instrumentation-pymongo`` is not used: its newest release
-  (0.66b1) pins ``opentelemetry-instrumentation==0.66b1`` and cannot be
-  installed beside the FastAPI instrumentation 0.66b2 that matches the
-  SDK 1.45.2 pinned here. (Like it, this listener relies on PyMongo's command
-  monitoring, which ``AsyncMongoClient`` publishes as the sync client does.)
+  (0.66b1) needs ``opentelemetry-api`` 1.45.1 and ``opentelemetry-instrumentation``
+  0.66b1, which cannot be installed beside the SDK 1.45.2 and FastAPI
+  instrumentation 0.66b2 pinned here. (Like it, this listener relies on
+  PyMongo's command monitoring, which ``AsyncMongoClient`` publishes as the
+  sync client does.)
 - Request id: ``core.metrics.MetricsMiddleware`` puts the
   ``X-Request-ID`` (asgi-correlation-id) on the server span as
   ``request_id``; every database span carries it too.
