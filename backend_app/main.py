@@ -23,8 +23,7 @@ from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
 from backend_app.core.logging import configure_logging
-from backend_app.core.metrics import router as metrics_router
-from backend_app.core.metrics import worker_stopped
+from backend_app.core.metrics import router as metrics_router, worker_stopped
 from backend_app.core.middleware import install_middleware
 from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
@@ -68,7 +67,10 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown."""
+    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown.
+
+    ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
+    """
     settings: Settings = app.state.settings
     provider = app.state.tracer_provider
     app.state.indexes_ready = False
