@@ -23,7 +23,8 @@ from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
 from backend_app.core.logging import configure_logging
-from backend_app.core.metrics import router as metrics_router, worker_stopped
+from backend_app.core.metrics import router as metrics_router
+from backend_app.core.metrics import worker_stopped
 from backend_app.core.middleware import install_middleware
 from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
