@@ -22,7 +22,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
     WEB_CONCURRENCY=2 \
-    LOG_DIR=/app/logs
+    LOG_DIR=/app/logs \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/storefront-metrics
 RUN groupadd --system --gid 10001 storefront \
     && useradd --system --uid 10001 --gid storefront --home-dir /app --shell /usr/sbin/nologin storefront
 WORKDIR /app
@@ -32,8 +33,10 @@ COPY config ./config
 RUN mkdir -p /app/logs && chown storefront:storefront /app/logs
 USER storefront:storefront
 EXPOSE 8000
-# /health answers 503 when MongoDB is unreachable, which urlopen raises on: the container turns unhealthy.
+# Healthy = ready for traffic: /health/ready answers 503 (which urlopen raises on) until MongoDB answers and
+# the start-up indexes exist. Kubernetes ignores HEALTHCHECK: point its livenessProbe at /health/live and its
+# readinessProbe at /health/ready (docs/observability.md).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health/ready', timeout=4)"]
 # uvicorn with WEB_CONCURRENCY worker processes on HOST:PORT (see backend_app/__main__.py).
 CMD ["python", "-m", "backend_app", "serve"]

@@ -3,7 +3,9 @@
 - ``serve``: run the API with uvicorn on ``HOST``:``PORT`` with
   ``WEB_CONCURRENCY`` worker processes (settings). uvicorn's own access log
   and proxy-header handling are off: the app logs one JSON line per request
-  and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``.
+  and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``. With
+  ``PROMETHEUS_MULTIPROC_DIR`` set, that directory is emptied first
+  (docs/observability.md).
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
   ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
   stops both, the database cleanly.
@@ -38,10 +40,22 @@ EXIT_CONFLICT = 1
 EXIT_USAGE = 2
 
 
+def _reset_metrics_dir() -> None:
+    """Empty ``PROMETHEUS_MULTIPROC_DIR`` (if set) before the workers start: old workers' values must not count."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
 def _serve(*, reload: bool = False) -> None:
     import uvicorn
 
     settings = get_settings()
+    _reset_metrics_dir()
     uvicorn.run(
         "backend_app.main:app",
         host=settings.host,

@@ -9,18 +9,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from backend_app import __version__
+from backend_app.audit import repository as audit_repository
+from backend_app.audit.router import router as audit_router
 from backend_app.auth import repository as auth_repository
 from backend_app.auth.router import router as auth_router
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
 from backend_app.core.logging import configure_logging
+from backend_app.core.metrics import router as metrics_router
+from backend_app.core.metrics import worker_stopped
 from backend_app.core.middleware import install_middleware
+from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import repository as orders_repository
@@ -41,6 +47,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     users_repository.ensure_indexes,
     auth_repository.ensure_indexes,
     idempotency_repository.ensure_indexes,
+    audit_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -54,15 +61,21 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
             logger.warning("database unreachable at start-up; retrying index creation in %.0fs", INDEX_RETRY_SECONDS)
             await asyncio.sleep(INDEX_RETRY_SECONDS)
         else:
+            app.state.indexes_ready = True
             logger.info("indexes ensured")
             return
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown."""
+    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown.
+
+    ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
+    """
     settings: Settings = app.state.settings
-    client = create_client(settings)
+    provider = app.state.tracer_provider
+    app.state.indexes_ready = False
+    client = create_client(settings, listeners=[DatabaseCommandSpans(provider)] if provider is not None else [])
     app.state.mongo_client = client
     app.state.db = client[settings.mongodb_db]
     app.state.catalog_cache = create_page_cache(settings)
@@ -79,13 +92,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.close()
         if app.state.catalog_cache is not None:
             await app.state.catalog_cache.close()
+        worker_stopped()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracer_provider: Any | None = None) -> FastAPI:
     """Build the storefront application.
 
     Args:
         settings: configuration to use; defaults to :func:`config.get_settings`.
+        tracer_provider: an OpenTelemetry ``TracerProvider`` to trace with;
+            defaults to the one the ``OTEL_*`` variables ask for, if any
+            (``core.tracing``; tracing is off when they are unset).
 
     Returns:
         A FastAPI app whose lifespan opens the database client, with JSON
@@ -103,14 +120,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tracer_provider = None
     install_error_handlers(app)
     install_middleware(app, settings)
+    provider = tracer_provider if tracer_provider is not None else tracer_provider_from_env()
+    if provider is not None:
+        instrument(app, provider)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(products_router)
     app.include_router(orders_router)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(dashboard_router)
+    app.include_router(audit_router)
     return app
 
 

@@ -174,7 +174,7 @@ async def seed(timings: Timings, mongo_uri: str, bodies: list[dict[str, Any]], c
     db = client[DB_NAME]
 
     def create(body: dict[str, Any]) -> Callable[[], Awaitable[str]]:
-        return lambda: service.create_product(db, product=ProductCreate.model_validate(body))
+        return lambda: service.create_product(db, product=ProductCreate.model_validate(body), actor="benchmark")
 
     try:
         await timings.run("create_product (seed)", [create(b) for b in bodies], concurrency)

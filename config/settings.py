@@ -108,12 +108,21 @@ class Settings(BaseSettings):
     #: ``redis://host:6379/1``: keep pages in Redis (shared by every worker and host) instead of in process.
     cache_uri: str | None = None
 
+    #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404.
+    metrics_token: SecretStr | None = None
+
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: object) -> object:
+        # An empty METRICS_TOKEN (e.g. compose's ${METRICS_TOKEN:-}) must not open /metrics to "Bearer ".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("rate_limit_default", "rate_limit_auth")
     @classmethod

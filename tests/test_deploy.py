@@ -82,6 +82,22 @@ def test_compose_runs_a_replica_set_redis_and_a_health_gated_api() -> None:
     assert "WEB_CONCURRENCY" in env
 
 
+def test_probes_use_readiness_for_health_and_metrics_work_with_several_workers() -> None:
+    """Compose and the image call the API healthy only when /health/ready says so; workers share metrics."""
+    api = compose()["services"]["api"]
+    check = api["healthcheck"]
+    assert check["test"][0] == "CMD"
+    assert "/health/ready" in " ".join(check["test"])
+    assert {"interval", "timeout", "retries", "start_period"} <= check.keys()
+    assert "METRICS_TOKEN" in api["environment"]
+    final = dockerfile_stages()[-1]
+    env = " ".join(i for i in final if i.upper().startswith("ENV "))
+    # WEB_CONCURRENCY > 1 needs prometheus-client's multiprocess mode, or each scrape sees one worker.
+    assert "PROMETHEUS_MULTIPROC_DIR=" in env
+    health = next(i for i in final if i.upper().startswith("HEALTHCHECK "))
+    assert "/health/live" not in health  # liveness is for restarts (Kubernetes), not for routing traffic
+
+
 def dockerfile_stages() -> list[list[str]]:
     """The Dockerfile's instructions (continuation lines joined), split into build stages."""
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -108,7 +124,7 @@ def test_the_image_is_multi_stage_slim_non_root_and_health_checked() -> None:
     users = [i.split(None, 1)[1] for i in final if i.upper().startswith("USER ")]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     health = [i for i in final if i.upper().startswith("HEALTHCHECK ")]
-    assert health and "/health" in health[0]
+    assert health and "/health/ready" in health[0]
     assert any(i.upper().startswith("CMD ") and "backend_app" in i and "serve" in i for i in final)
     assert any("WEB_CONCURRENCY" in i for i in final if i.upper().startswith("ENV "))
     copies = " ".join(i for i in final if i.upper().startswith(("COPY ", "ADD ")))

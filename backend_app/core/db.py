@@ -8,32 +8,38 @@ dependency alias; nothing else in the app creates clients.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from backend_app.core.errors import ServiceUnavailableError
+from backend_app.core.metrics import DatabaseCommandMetrics
 from config import Settings
 
 MongoDatabase = AsyncDatabase[dict[str, Any]]
 IndexInstaller = Callable[[MongoDatabase], Awaitable[None]]
 
 
-def create_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+def create_client(
+    settings: Settings, *, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     """Create the process's client for ``settings.effective_mongodb_uri``.
 
     The client connects lazily; ``tz_aware`` makes datetimes come back in UTC.
+    Every command is timed into ``db_command_duration_seconds``
+    (``core.metrics``); ``listeners`` adds more command listeners (tracing).
     """
     return AsyncMongoClient(
         settings.effective_mongodb_uri,
         tz_aware=True,
         serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
         appname="storefront",
+        event_listeners=[DatabaseCommandMetrics(), *listeners],
     )
 
 

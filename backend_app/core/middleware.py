@@ -9,13 +9,15 @@
    honoured when it is 1..128 characters of ``[A-Za-z0-9._:-]`` (anything
    else could forge log lines), generated (UUID4 hex) otherwise, and returned
    on every response.
-3. :class:`AccessLogMiddleware`: one JSON log line per request.
-4. :class:`SecurityHeadersMiddleware`: security headers on every response.
-5. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
+3. :class:`MetricsMiddleware`: request count, latency and in-flight
+   gauge by route template (so 413s and 429s are counted too).
+4. :class:`AccessLogMiddleware`: one JSON log line per request.
+5. :class:`SecurityHeadersMiddleware`: security headers on every response.
+6. Starlette's ``CORSMiddleware`` (only with ``ALLOWED_ORIGINS``), a
    refused preflight answered as a problem (:class:`ProblemCORSMiddleware`).
-6. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
-7. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
-8. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
+7. ``core.ratelimit.RateLimitMiddleware``: 429 before any work is done.
+8. :class:`BodySizeLimitMiddleware`: 413 for bodies over ``MAX_BODY_BYTES``.
+9. :class:`UnhandledErrorMiddleware`: the 500 problem, inside the stack so
    it still carries the request id and security headers.
 """
 
@@ -36,8 +38,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from backend_app.core import metrics
 from backend_app.core.errors import problem_response, unhandled_error_response
 from backend_app.core.ratelimit import RateLimiter, RateLimitMiddleware
+from backend_app.core.tracing import annotate_request_span
 from config import Settings
 
 access_logger = logging.getLogger("storefront.access")
@@ -195,6 +199,45 @@ class BodySizeLimitMiddleware(HTTPMiddleware):
         await self.app(scope, limited_receive, send)
 
 
+class StatusRecorder:
+    """An ASGI ``send`` that passes messages on and remembers the response status (500 until one starts)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
+class MetricsMiddleware(HTTPMiddleware):
+    """Counts and times every HTTP request by route template and status class (``core.metrics``).
+
+    The route template is read after the app has run, from ``scope["route"]``
+    (set by the router on the shared scope), so it is the path template of
+    the matched route, never the raw path. It also puts the request id on the
+    request's trace span when tracing is on (``core.tracing``), being the
+    first layer inside asgi-correlation-id.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        recorder = StatusRecorder(send)
+        annotate_request_span()
+        metrics.request_started()
+        try:
+            await self.app(scope, receive, recorder)
+        finally:
+            metrics.request_finished(
+                method=scope["method"],
+                route=getattr(scope.get("route"), "path", None),
+                status=recorder.status,
+                seconds=time.perf_counter() - started,
+            )
+
+
 class AccessLogMiddleware(HTTPMiddleware):
     """Logs one line per HTTP request on ``storefront.access`` when the response is complete.
 
@@ -207,17 +250,11 @@ class AccessLogMiddleware(HTTPMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_recording_status)
+            await self.app(scope, receive, recorder)
         finally:
+            status = recorder.status
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             method, path = scope["method"], scope.get("path", "")
             client = scope.get("client")
@@ -291,6 +328,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_env == "production")
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id)
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -14,8 +14,9 @@ How it is wired
     - ``default``: ``RATE_LIMIT_DEFAULT`` (default ``120/minute``), one budget
       per caller across every other route.
 
-    ``GET /health`` is exempt (load balancers and the container HEALTHCHECK
-    poll it).
+    ``GET /health``, ``/health/live``, ``/health/ready`` and ``/metrics`` are
+    exempt (load balancers, probes, the container HEALTHCHECK and Prometheus
+    poll them).
 
     slowapi's own ``SlowAPIMiddleware`` is not used: it finds the route by
     walking ``app.routes`` and silently skips every route of an included router
@@ -65,6 +66,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend_app.core import metrics
 from backend_app.core.errors import problem_response
 from backend_app.core.security import TokenError, decode_token
 from config import Settings
@@ -74,7 +76,7 @@ logger = logging.getLogger(__name__)
 #: Paths under the stricter ``RATE_LIMIT_AUTH`` budget (credential guessing and sign-up spam).
 AUTH_LIMITED_PATHS = frozenset({"/auth/login", "/auth/token", "/auth/register"})
 #: Paths never counted.
-EXEMPT_PATHS = frozenset({"/health"})
+EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 #: Socket timeouts of the Redis client, in seconds: a dead Redis must not stall requests.
 REDIS_TIMEOUT_S = 0.5
 
@@ -214,6 +216,7 @@ class RateLimitMiddleware:
         else:
             headers, exceeded = limiter.check(gate, request)
         if exceeded is not None:
+            metrics.rate_limited("auth" if gate is limiter.auth_gate else "default")
             response = problem_response(
                 status=429,
                 code="rate_limited",

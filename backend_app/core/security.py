@@ -22,6 +22,7 @@ from typing import Any, Literal
 import bcrypt
 import jwt
 
+from backend_app.core import metrics
 from config import Settings
 
 TokenType = Literal["access", "refresh"]
@@ -54,7 +55,20 @@ _password_pool = ThreadPoolExecutor(
 
 
 async def _run_in_password_pool(func: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(_password_pool, func, *args)
+    """Run ``func(*args)`` in the bcrypt pool, counted in ``bcrypt_pool_queue_length`` until a thread takes it."""
+    metrics.bcrypt_queued(1)
+    dequeued = threading.Lock()  # whoever acquires it first (the job starting, or a cancel) decrements once
+
+    def job() -> Any:
+        if dequeued.acquire(blocking=False):
+            metrics.bcrypt_queued(-1)
+        return func(*args)
+
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_password_pool, job)
+    finally:
+        if dequeued.acquire(blocking=False):
+            metrics.bcrypt_queued(-1)
 
 
 @functools.cache

@@ -10,8 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
+from backend_app.core import metrics
 from backend_app.core.db import Database
-from backend_app.core.errors import problem_responses
+from backend_app.core.errors import DomainError, problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
@@ -58,9 +59,15 @@ async def create_order(
     """
     user_id = body.userId or user.username
     ensure_self_or_admin(user, user_id)
-    order_id, replayed = await service.create_order(
-        db, caller=user.username, user_id=user_id, items=body.items, idempotency_key=idempotency_key
-    )
+    try:
+        order_id, replayed = await service.create_order(
+            db, caller=user.username, user_id=user_id, items=body.items, idempotency_key=idempotency_key
+        )
+    except DomainError as exc:
+        metrics.order_refused(exc.code)
+        raise
+    if not replayed:
+        metrics.order_event("placed")
     if replayed:
         response.headers[REPLAY_HEADER] = "true"
     return OrderCreated(id=order_id)
@@ -131,6 +138,8 @@ async def change_status(
     Cancelling puts the stock back in the same transaction.
     """
     ensure_self_or_admin(user, user_id)
-    return await service.change_status(
-        db, user_id=user_id, order_id=order_id, status=body.status, as_admin=user.is_admin
+    order = await service.change_status(
+        db, user_id=user_id, order_id=order_id, status=body.status, as_admin=user.is_admin, actor=user.username
     )
+    metrics.order_event(body.status)
+    return order

@@ -11,6 +11,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from backend_app.audit import service as audit
 from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.pagination import PageMeta, PageParams
@@ -278,14 +279,15 @@ async def create_order(
 
 
 async def change_status(
-    db: MongoDatabase, *, user_id: str, order_id: str, status: OrderStatus, as_admin: bool
+    db: MongoDatabase, *, user_id: str, order_id: str, status: OrderStatus, as_admin: bool, actor: str
 ) -> OrderPublic:
     """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; spec §5).
 
     ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
     admin). Cancelling puts every unit taken back into its size, in the same
     transaction as the status change, so stock is restored exactly once even
-    under concurrent cancels.
+    under concurrent cancels. A change made as admin is recorded in the audit
+    trail (``order.status`` by ``actor``) in the same transaction.
 
     Raises:
         ForbiddenError: a non-admin asked for a transition other than cancelling (403).
@@ -305,6 +307,17 @@ async def change_status(
             raise InvalidStatusTransitionError(current, status)
         if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
             raise InvalidStatusTransitionError(current, status)
+        if as_admin:
+            await audit.record(
+                db,
+                actor=actor,
+                action="order.status",
+                entity_type="order",
+                entity_id=order_id,
+                before={"status": current, "userId": user_id},
+                after={"status": status, "userId": user_id},
+                session=session,
+            )
         if status == "cancelled":
             returns_by_product = _units_by_product(
                 (item["productId"], ((t["size"], t["qty"]) for t in item.get("taken", []))) for item in order["items"]

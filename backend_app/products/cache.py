@@ -60,7 +60,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from backend_app.core import http_cache
+from backend_app.core import http_cache, metrics
 from backend_app.core.db import MongoDatabase
 from backend_app.products import repository
 from config import Settings
@@ -324,7 +324,9 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     key = http_cache.normalized_query(request)
     version = await repository.get_catalog_version(db)
     page = await store.get(key)
-    if page is None or page.version != version:
+    hit = page is not None and page.version == version
+    metrics.page_cache_lookup(hit=hit)
+    if not hit:
         body = http_cache.render_json(request, await compute())
         page = CachedPage(version=version, etag=http_cache.entity_tag(body), body=body)
         await store.put(key, page)

@@ -139,13 +139,17 @@ def new_product_document(product: ProductCreate, *, now: datetime) -> dict[str, 
     return {**_content(product), "created_at": now, "updated_at": now, "deleted_at": None}
 
 
-async def insert_product(db: MongoDatabase, *, product: ProductCreate) -> ObjectId:
-    """Insert a new product and return its ``_id``."""
-    result = await _collection(db).insert_one(new_product_document(product, now=datetime.now(UTC)))
+async def insert_product(
+    db: MongoDatabase, *, product: ProductCreate, session: AsyncClientSession | None = None
+) -> ObjectId:
+    """Insert a new product (inside ``session`` if given) and return its ``_id``."""
+    result = await _collection(db).insert_one(new_product_document(product, now=datetime.now(UTC)), session=session)
     return result.inserted_id
 
 
-async def replace_product(db: MongoDatabase, *, product_id: ObjectId, product: ProductCreate) -> dict[str, Any] | None:
+async def replace_product(
+    db: MongoDatabase, *, product_id: ObjectId, product: ProductCreate, session: AsyncClientSession | None = None
+) -> dict[str, Any] | None:
     """Replace every editable field of a live product (``PUT``); returns the new document or ``None``.
 
     ``created_at`` and the soft-delete marker are kept.
@@ -154,10 +158,13 @@ async def replace_product(db: MongoDatabase, *, product_id: ObjectId, product: P
         {"_id": product_id, "deleted_at": None},
         {"$set": {**_content(product), "updated_at": datetime.now(UTC)}},
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 
-async def update_product(db: MongoDatabase, *, product_id: ObjectId, changes: ProductUpdate) -> dict[str, Any] | None:
+async def update_product(
+    db: MongoDatabase, *, product_id: ObjectId, changes: ProductUpdate, session: AsyncClientSession | None = None
+) -> dict[str, Any] | None:
     """Set the fields given in ``changes`` on a live product (``PATCH``); returns the new document or ``None``."""
     values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
     for field, value in changes.changes().items():
@@ -167,21 +174,23 @@ async def update_product(db: MongoDatabase, *, product_id: ObjectId, changes: Pr
             value = _sizes(value)
         values[field] = value
     return await _collection(db).find_one_and_update(
-        {"_id": product_id, "deleted_at": None}, {"$set": values}, return_document=ReturnDocument.AFTER
+        {"_id": product_id, "deleted_at": None}, {"$set": values}, return_document=ReturnDocument.AFTER, session=session
     )
 
 
-async def soft_delete_product(db: MongoDatabase, *, product_id: ObjectId) -> bool:
+async def soft_delete_product(
+    db: MongoDatabase, *, product_id: ObjectId, session: AsyncClientSession | None = None
+) -> bool:
     """Mark a live product deleted (``deleted_at`` = now); False when it was not live."""
     now = datetime.now(UTC)
     result = await _collection(db).update_one(
-        {"_id": product_id, "deleted_at": None}, {"$set": {"deleted_at": now, "updated_at": now}}
+        {"_id": product_id, "deleted_at": None}, {"$set": {"deleted_at": now, "updated_at": now}}, session=session
     )
     return result.modified_count == 1
 
 
 async def set_size_quantity(
-    db: MongoDatabase, *, product_id: ObjectId, size: str, quantity: int
+    db: MongoDatabase, *, product_id: ObjectId, size: str, quantity: int, session: AsyncClientSession | None = None
 ) -> dict[str, Any] | None:
     """Set the stock of one existing size of a live product; returns the new document or ``None``.
 
@@ -193,6 +202,7 @@ async def set_size_quantity(
         {"$set": {"sizes.$[s].quantity": quantity, "updated_at": datetime.now(UTC)}},
         array_filters=[{"s.size": size}],
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 
@@ -209,9 +219,11 @@ async def list_products(
     )
 
 
-async def get_live_product(db: MongoDatabase, *, product_id: ObjectId) -> dict[str, Any] | None:
-    """The live (not soft-deleted) product with ``product_id``, or ``None``."""
-    return await _collection(db).find_one({"_id": product_id, "deleted_at": None})
+async def get_live_product(
+    db: MongoDatabase, *, product_id: ObjectId, session: AsyncClientSession | None = None
+) -> dict[str, Any] | None:
+    """The live (not soft-deleted) product with ``product_id`` (read inside ``session`` if given), or ``None``."""
+    return await _collection(db).find_one({"_id": product_id, "deleted_at": None}, session=session)
 
 
 async def find_live_by_ids(

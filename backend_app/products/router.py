@@ -41,9 +41,9 @@ PriceBound = Annotated[Decimal | None, Query(ge=0, le=1_000_000, decimal_places=
     responses=problem_responses(401, 403, 422, 500),
     summary="Create a product (admin)",
 )
-async def create_product(body: ProductCreate, db: Database, _admin: AdminUser) -> ProductCreated:
+async def create_product(body: ProductCreate, db: Database, admin: AdminUser) -> ProductCreated:
     """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``. Admins only."""
-    return ProductCreated(id=await service.create_product(db, product=body))
+    return ProductCreated(id=await service.create_product(db, product=body, actor=admin.username))
 
 
 @router.get(
@@ -118,9 +118,9 @@ async def get_product(request: Request, product_id: ProductId, db: Database) -> 
     responses=problem_responses(401, 403, 404, 422, 500),
     summary="Replace a product (admin)",
 )
-async def replace_product(product_id: ProductId, body: ProductCreate, db: Database, _admin: AdminUser) -> ProductPublic:
+async def replace_product(product_id: ProductId, body: ProductCreate, db: Database, admin: AdminUser) -> ProductPublic:
     """Replace every field of a product (same body as ``POST``; omitted optional fields are cleared)."""
-    return await service.replace_product(db, product_id=product_id, product=body)
+    return await service.replace_product(db, product_id=product_id, product=body, actor=admin.username)
 
 
 @router.patch(
@@ -129,9 +129,9 @@ async def replace_product(product_id: ProductId, body: ProductCreate, db: Databa
     responses=problem_responses(401, 403, 404, 422, 500),
     summary="Update a product (admin)",
 )
-async def update_product(product_id: ProductId, body: ProductUpdate, db: Database, _admin: AdminUser) -> ProductPublic:
+async def update_product(product_id: ProductId, body: ProductUpdate, db: Database, admin: AdminUser) -> ProductPublic:
     """Change only the fields given; ``sizes`` replaces the whole list."""
-    return await service.update_product(db, product_id=product_id, changes=body)
+    return await service.update_product(db, product_id=product_id, changes=body, actor=admin.username)
 
 
 @router.delete(
@@ -141,9 +141,9 @@ async def update_product(product_id: ProductId, body: ProductUpdate, db: Databas
     responses=problem_responses(401, 403, 404, 422, 500),
     summary="Delete a product (admin)",
 )
-async def delete_product(product_id: ProductId, db: Database, _admin: AdminUser) -> Response:
+async def delete_product(product_id: ProductId, db: Database, admin: AdminUser) -> Response:
     """Soft-delete: the product leaves listings and cannot be ordered; past orders still show its name."""
-    await service.delete_product(db, product_id=product_id)
+    await service.delete_product(db, product_id=product_id, actor=admin.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -153,6 +153,6 @@ async def delete_product(product_id: ProductId, db: Database, _admin: AdminUser)
     responses=problem_responses(401, 403, 404, 422, 500),
     summary="Set one size's stock (admin)",
 )
-async def set_quantity(product_id: ProductId, body: SizeStock, db: Database, _admin: AdminUser) -> ProductPublic:
+async def set_quantity(product_id: ProductId, body: SizeStock, db: Database, admin: AdminUser) -> ProductPublic:
     """``{"size": "large", "quantity": 25}`` sets that size's stock; a size the product lacks → 404."""
-    return await service.set_quantity(db, product_id=product_id, stock=body)
+    return await service.set_quantity(db, product_id=product_id, stock=body, actor=admin.username)

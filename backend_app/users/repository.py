@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, find_window
@@ -61,9 +62,11 @@ async def insert_user(
     return doc
 
 
-async def get_by_username(db: MongoDatabase, *, username: str) -> dict[str, Any] | None:
-    """The user ``username``, or ``None``."""
-    return await db[COLLECTION].find_one({"username": username})
+async def get_by_username(
+    db: MongoDatabase, *, username: str, session: AsyncClientSession | None = None
+) -> dict[str, Any] | None:
+    """The user ``username`` (read inside ``session`` if given), or ``None``."""
+    return await db[COLLECTION].find_one({"username": username}, session=session)
 
 
 async def get_by_email(db: MongoDatabase, *, email: str) -> dict[str, Any] | None:
@@ -91,14 +94,23 @@ async def list_users(db: MongoDatabase, *, query: dict[str, Any], window: PageWi
 
 
 async def update_user(
-    db: MongoDatabase, *, username: str, role: str | None = None, is_active: bool | None = None
+    db: MongoDatabase,
+    *,
+    username: str,
+    role: str | None = None,
+    is_active: bool | None = None,
+    session: AsyncClientSession | None = None,
 ) -> dict[str, Any] | None:
-    """Set ``role`` and/or ``is_active`` of ``username``; returns the updated user, or ``None`` if unknown."""
+    """Set ``role`` and/or ``is_active`` of ``username`` (inside ``session`` if given); the updated user or ``None``."""
     changes: dict[str, Any] = {"updated_at": datetime.now(UTC)}
     if role is not None:
         changes["role"] = role
     if is_active is not None:
         changes["is_active"] = is_active
     return await db[COLLECTION].find_one_and_update(
-        {"username": username}, {"$set": changes}, projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER
+        {"username": username},
+        {"$set": changes},
+        projection=PUBLIC_PROJECTION,
+        return_document=ReturnDocument.AFTER,
+        session=session,
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from backend_app.core.db import MongoDatabase
+from backend_app.audit import service as audit
+from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
@@ -68,7 +70,9 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
     """Apply an admin's ``role`` / ``is_active`` change to ``username``.
 
     A deactivated user's tokens stop working at once, since every request
-    re-reads the user (spec §3).
+    re-reads the user (spec §3). The change and its audit entry
+    (``user.update`` by ``actor``: changed fields before and after) commit in
+    one transaction.
 
     Raises:
         SelfLockoutError: ``actor`` would demote or deactivate themselves (409).
@@ -78,10 +82,33 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
         (changes.role is not None and changes.role != "admin") or changes.is_active is False
     ):
         raise SelfLockoutError()
-    doc = await repository.update_user(db, username=username, role=changes.role, is_active=changes.is_active)
-    if doc is None:
-        raise UserNotFoundError(username)
-    return UserPublic.model_validate(doc)
+
+    async def work(session: AsyncClientSession) -> dict[str, Any]:
+        before = await repository.get_by_username(db, username=username, session=session)
+        doc = await repository.update_user(
+            db, username=username, role=changes.role, is_active=changes.is_active, session=session
+        )
+        if before is None or doc is None:
+            raise UserNotFoundError(username)
+        old, new = audit.changed_fields(_audited_fields(before), _audited_fields(doc))
+        await audit.record(
+            db,
+            actor=actor.username,
+            action="user.update",
+            entity_type="user",
+            entity_id=username,
+            before=old,
+            after=new,
+            session=session,
+        )
+        return doc
+
+    return UserPublic.model_validate(await run_in_transaction(db.client, work))
+
+
+def _audited_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the audit trail records of a user: ``role`` and ``is_active`` (never the password hash)."""
+    return {"role": doc["role"], "is_active": doc["is_active"]}
 
 
 @dataclass(frozen=True, slots=True)
