@@ -298,3 +298,24 @@ async def test_an_admin_ordering_for_an_unknown_user_gets_404(
     assert placed.status_code == 201, placed.text
     stock = (await client.get(f"/products/{product}")).json()["stock"]
     assert stock == 9  # the refused order took nothing
+
+
+async def test_failed_sign_ins_are_counted_in_redis_across_processes(
+    settings: Settings, redis_url: str, make_user: Any
+) -> None:
+    """Two app instances (as two workers or hosts) sharing RATE_LIMIT_STORAGE_URI share the account throttle."""
+    await make_user("alice")
+    shared = settings.model_copy(
+        update={"rate_limit_storage_uri": redis_url, "signin_failure_limit": "3/minute"}
+    )
+    first, second = create_app(shared), create_app(shared)
+    async with LifespanManager(first), LifespanManager(second):
+        async with client_for(first, "192.0.2.1") as one, client_for(second, "192.0.2.2") as two:
+            statuses = [
+                (await http.post("/auth/login", json=wrong("alice"))).status_code for http in (one, two, one)
+            ]
+            assert statuses == [401, 401, 401]
+            assert_problem(await two.post("/auth/login", json=wrong("alice")), 429, "signin_throttled")
+    import redis  # noqa: PLC0415 - only this test needs the client
+
+    assert redis.Redis.from_url(redis_url).keys("*signin-failures*"), "the counts are not in Redis"
