@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
@@ -75,7 +76,9 @@ async def test_failed_sign_ins_throttle_that_account_from_any_address_until_the_
         assert 1 <= retry_after <= 4
         assert_problem(await peers[3].post("/auth/token", data=wrong("alice")), 429, "signin_throttled")
         # Other accounts are not affected, from the same address either.
-        assert (await peers[3].post("/auth/login", json={"username": "bob", "password": TEST_PASSWORD})).status_code == 200
+        assert (
+            await peers[3].post("/auth/login", json={"username": "bob", "password": TEST_PASSWORD})
+        ).status_code == 200
         # Once the window has passed, the owner gets in.
         await asyncio.sleep(retry_after + 0.1)
         ok = await peers[4].post("/auth/login", json={"username": "alice", "password": TEST_PASSWORD})
@@ -94,9 +97,7 @@ async def test_unknown_usernames_get_the_same_answers_as_known_ones(client: http
         for _ in range(4):
             response = await client.post("/auth/login", json=wrong(username))
             body = response.json()
-            seen.append(
-                (response.status_code, body["code"], body["detail"], response.headers.get("WWW-Authenticate"))
-            )
+            seen.append((response.status_code, body["code"], body["detail"], response.headers.get("WWW-Authenticate")))
         return seen
 
     known, unknown = await attempts("alice"), await attempts("nobody_here")
@@ -305,17 +306,15 @@ async def test_failed_sign_ins_are_counted_in_redis_across_processes(
 ) -> None:
     """Two app instances (as two workers or hosts) sharing RATE_LIMIT_STORAGE_URI share the account throttle."""
     await make_user("alice")
-    shared = settings.model_copy(
-        update={"rate_limit_storage_uri": redis_url, "signin_failure_limit": "3/minute"}
-    )
+    shared = settings.model_copy(update={"rate_limit_storage_uri": redis_url, "signin_failure_limit": "3/minute"})
     first, second = create_app(shared), create_app(shared)
-    async with LifespanManager(first), LifespanManager(second):
-        async with client_for(first, "192.0.2.1") as one, client_for(second, "192.0.2.2") as two:
-            statuses = [
-                (await http.post("/auth/login", json=wrong("alice"))).status_code for http in (one, two, one)
-            ]
-            assert statuses == [401, 401, 401]
-            assert_problem(await two.post("/auth/login", json=wrong("alice")), 429, "signin_throttled")
-    import redis  # noqa: PLC0415 - only this test needs the client
-
+    async with (
+        LifespanManager(first),
+        LifespanManager(second),
+        client_for(first, "192.0.2.1") as one,
+        client_for(second, "192.0.2.2") as two,
+    ):
+        statuses = [(await http.post("/auth/login", json=wrong("alice"))).status_code for http in (one, two, one)]
+        assert statuses == [401, 401, 401]
+        assert_problem(await two.post("/auth/login", json=wrong("alice")), 429, "signin_throttled")
     assert redis.Redis.from_url(redis_url).keys("*signin-failures*"), "the counts are not in Redis"

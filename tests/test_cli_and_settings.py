@@ -69,7 +69,11 @@ async def test_create_admin_refuses_an_existing_username(client: httpx.AsyncClie
     # Anyone can register the name first: the command must not hand it admin rights.
     assert (await register(client, "squatter")).status_code == 201
     result = run_cli(
-        "create-admin", "--username", "squatter", "--email", "boss@example.com",
+        "create-admin",
+        "--username",
+        "squatter",
+        "--email",
+        "boss@example.com",
         env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert result.returncode == 1, (result.stdout, result.stderr)
@@ -87,7 +91,12 @@ async def test_create_admin_promote_existing_sets_the_password_and_ends_every_se
     assert (await register(client, "squatter")).status_code == 201
     before = await login(client, "squatter")
     result = run_cli(
-        "create-admin", "--username", "squatter", "--email", "boss@example.com", "--promote-existing",
+        "create-admin",
+        "--username",
+        "squatter",
+        "--email",
+        "boss@example.com",
+        "--promote-existing",
         env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert result.returncode == 0, result.stderr
@@ -108,7 +117,12 @@ async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
 ) -> None:
     assert (await register(client, "boss")).status_code == 201
     result = run_cli(
-        "create-admin", "--username", "Boss", "--email", "b2@example.com", env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+        "create-admin",
+        "--username",
+        "Boss",
+        "--email",
+        "b2@example.com",
+        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert result.returncode == 1
     assert "username is taken" in result.stderr

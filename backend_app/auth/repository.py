@@ -106,9 +106,7 @@ async def get_unrevoked_session(db: MongoDatabase, *, sid: str, username: str) -
     )
 
 
-async def revoke_session(
-    db: MongoDatabase, *, sid: str, username: str, now: datetime, reason: RevokedReason
-) -> None:
+async def revoke_session(db: MongoDatabase, *, sid: str, username: str, now: datetime, reason: RevokedReason) -> None:
     """Mark ``username``'s session ``sid`` revoked (no-op when it already is, or does not exist)."""
     await db[COLLECTION].update_one(
         {"_id": sid, "username": username, "revoked_at": None},

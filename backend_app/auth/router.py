@@ -47,9 +47,7 @@ async def login(body: LoginRequest, db: Database, settings: AppSettings, throttl
     Too many failed sign-ins of one account (``SIGNIN_FAILURE_LIMIT``): 429
     ``signin_throttled`` with ``Retry-After``, from any address.
     """
-    return await service.login(
-        db, settings, throttle, username=body.username, email=body.email, password=body.password
-    )
+    return await service.login(db, settings, throttle, username=body.username, email=body.email, password=body.password)
 
 
 @router.post(

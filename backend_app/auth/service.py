@@ -22,10 +22,8 @@ apart.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backend_app.auth import repository
@@ -132,9 +130,7 @@ async def authenticate(
     return doc
 
 
-def _pair(
-    settings: Settings, *, user: UserPublic, refresh_token: str, session_id: str, not_after: int
-) -> TokenPair:
+def _pair(settings: Settings, *, user: UserPublic, refresh_token: str, session_id: str, not_after: int) -> TokenPair:
     access_token, _ = create_token(
         settings,
         subject=user.username,

@@ -66,6 +66,7 @@ def is_no_store_path(path: str) -> bool:
     """Whether responses to ``path`` carry personal data (auth, users, orders, dashboard): ``no-store``."""
     return any(path == prefix or path.startswith(prefix + "/") for prefix in NO_STORE_PATHS)
 
+
 #: CORS: what a browser page from an allowed origin may send and read.
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER]
