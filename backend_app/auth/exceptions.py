@@ -49,7 +49,9 @@ class WrongCurrentPasswordError(DomainError):
     title = "Invalid credentials"
 
     def __init__(self) -> None:
-        super().__init__("The current password is incorrect.", headers={"WWW-Authenticate": 'Bearer realm="storefront"'})
+        super().__init__(
+            "The current password is incorrect.", headers={"WWW-Authenticate": 'Bearer realm="storefront"'}
+        )
 
 
 class SignInThrottledError(DomainError):

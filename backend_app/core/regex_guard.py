@@ -134,8 +134,9 @@ def _alternation_in_repeated_group(pattern: str) -> bool:
     """Whether a group containing ``|`` (at any depth) is repeated (quantifier maximum > 1), as written.
 
     Reads the text itself: escapes (``\\|``) and character classes (``[|]``,
-    ``[]|]``, ``[^]a]``) are skipped; groups are matched by their parentheses. A ``|`` belongs to every group open around
-    it, so ``(x(a|b))+`` is refused as well as ``(a|b)+``.
+    ``[]|]``, ``[^]a]``) are skipped; groups are matched by their parentheses.
+    A ``|`` belongs to every group open around it, so ``(x(a|b))+`` is refused
+    as well as ``(a|b)+``.
 
     Raises:
         UnsafePatternError: the pattern turns on extended mode (``(?x)``),
