@@ -38,6 +38,21 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subpro
     )
 
 
+def create_admin(
+    username: str, *flags: str, db_env: dict[str, str], email: str = "new-admin@example.com"
+) -> subprocess.CompletedProcess[str]:
+    """``create-admin --username USERNAME --email EMAIL FLAGS`` with ``ADMIN_PASSWORD`` set."""
+    return run_cli(
+        "create-admin",
+        "--username",
+        username,
+        "--email",
+        email,
+        *flags,
+        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+
+
 @pytest.fixture
 def db_env(mongo_server: EmbeddedMongo, db_name: str) -> dict[str, str]:
     """Environment pointing the CLI at this test's database."""
@@ -68,14 +83,7 @@ async def test_create_admin_is_idempotent_and_the_admin_can_log_in(
 async def test_create_admin_refuses_an_existing_username(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
     # Anyone can register the name first: the command must not hand it admin rights.
     assert (await register(client, "squatter")).status_code == 201
-    result = run_cli(
-        "create-admin",
-        "--username",
-        "squatter",
-        "--email",
-        "boss@example.com",
-        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
-    )
+    result = create_admin("squatter", db_env=db_env)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "already exists and is not an active admin" in result.stderr
     assert "--promote-existing" in result.stderr
@@ -90,15 +98,7 @@ async def test_create_admin_promote_existing_sets_the_password_and_ends_every_se
 ) -> None:
     assert (await register(client, "squatter")).status_code == 201
     before = await login(client, "squatter")
-    result = run_cli(
-        "create-admin",
-        "--username",
-        "squatter",
-        "--email",
-        "boss@example.com",
-        "--promote-existing",
-        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
-    )
+    result = create_admin("squatter", "--promote-existing", db_env=db_env)
     assert result.returncode == 0, result.stderr
     assert "now an active admin with the new password" in result.stdout
     assert ADMIN_PASSWORD not in result.stdout + result.stderr
@@ -116,14 +116,7 @@ async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
     client: httpx.AsyncClient, db_env: dict[str, str]
 ) -> None:
     assert (await register(client, "boss")).status_code == 201
-    result = run_cli(
-        "create-admin",
-        "--username",
-        "Boss",
-        "--email",
-        "b2@example.com",
-        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
-    )
+    result = create_admin("Boss", db_env=db_env)
     assert result.returncode == 1
     assert "username is taken" in result.stderr
 
