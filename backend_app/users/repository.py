@@ -48,10 +48,14 @@ async def backfill_username_keys(db: MongoDatabase) -> int:
     coll = db[COLLECTION]
     done = 0
     async for doc in coll.find({"username_key": {"$exists": False}}, projection={"username": 1}):
-        await coll.update_one(
-            {"_id": doc["_id"], "username_key": {"$exists": False}},
-            {"$set": {"username_key": username_key(doc["username"])}},
-        )
+        try:
+            await coll.update_one(
+                {"_id": doc["_id"], "username_key": {"$exists": False}},
+                {"$set": {"username_key": username_key(doc["username"])}},
+            )
+        except DuplicateKeyError:  # written without the key (an older version) while a case variant exists
+            logger.error("user %r differs only by case from another user; left without username_key", doc["username"])
+            continue
         done += 1
     return done
 
@@ -69,7 +73,14 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     await coll.create_index([("email", ASCENDING)], unique=True, name="email_unique")
     await backfill_username_keys(db)
     try:
-        await coll.create_index([("username_key", ASCENDING)], unique=True, name="username_key_unique")
+        await coll.create_index(
+            [("username_key", ASCENDING)],
+            unique=True,
+            name="username_key_unique",
+            # Users written without the key (by an older version during a rolling upgrade, or a script)
+            # do not collide with each other as nulls; the next start-up backfills them.
+            partialFilterExpression={"username_key": {"$exists": True}},
+        )
     except (DuplicateKeyError, OperationFailure) as exc:
         logger.error(
             "usernames differing only by case exist, so the case-insensitive unique index was not built "
