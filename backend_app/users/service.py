@@ -105,13 +105,14 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
 def ends_sessions(current: dict[str, Any], changes: UserUpdate) -> bool:
     """Whether ``changes`` to the stored user ``current`` end its login sessions.
 
-    A deactivation, or a role different from the current one, does; a
-    reactivation or an unchanged role does not (the sessions it would revive
-    were already ended by the deactivation).
+    A deactivation or a reactivation, or a role different from the current
+    one, does; re-sending the current values does not. Reactivation ends
+    sessions too so that an account deactivated before sessions had epochs
+    (whose sessions were never ended) does not get its old tokens back.
     """
-    deactivates = changes.is_active is False and current.get("is_active", False)
+    activation_changes = changes.is_active is not None and changes.is_active != current.get("is_active", False)
     role_changes = changes.role is not None and changes.role != current.get("role")
-    return bool(deactivates or role_changes)
+    return bool(activation_changes or role_changes)
 
 
 async def ensure_user_exists(db: MongoDatabase, *, username: str) -> None:
