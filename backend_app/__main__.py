@@ -9,9 +9,13 @@
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
   ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
   stops both, the database cleanly.
-- ``create-admin --username NAME --email EMAIL [--full-name TEXT]``: make
-  that account an active admin, creating it if needed (spec §3). The password
-  comes from ``ADMIN_PASSWORD`` or a prompt; running it again changes nothing.
+- ``create-admin --username NAME --email EMAIL [--full-name TEXT] [--promote-existing]``:
+  create that account as an active admin (spec §3). The password comes from
+  ``ADMIN_PASSWORD`` or a prompt; running it again for an existing active
+  admin changes nothing. Any other existing account with that name is
+  refused (exit status 1: anyone could have registered it) unless
+  ``--promote-existing``, which makes it an active admin, sets its password
+  and ends every session of it (issue 10, item 3).
   Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
 
 A configuration error (e.g. ``APP_ENV=production`` without a 32-byte
@@ -115,18 +119,21 @@ def _read_admin_password() -> str:
     return password
 
 
-async def _ensure_admin(settings: Settings, user: UserCreate) -> int:
+async def _ensure_admin(settings: Settings, user: UserCreate, *, promote_existing: bool) -> int:
     from backend_app.core.db import create_client
     from backend_app.users import repository as users_repository
     from backend_app.users import service as users_service
-    from backend_app.users.exceptions import UserAlreadyExistsError
+    from backend_app.users.exceptions import AccountExistsError, UserAlreadyExistsError
 
     client = create_client(settings)
     try:
         db = client[settings.mongodb_db]
         await users_repository.ensure_indexes(db)
         try:
-            outcome = await users_service.ensure_admin(db, user=user)
+            outcome = await users_service.ensure_admin(db, user=user, promote_existing=promote_existing)
+        except AccountExistsError as exc:
+            print(f"create-admin: {exc.detail}", file=sys.stderr)
+            return EXIT_CONFLICT
         except UserAlreadyExistsError as exc:
             print(f"create-admin: {exc.detail} Nothing was changed.", file=sys.stderr)
             return EXIT_CONFLICT
@@ -135,7 +142,10 @@ async def _ensure_admin(settings: Settings, user: UserCreate) -> int:
     if outcome.created:
         print(f"Created admin {outcome.user.username!r} ({outcome.user.email}).")
     elif outcome.promoted:
-        print(f"User {outcome.user.username!r} existed; it is now an active admin (password unchanged).")
+        print(
+            f"User {outcome.user.username!r} existed; it is now an active admin with the new password, "
+            f"and every earlier session of it has ended (email kept: {outcome.user.email})."
+        )
     else:
         print(f"Admin {outcome.user.username!r} already exists; nothing to do.")
     return 0
@@ -152,7 +162,7 @@ def _create_admin(args: argparse.Namespace) -> int:
             print(f"create-admin: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return EXIT_USAGE
     with _embedded_db_unless_configured(args.data_dir):
-        return asyncio.run(_ensure_admin(get_settings(), user))
+        return asyncio.run(_ensure_admin(get_settings(), user, promote_existing=args.promote_existing))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--data-dir", default=os.path.join("data", "db"), help="embedded database files")
     admin = sub.add_parser(
         "create-admin",
-        help="create an active admin, or promote an existing user (idempotent)",
+        help="create an active admin (idempotent); --promote-existing to take over an existing account",
         description="Password: ADMIN_PASSWORD, else a prompt. Database: MONGODB_URI, else the embedded one.",
     )
     admin.add_argument("--username", required=True, help="the admin's username (also the login)")
     admin.add_argument("--email", required=True, help="the admin's email")
     admin.add_argument("--full-name", default=None, help="optional display name")
+    admin.add_argument(
+        "--promote-existing",
+        action="store_true",
+        help="if the username exists, make it an active admin, set its password and end all its sessions",
+    )
     admin.add_argument(
         "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
     )

@@ -6,6 +6,7 @@ names follow the API contract, spec §8.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -18,6 +19,8 @@ DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017"
 #: Development-only signing key; refused in production (spec §8). Never use it on a server.
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - documented dev default
 MIN_JWT_SECRET_BYTES = 32
+#: Shortest ``JWT_SECRET`` per ``JWT_ALGORITHM`` in production: the HMAC's output size (RFC 7518 §3.2).
+MIN_JWT_SECRET_BYTES_BY_ALGORITHM = {"HS256": 32, "HS384": 48, "HS512": 64}
 #: Rate-limit storages the app supports (``limits`` storage URI schemes).
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "valkey", "valkeys")
 #: URI schemes of ``CACHE_URI`` (redis-py's ``Redis.from_url``).
@@ -67,6 +70,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
     #: Lifetime of refresh tokens, in seconds (spec §3: 7 days).
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    #: Longest life of one login's refresh chain, in days, however often it is refreshed (issue 10).
+    session_max_age_days: float = Field(default=30, gt=0)
 
     #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (spec §8).
     allowed_origins: CommaList = Field(default_factory=list)
@@ -85,6 +90,10 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     #: Counting algorithm of the ``limits`` library.
     rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
+    #: Per-account throttle of failed sign-ins on/off (independent of ``RATE_LIMIT_ENABLED``; issue 10).
+    signin_throttle_enabled: bool = True
+    #: Failed sign-ins allowed per account (normalised username) in a moving window; ``limits`` syntax.
+    signin_failure_limit: str = "10/15minutes"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     #: Directory of the JSON log file ``storefront.log`` (rotated by size).
@@ -124,7 +133,7 @@ class Settings(BaseSettings):
         # An empty METRICS_TOKEN (e.g. compose's ${METRICS_TOKEN:-}) must not open /metrics to "Bearer ".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit_default", "rate_limit_auth")
+    @field_validator("rate_limit_default", "rate_limit_auth", "signin_failure_limit")
     @classmethod
     def _parse_limit(cls, value: str) -> str:
         try:
@@ -177,21 +186,24 @@ class Settings(BaseSettings):
                     "point it at a MongoDB replica set or Atlas cluster."
                 )
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret.encode()) < MIN_JWT_SECRET_BYTES or secret == DEV_JWT_SECRET:
+            min_bytes = MIN_JWT_SECRET_BYTES_BY_ALGORITHM[self.jwt_algorithm]
+            if len(secret.encode()) < min_bytes or secret == DEV_JWT_SECRET:
                 raise ValueError(
-                    f"JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes (and not the development "
-                    "default) when APP_ENV=production; "
-                    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                    f"JWT_SECRET must be set to at least {min_bytes} bytes for JWT_ALGORITHM={self.jwt_algorithm} "
+                    "(and not the development default) when APP_ENV=production; generate one with: "
+                    f"python -c 'import secrets; print(secrets.token_urlsafe({min_bytes * 3 // 2}))'"
                 )
             if "*" in self.allowed_origins:
                 raise ValueError(
                     "ALLOWED_ORIGINS must list exact origins (e.g. https://shop.example) when APP_ENV=production; "
                     "'*' would let any web page call the API."
                 )
-            if "*" in self.trusted_proxies:
+            catch_all = [p for p in self.trusted_proxies if _is_catch_all(p)]
+            if catch_all:
                 raise ValueError(
                     "TRUSTED_PROXIES must list your proxies' IPs or CIDRs when APP_ENV=production; "
-                    "'*' lets any client forge X-Forwarded-For and escape rate limits."
+                    f"{', '.join(repr(p) for p in catch_all)} lets any client forge X-Forwarded-For and escape "
+                    "rate limits."
                 )
             if self.rate_limit_enabled and self.web_concurrency > 1 and self.rate_limit_storage_uri == "memory://":
                 logger.warning(
@@ -201,6 +213,16 @@ class Settings(BaseSettings):
         elif self.jwt_secret is None and self.app_env == "development":
             logger.warning("JWT_SECRET is not set: using the insecure development secret (never in production)")
         return self
+
+
+def _is_catch_all(proxy: str) -> bool:
+    """Whether a ``TRUSTED_PROXIES`` entry trusts every address (``*``, ``0.0.0.0/0``, ``::/0``...)."""
+    if proxy.strip() == "*":
+        return True
+    try:
+        return ipaddress.ip_network(proxy.strip(), strict=False).prefixlen == 0
+    except ValueError:  # a host name or malformed entry: uvicorn decides; not a catch-all network
+        return False
 
 
 @lru_cache

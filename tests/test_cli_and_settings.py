@@ -38,6 +38,21 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subpro
     )
 
 
+def create_admin(
+    username: str, *flags: str, db_env: dict[str, str], email: str = "new-admin@example.com"
+) -> subprocess.CompletedProcess[str]:
+    """``create-admin --username USERNAME --email EMAIL FLAGS`` with ``ADMIN_PASSWORD`` set."""
+    return run_cli(
+        "create-admin",
+        "--username",
+        username,
+        "--email",
+        email,
+        *flags,
+        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+
+
 @pytest.fixture
 def db_env(mongo_server: EmbeddedMongo, db_name: str) -> dict[str, str]:
     """Environment pointing the CLI at this test's database."""
@@ -65,22 +80,45 @@ async def test_create_admin_is_idempotent_and_the_admin_can_log_in(
     ]
 
 
-async def test_create_admin_promotes_an_existing_user(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
-    assert (await register(client, "shopper")).status_code == 201
-    before = await login(client, "shopper")
-    assert_problem(await client.get("/users", headers=bearer(before["access_token"])), 403)
-    result = run_cli(
-        "create-admin",
-        "--username",
-        "shopper",
-        "--email",
-        "shopper@example.com",
-        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
-    )
+async def test_create_admin_refuses_an_existing_username(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    # Anyone can register the name first: the command must not hand it admin rights.
+    assert (await register(client, "squatter")).status_code == 201
+    result = create_admin("squatter", db_env=db_env)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "already exists and is not an active admin" in result.stderr
+    assert "--promote-existing" in result.stderr
+    assert "Traceback" not in result.stderr
+    pair = await login(client, "squatter", PASSWORD)  # unchanged: still a shopper with its own password
+    assert_problem(await client.get("/users", headers=bearer(pair["access_token"])), 403)
+    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": ADMIN_PASSWORD}), 401)
+
+
+async def test_create_admin_promote_existing_sets_the_password_and_ends_every_session(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    assert (await register(client, "squatter")).status_code == 201
+    before = await login(client, "squatter")
+    result = create_admin("squatter", "--promote-existing", db_env=db_env)
     assert result.returncode == 0, result.stderr
-    assert "now an active admin" in result.stdout
-    after = await login(client, "shopper", PASSWORD)  # password unchanged
-    assert (await client.get("/users", headers=bearer(after["access_token"]))).status_code == 200
+    assert "now an active admin with the new password" in result.stdout
+    assert ADMIN_PASSWORD not in result.stdout + result.stderr
+    # The squatter's tokens and password are dead; ADMIN_PASSWORD signs in as admin.
+    assert_problem(await client.get("/auth/me", headers=bearer(before["access_token"])), 401, "invalid_token")
+    assert_problem(await client.post("/auth/refresh", json={"refresh_token": before["refresh_token"]}), 401)
+    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": PASSWORD}), 401)
+    after = await login(client, "squatter", ADMIN_PASSWORD)
+    users = await client.get("/users", headers=bearer(after["access_token"]))
+    assert users.status_code == 200
+    assert users.json()["data"][0]["email"] == "squatter@example.com"  # the account's email is kept
+
+
+async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    assert (await register(client, "boss")).status_code == 201
+    result = create_admin("Boss", db_env=db_env)
+    assert result.returncode == 1
+    assert "username is taken" in result.stderr
 
 
 async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:

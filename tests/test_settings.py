@@ -94,3 +94,25 @@ def test_env_example_documents_every_setting() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     missing = {name.upper() for name in Settings.model_fields} - documented
     assert not missing, f".env.example does not document {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("algorithm", "needed"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+def test_production_jwt_secret_length_follows_the_algorithm(algorithm: str, needed: int) -> None:
+    short = "k" * (needed - 1)
+    message = refusal(**PRODUCTION, jwt_algorithm=algorithm, jwt_secret=short)
+    assert f"at least {needed} bytes for JWT_ALGORITHM={algorithm}" in message
+    assert build(**PRODUCTION, jwt_algorithm=algorithm, jwt_secret="k" * needed).jwt_algorithm == algorithm
+
+
+@pytest.mark.parametrize("proxies", ["0.0.0.0/0", "::/0", "10.0.0.1,0.0.0.0/0", "0.0.0.0/0.0.0.0", "::0/0"])
+def test_production_refuses_catch_all_trusted_proxies(proxies: str) -> None:
+    message = refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies=proxies)
+    assert "TRUSTED_PROXIES must list" in message
+    assert "forge X-Forwarded-For" in message
+
+
+def test_production_accepts_specific_trusted_proxies() -> None:
+    settings = build(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies="10.0.0.0/8,::1,192.0.2.7")
+    assert settings.trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.7"]
+    # Outside production a catch-all is the operator's call (e.g. a test rig).
+    assert build(trusted_proxies="0.0.0.0/0").trusted_proxies == ["0.0.0.0/0"]

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth_helpers import bearer, register_and_login
+from tests.auth_helpers import bearer, login, register_and_login
+from tests.conftest import TEST_PASSWORD
 from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.asyncio
@@ -84,11 +85,15 @@ async def test_patch_role_and_active(client: httpx.AsyncClient, admin_headers: d
     assert promoted.status_code == 200, promoted.text
     assert promoted.json()["role"] == "admin"
     assert "password_hash" not in promoted.json()
-    # The same token now has admin rights: the role is read from the database.
+    # A role change ends the user's sessions (issue 10); a new login has the new role.
+    assert_problem(await client.get("/users", headers=carl), 401, "invalid_token")
+    carl = bearer((await login(client, "carl", TEST_PASSWORD))["access_token"])
     assert (await client.get("/users", headers=carl)).status_code == 200
 
     demoted = await client.patch("/users/carl", json={"role": "user"}, headers=admin_headers)
     assert demoted.json()["role"] == "user"
+    assert_problem(await client.get("/users", headers=carl), 401, "invalid_token")
+    carl = bearer((await login(client, "carl", TEST_PASSWORD))["access_token"])
     assert_problem(await client.get("/users", headers=carl), 403, "forbidden")
 
     off = await client.patch("/users/carl", json={"is_active": False}, headers=admin_headers)
@@ -115,8 +120,9 @@ async def test_admin_cannot_lock_themselves_out(client: httpx.AsyncClient, admin
 
 
 async def test_registered_user_is_managed_by_admin(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
-    pair = await register_and_login(client, "eve")
+    await register_and_login(client, "eve")
     await client.patch("/users/eve", json={"role": "admin"}, headers=admin_headers)
+    pair = await login(client, "eve")  # the role change ended the earlier session
     listed = await client.get("/users", params={"username": "eve"}, headers=bearer(pair["access_token"]))
     assert listed.status_code == 200
     assert listed.json()["data"][0]["role"] == "admin"

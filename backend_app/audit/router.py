@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from backend_app.audit import service
 from backend_app.audit.schemas import AuditEntry, EntityType
-from backend_app.auth.dependencies import AdminUser, no_store
+from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
 
-router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(no_store)])
+router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get(

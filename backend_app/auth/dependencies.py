@@ -3,6 +3,8 @@
 - ``CurrentUser``: the active user named by a valid access token's ``sub``
   (401 otherwise).
 - ``AdminUser``: a ``CurrentUser`` with the ``admin`` role (403 otherwise).
+- ``CurrentCaller``: the ``CurrentUser`` with the login session of its token.
+- ``Throttle``: the app's per-account failed sign-in throttle.
 
 The user is re-read from the database on every request, so a deactivated
 user's tokens, or a demoted admin's, stop working at once (spec §3).
@@ -12,49 +14,70 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from backend_app.auth import service
 from backend_app.auth.exceptions import ForbiddenError, NotAuthenticatedError
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
+from backend_app.core.ratelimit import SignInThrottle
 from backend_app.users.schemas import UserPublic
 
 #: The OpenAPI security scheme; ``tokenUrl`` makes Swagger UI's Authorize button work.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-async def get_optional_user(
+async def get_optional_caller(
     request: Request,
     db: Database,
     settings: AppSettings,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> UserPublic | None:
-    """The caller when a bearer token is sent, ``None`` when no token is sent.
+) -> service.Caller | None:
+    """The caller (user and login session) when a bearer token is sent, ``None`` when no token is sent.
 
     Raises:
         InvalidTokenError: the token is malformed, forged, expired, not an
-            access token, from a revoked session (logout, refresh-token reuse),
-            or its user is unknown or deactivated (401).
+            access token, from a session that is not valid (logout,
+            refresh-token reuse, a password, role or activation change, older
+            than ``SESSION_MAX_AGE_DAYS``, another subject's), or its user is
+            unknown or deactivated (401).
     """
     if not token:
         return None
-    user = await service.user_from_access_token(db, settings, token=token)
-    request.state.user = user.username  # for access logs and per-user rate limits
-    return user
+    caller = await service.caller_from_access_token(db, settings, token=token)
+    request.state.user = caller.user.username  # for access logs
+    return caller
 
 
-async def get_current_user(user: Annotated[UserPublic | None, Depends(get_optional_user)]) -> UserPublic:
+async def get_current_caller(
+    caller: Annotated[service.Caller | None, Depends(get_optional_caller)],
+) -> service.Caller:
+    """The authenticated caller and its session.
+
+    Raises:
+        NotAuthenticatedError: no bearer token (401).
+        InvalidTokenError: a bad token (401).
+    """
+    if caller is None:
+        raise NotAuthenticatedError()
+    return caller
+
+
+async def get_current_user(caller: Annotated[service.Caller, Depends(get_current_caller)]) -> UserPublic:
     """The authenticated caller.
 
     Raises:
         NotAuthenticatedError: no bearer token (401).
         InvalidTokenError: a bad token (401).
     """
-    if user is None:
-        raise NotAuthenticatedError()
-    return user
+    return caller.user
+
+
+def get_signin_throttle(request: Request) -> SignInThrottle:
+    """The app's per-account throttle of failed sign-ins (``core.ratelimit.SignInThrottle``)."""
+    throttle: SignInThrottle = request.app.state.rate_limiter.signin_throttle
+    return throttle
 
 
 async def require_admin(user: Annotated[UserPublic, Depends(get_current_user)]) -> UserPublic:
@@ -78,11 +101,7 @@ def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
         raise ForbiddenError("You may only access your own orders.")
 
 
-def no_store(response: Response) -> None:
-    """Mark a successful response as not cacheable: tokens and account data (RFC 6749 §5.1, RFC 9111 §5.2.2.5)."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-
-
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
+CurrentCaller = Annotated[service.Caller, Depends(get_current_caller)]
+Throttle = Annotated[SignInThrottle, Depends(get_signin_throttle)]
 AdminUser = Annotated[UserPublic, Depends(require_admin)]

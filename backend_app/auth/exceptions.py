@@ -41,6 +41,36 @@ class InvalidCredentialsError(DomainError):
         super().__init__("Incorrect username or password.", headers={"WWW-Authenticate": 'Bearer realm="storefront"'})
 
 
+class WrongCurrentPasswordError(DomainError):
+    """``POST /auth/password`` with a wrong ``current_password``: 401 (counted as a failed sign-in)."""
+
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The current password is incorrect.", headers={"WWW-Authenticate": 'Bearer realm="storefront"'}
+        )
+
+
+class SignInThrottledError(DomainError):
+    """Too many failed sign-ins of one account within ``SIGNIN_FAILURE_LIMIT``: 429 with ``Retry-After`` (issue 10).
+
+    The same answer whether the account exists or not.
+    """
+
+    status = 429
+    code = "signin_throttled"
+    title = "Too many failed sign-ins"
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed sign-ins for this account; retry after the seconds given in Retry-After.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class ForbiddenError(DomainError):
     """An authenticated user lacks the right for this call: 403."""
 

@@ -4,9 +4,16 @@ Document shape::
 
     {_id: str (the tokens' ``sid`` claim), username: str,
      refresh_jti: str (``jti`` of the only refresh token that may still be used),
+     epoch: int (the user's ``session_epoch`` when the login began; absent = 0),
      created_at: datetime, refreshed_at: datetime | null,
      expires_at: datetime (expiry of the newest refresh token; TTL index),
      revoked_at: datetime | null, revoked_reason: "logout" | "refresh_reuse" | null}
+
+A session is only valid while its ``epoch`` equals its user's
+``session_epoch``: bumping that one field (``users.repository``) ends every
+session of the user in the same write as a password, role or activation
+change (issue 10, item 5). Reads always name both the ``sid`` and the
+``username`` of the token, so a token's subject and session must agree.
 
 Rotation is a compare-and-set on ``refresh_jti`` (RFC 9700 §4.14.2: refresh
 token rotation with reuse detection). A revoked session also revokes the access
@@ -37,14 +44,23 @@ async def ensure_indexes(db: MongoDatabase) -> None:
 
 
 async def insert_session(
-    db: MongoDatabase, *, sid: str, username: str, refresh_jti: str, now: datetime, expires_at: datetime
+    db: MongoDatabase,
+    *,
+    sid: str,
+    username: str,
+    refresh_jti: str,
+    epoch: int,
+    now: datetime,
+    expires_at: datetime,
 ) -> None:
-    """Record a new login whose first refresh token is ``refresh_jti``."""
+    """Record a new login of ``username`` (at the user's ``session_epoch`` ``epoch``) whose first refresh
+    token is ``refresh_jti``."""
     await db[COLLECTION].insert_one(
         {
             "_id": sid,
             "username": username,
             "refresh_jti": refresh_jti,
+            "epoch": epoch,
             "created_at": now,
             "refreshed_at": None,
             "expires_at": expires_at,
@@ -55,38 +71,58 @@ async def insert_session(
 
 
 async def rotate_refresh_jti(
-    db: MongoDatabase, *, sid: str, old_jti: str, new_jti: str, now: datetime, expires_at: datetime
+    db: MongoDatabase,
+    *,
+    sid: str,
+    username: str,
+    old_jti: str,
+    new_jti: str,
+    now: datetime,
+    expires_at: datetime,
 ) -> bool:
     """Replace the session's current refresh token ``old_jti`` by ``new_jti``, atomically.
 
     Returns:
-        ``True`` when ``old_jti`` was the live, current refresh token of a
-        session that is not revoked; ``False`` otherwise (nothing changed).
+        ``True`` when ``old_jti`` was the live, current refresh token of
+        ``username``'s session ``sid``, not revoked; ``False`` otherwise (nothing changed).
     """
     result = await db[COLLECTION].update_one(
-        {"_id": sid, "refresh_jti": old_jti, "revoked_at": None},
+        {"_id": sid, "username": username, "refresh_jti": old_jti, "revoked_at": None},
         {"$set": {"refresh_jti": new_jti, "refreshed_at": now, "expires_at": expires_at}},
     )
     return result.modified_count == 1
 
 
-async def get_session(db: MongoDatabase, *, sid: str) -> dict[str, Any] | None:
-    """The session ``sid``, or ``None`` (never created, or deleted by the TTL index)."""
-    return await db[COLLECTION].find_one({"_id": sid})
+async def get_unrevoked_session(db: MongoDatabase, *, sid: str, username: str) -> dict[str, Any] | None:
+    """``username``'s session ``sid`` if it exists and is not revoked (read on every authenticated request).
 
-
-async def is_live(db: MongoDatabase, *, sid: str) -> bool:
-    """Whether the session ``sid`` exists and is not revoked (read on every authenticated request).
-
-    A token whose login was never recorded, was revoked (logout, refresh-token
-    reuse) or has expired and been deleted is not live.
+    ``None`` for a login never recorded, revoked (logout, refresh-token reuse),
+    expired and deleted, or belonging to another user. The caller still checks
+    its ``epoch`` and age (``auth.service``).
     """
-    doc = await db[COLLECTION].find_one({"_id": sid, "revoked_at": None}, projection={"_id": 1})
-    return doc is not None
-
-
-async def revoke_session(db: MongoDatabase, *, sid: str, now: datetime, reason: RevokedReason) -> None:
-    """Mark the session ``sid`` revoked (no-op when it already is, or does not exist)."""
-    await db[COLLECTION].update_one(
-        {"_id": sid, "revoked_at": None}, {"$set": {"revoked_at": now, "revoked_reason": reason}}
+    return await db[COLLECTION].find_one(
+        {"_id": sid, "username": username, "revoked_at": None},
+        projection={"epoch": 1, "created_at": 1, "refresh_jti": 1},
     )
+
+
+async def revoke_session(db: MongoDatabase, *, sid: str, username: str, now: datetime, reason: RevokedReason) -> None:
+    """Mark ``username``'s session ``sid`` revoked (no-op when it already is, or does not exist)."""
+    await db[COLLECTION].update_one(
+        {"_id": sid, "username": username, "revoked_at": None},
+        {"$set": {"revoked_at": now, "revoked_reason": reason}},
+    )
+
+
+async def restamp_session(db: MongoDatabase, *, sid: str, username: str, old_epoch: int, new_epoch: int) -> bool:
+    """Carry ``username``'s live session ``sid`` from ``old_epoch`` to ``new_epoch`` (it survives a bump).
+
+    Used by a password change to keep the calling session. Returns whether it
+    was carried (``False``: revoked, or not at ``old_epoch`` any more).
+    """
+    epoch_filter: Any = old_epoch if old_epoch else {"$in": [0, None]}  # absent epoch = 0 (older sessions)
+    result = await db[COLLECTION].update_one(
+        {"_id": sid, "username": username, "revoked_at": None, "epoch": epoch_filter},
+        {"$set": {"epoch": new_epoch}},
+    )
+    return result.modified_count == 1

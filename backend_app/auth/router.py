@@ -1,6 +1,7 @@
-"""HTTP routes of authentication: register, login, OAuth2 token, refresh, logout, me (spec §3).
+"""HTTP routes of authentication: register, login, OAuth2 token, refresh, logout, me, password (spec §3).
 
-Every successful response here carries ``Cache-Control: no-store`` (RFC 6749 §5.1).
+Every response here carries ``Cache-Control: no-store`` (RFC 6749 §5.1), set
+by ``core.middleware.SecurityHeadersMiddleware``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend_app.auth import service
-from backend_app.auth.dependencies import CurrentUser, no_store
-from backend_app.auth.schemas import LoginRequest, RefreshRequest, TokenPair
+from backend_app.auth.dependencies import CurrentCaller, CurrentUser, Throttle
+from backend_app.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, TokenPair
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import UnprocessableError, problem_responses
 from backend_app.users import service as users_service
 from backend_app.users.schemas import UserCreate, UserPublic, check_password_bytes
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
+router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post(
@@ -37,22 +38,26 @@ async def register(body: UserCreate, db: Database) -> UserPublic:
 @router.post(
     "/login",
     response_model=TokenPair,
-    responses=problem_responses(401, 422, 500),
+    responses=problem_responses(401, 422, 429, 500),
     summary="Log in with JSON credentials",
 )
-async def login(body: LoginRequest, db: Database, settings: AppSettings) -> TokenPair:
-    """``{"username" | "email", "password"}`` → a token pair. Unknown user and wrong password: the same 401."""
-    return await service.login(db, settings, username=body.username, email=body.email, password=body.password)
+async def login(body: LoginRequest, db: Database, settings: AppSettings, throttle: Throttle) -> TokenPair:
+    """``{"username" | "email", "password"}`` → a token pair. Unknown user and wrong password: the same 401.
+
+    Too many failed sign-ins of one account (``SIGNIN_FAILURE_LIMIT``): 429
+    ``signin_throttled`` with ``Retry-After``, from any address.
+    """
+    return await service.login(db, settings, throttle, username=body.username, email=body.email, password=body.password)
 
 
 @router.post(
     "/token",
     response_model=TokenPair,
-    responses=problem_responses(401, 422, 500),
+    responses=problem_responses(401, 422, 429, 500),
     summary="OAuth2 password grant (Swagger UI's Authorize)",
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: Database, settings: AppSettings
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: Database, settings: AppSettings, throttle: Throttle
 ) -> TokenPair:
     """RFC 6749 §4.3 form (``username``, ``password``) → the same token pair as ``/auth/login``.
 
@@ -64,8 +69,8 @@ async def token(
     except ValueError as exc:
         raise UnprocessableError(str(exc), field=("body", "password")) from None
     if "@" in form.username:  # usernames cannot contain "@"
-        return await service.login(db, settings, email=form.username, password=form.password)
-    return await service.login(db, settings, username=form.username, password=form.password)
+        return await service.login(db, settings, throttle, email=form.username, password=form.password)
+    return await service.login(db, settings, throttle, username=form.username, password=form.password)
 
 
 @router.post(
@@ -100,3 +105,22 @@ async def logout(body: RefreshRequest, db: Database, settings: AppSettings) -> N
 async def read_current_user(user: CurrentUser) -> UserPublic:
     """The caller named by the bearer token, as stored now."""
     return user
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 422, 429, 500),
+    summary="Change my password (ends my other sessions)",
+)
+async def change_password(body: PasswordChange, db: Database, caller: CurrentCaller, throttle: Throttle) -> None:
+    """``{"current_password", "new_password"}`` → 204. Every *other* session of the user ends at once.
+
+    The session of the token that made this call stays signed in. A wrong
+    ``current_password`` → 401 ``invalid_credentials``, counted as a failed
+    sign-in of the account (past ``SIGNIN_FAILURE_LIMIT``: 429 ``signin_throttled``).
+    """
+    await service.change_password(
+        db, throttle, caller=caller, current_password=body.current_password, new_password=body.new_password
+    )

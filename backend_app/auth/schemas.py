@@ -45,3 +45,22 @@ class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class PasswordChange(BaseModel):
+    """Body of ``POST /auth/password``: the current password and a new one (8..72 UTF-8 bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(description="At most 72 UTF-8 bytes.", examples=["correct horse battery"])
+    new_password: str = Field(description="8..72 UTF-8 bytes.", examples=["a new long passphrase"])
+
+    @field_validator("current_password")
+    @classmethod
+    def _current_size(cls, value: str) -> str:
+        return check_password_bytes(value, min_bytes=1)
+
+    @field_validator("new_password")
+    @classmethod
+    def _new_size(cls, value: str) -> str:
+        return check_password_bytes(value)

@@ -4,18 +4,46 @@ Every login opens a *session* (the ``sid`` claim of all tokens it yields).
 Only the newest refresh token of a session may be exchanged (RFC 9700
 §4.14.2 rotation); presenting an older one means a copy leaked, so the whole
 session is revoked, and with it every access token that carries its ``sid``.
+
+Sessions end for good (issue 10, item 5): a session is valid only while
+(1) it is recorded for the token's ``sub`` (sid *and* subject must match),
+(2) it is not revoked, (3) its ``epoch`` equals the user's ``session_epoch``,
+which a password change, a role change or a deactivation bumps (so
+reactivating an account does not bring old tokens back), and (4) it began
+less than ``SESSION_MAX_AGE_DAYS`` ago, however often it was refreshed.
+
+Failed sign-ins (``POST /auth/login``, ``/auth/token``, and a wrong current
+password on ``POST /auth/password``) are counted per account by
+:class:`~backend_app.core.ratelimit.SignInThrottle`; unknown and known
+usernames take the same steps, so neither the status nor the time tells them
+apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from backend_app.auth import repository
-from backend_app.auth.exceptions import InvalidCredentialsError, InvalidTokenError
+from backend_app.auth.exceptions import (
+    InvalidCredentialsError,
+    InvalidTokenError,
+    SignInThrottledError,
+    WrongCurrentPasswordError,
+)
 from backend_app.auth.schemas import TokenPair
 from backend_app.core.db import MongoDatabase
-from backend_app.core.security import TokenClaims, TokenError, create_token, decode_token, verify_password
+from backend_app.core.ratelimit import SignInThrottle
+from backend_app.core.security import (
+    TokenClaims,
+    TokenError,
+    create_token,
+    decode_token,
+    hash_password,
+    verify_password,
+)
 from backend_app.users import repository as users_repository
 from backend_app.users.schemas import UserPublic
 from config import Settings
@@ -28,17 +56,64 @@ def _when(epoch_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller of a request: the user as stored now and the login session of its token."""
+
+    user: UserPublic
+    session_id: str
+
+
+def _epoch(user_doc: dict[str, Any]) -> int:
+    """A user's ``session_epoch`` (absent in documents older than the field: 0)."""
+    return int(user_doc.get("session_epoch", 0) or 0)
+
+
+def _session_ends(settings: Settings, session: dict[str, Any]) -> datetime:
+    """When a login ends at the latest: ``SESSION_MAX_AGE_DAYS`` after it began."""
+    created: datetime = session["created_at"]
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created + timedelta(days=settings.session_max_age_days)
+
+
+def _session_valid(settings: Settings, session: dict[str, Any] | None, user_doc: dict[str, Any] | None) -> bool:
+    """Whether an unrevoked ``session`` (already matched on sid and subject) still lets ``user_doc`` in."""
+    return (
+        session is not None
+        and user_doc is not None
+        and user_doc.get("is_active", False)
+        and int(session.get("epoch", 0) or 0) == _epoch(user_doc)
+        and datetime.now(UTC) < _session_ends(settings, session)
+    )
+
+
+async def _ensure_not_throttled(throttle: SignInThrottle, account: str) -> None:
+    retry_after = await throttle.retry_after(account)
+    if retry_after is not None:
+        raise SignInThrottledError(retry_after=retry_after)
+
+
 async def authenticate(
-    db: MongoDatabase, *, username: str | None = None, email: str | None = None, password: str
-) -> UserPublic:
-    """The active user named by ``username`` (or ``email``) whose password is ``password``.
+    db: MongoDatabase,
+    throttle: SignInThrottle,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    password: str,
+) -> dict[str, Any]:
+    """The stored active user named by ``username`` (or ``email``) whose password is ``password``.
 
     Unknown users are checked against a dummy bcrypt hash, so that an unknown
     user, a wrong password and a deactivated account cost the same time and
-    give the same error (spec §3).
+    give the same error (spec §3). Every such failure is counted against the
+    account (the case-folded username; for an unknown email, the email), and
+    an account over ``SIGNIN_FAILURE_LIMIT`` is refused before its password
+    is checked, whether it exists or not.
 
     Raises:
-        InvalidCredentialsError: any of those failures (401).
+        SignInThrottledError: too many recent failures for this account (429, ``Retry-After``).
+        InvalidCredentialsError: unknown user, wrong password or deactivated account (401).
     """
     if username is not None:
         doc = await users_repository.get_by_username(db, username=username)
@@ -46,45 +121,68 @@ async def authenticate(
         doc = await users_repository.get_by_email(db, email=email)
     else:
         doc = None
+    account = doc["username"] if doc is not None else (username if username is not None else email or "")
+    await _ensure_not_throttled(throttle, account)
     matches = await verify_password(password, doc["password_hash"] if doc else None)
     if doc is None or not matches or not doc.get("is_active", False):
+        await throttle.record_failure(account)
         raise InvalidCredentialsError()
-    return UserPublic.model_validate(doc)
+    return doc
 
 
-def _pair(settings: Settings, *, user: UserPublic, refresh_token: str, session_id: str) -> TokenPair:
+def _pair(settings: Settings, *, user: UserPublic, refresh_token: str, session_id: str, not_after: int) -> TokenPair:
     access_token, _ = create_token(
-        settings, subject=user.username, role=user.role, token_type="access", session_id=session_id
+        settings,
+        subject=user.username,
+        role=user.role,
+        token_type="access",
+        session_id=session_id,
+        not_after=not_after,
     )
     return TokenPair(
         access_token=access_token, refresh_token=refresh_token, expires_in=settings.access_token_ttl_seconds
     )
 
 
-async def start_session(db: MongoDatabase, settings: Settings, *, user: UserPublic) -> TokenPair:
-    """Open a new login session for ``user`` and return its first token pair."""
-    refresh_token, claims = create_token(settings, subject=user.username, role=user.role, token_type="refresh")
+async def start_session(db: MongoDatabase, settings: Settings, *, user: UserPublic, epoch: int = 0) -> TokenPair:
+    """Open a new login session for ``user`` (whose ``session_epoch`` is ``epoch``); its first token pair.
+
+    No token of the session outlives ``SESSION_MAX_AGE_DAYS`` from now.
+    """
+    now = datetime.now(UTC)
+    not_after = int((now + timedelta(days=settings.session_max_age_days)).timestamp())
+    refresh_token, claims = create_token(
+        settings, subject=user.username, role=user.role, token_type="refresh", not_after=not_after
+    )
     await repository.insert_session(
         db,
         sid=claims.sid,
         username=user.username,
         refresh_jti=claims.jti,
-        now=datetime.now(UTC),
+        epoch=epoch,
+        now=now,
         expires_at=_when(claims.exp),
     )
-    return _pair(settings, user=user, refresh_token=refresh_token, session_id=claims.sid)
+    return _pair(settings, user=user, refresh_token=refresh_token, session_id=claims.sid, not_after=not_after)
 
 
 async def login(
-    db: MongoDatabase, settings: Settings, *, username: str | None = None, email: str | None = None, password: str
+    db: MongoDatabase,
+    settings: Settings,
+    throttle: SignInThrottle,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    password: str,
 ) -> TokenPair:
     """Check the credentials and open a session (``POST /auth/login``, ``POST /auth/token``).
 
     Raises:
+        SignInThrottledError: too many recent failed sign-ins of this account (429).
         InvalidCredentialsError: unknown user, wrong password or deactivated account (401).
     """
-    user = await authenticate(db, username=username, email=email, password=password)
-    return await start_session(db, settings, user=user)
+    doc = await authenticate(db, throttle, username=username, email=email, password=password)
+    return await start_session(db, settings, user=UserPublic.model_validate(doc), epoch=_epoch(doc))
 
 
 def _refresh_claims(settings: Settings, refresh_token: str) -> TokenClaims:
@@ -97,29 +195,48 @@ def _refresh_claims(settings: Settings, refresh_token: str) -> TokenClaims:
 async def refresh(db: MongoDatabase, settings: Settings, *, refresh_token: str) -> TokenPair:
     """Exchange the current refresh token of a session for a new pair; the old one is revoked.
 
+    The new tokens never outlive the login's ``SESSION_MAX_AGE_DAYS``.
+
     Raises:
         InvalidTokenError: the token does not verify, its user is unknown or
-            deactivated, its session is revoked, or it was already exchanged
-            (reuse: the whole session is revoked first) (401).
+            deactivated, its session is revoked, ended by a password, role or
+            activation change, older than ``SESSION_MAX_AGE_DAYS`` or not the
+            subject's, or it was already exchanged (reuse: the whole session is
+            revoked first) (401).
     """
     claims = _refresh_claims(settings, refresh_token)
-    doc = await users_repository.get_by_username(db, username=claims.sub)
-    if doc is None or not doc.get("is_active", False):
+    doc, session = await asyncio.gather(
+        users_repository.get_by_username(db, username=claims.sub),
+        repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
+    )
+    if not _session_valid(settings, session, doc):
         raise InvalidTokenError(REFRESH_INVALID)
+    assert session is not None and doc is not None  # checked by _session_valid
     user = UserPublic.model_validate(doc)
+    not_after = int(_session_ends(settings, session).timestamp())
     new_refresh, new_claims = create_token(
-        settings, subject=user.username, role=user.role, token_type="refresh", session_id=claims.sid
+        settings,
+        subject=user.username,
+        role=user.role,
+        token_type="refresh",
+        session_id=claims.sid,
+        not_after=not_after,
     )
     now = datetime.now(UTC)
     rotated = await repository.rotate_refresh_jti(
-        db, sid=claims.sid, old_jti=claims.jti, new_jti=new_claims.jti, now=now, expires_at=_when(new_claims.exp)
+        db,
+        sid=claims.sid,
+        username=claims.sub,
+        old_jti=claims.jti,
+        new_jti=new_claims.jti,
+        now=now,
+        expires_at=_when(new_claims.exp),
     )
     if rotated:
-        return _pair(settings, user=user, refresh_token=new_refresh, session_id=claims.sid)
-    session = await repository.get_session(db, sid=claims.sid)
-    if session is not None and session.get("revoked_at") is None:
+        return _pair(settings, user=user, refresh_token=new_refresh, session_id=claims.sid, not_after=not_after)
+    if await repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub) is not None:
         # A validly signed, older refresh token of a live session: a copy is in other hands.
-        await repository.revoke_session(db, sid=claims.sid, now=now, reason="refresh_reuse")
+        await repository.revoke_session(db, sid=claims.sid, username=claims.sub, now=now, reason="refresh_reuse")
         raise InvalidTokenError(REFRESH_REUSED)
     raise InvalidTokenError(REFRESH_INVALID)
 
@@ -133,26 +250,57 @@ async def logout(db: MongoDatabase, settings: Settings, *, refresh_token: str) -
         InvalidTokenError: the token does not verify (forged, expired, not a refresh token) (401).
     """
     claims = _refresh_claims(settings, refresh_token)
-    await repository.revoke_session(db, sid=claims.sid, now=datetime.now(UTC), reason="logout")
+    await repository.revoke_session(db, sid=claims.sid, username=claims.sub, now=datetime.now(UTC), reason="logout")
 
 
-async def user_from_access_token(db: MongoDatabase, settings: Settings, *, token: str) -> UserPublic:
+async def caller_from_access_token(db: MongoDatabase, settings: Settings, *, token: str) -> Caller:
     """The caller named by a bearer access token, read from the database now (spec §3).
 
     Raises:
         InvalidTokenError: the token is malformed, forged, expired, not an
-            access token, from a session that is not live (never recorded,
-            revoked or expired), or its user is unknown or
-            deactivated (401).
+            access token, from a session that is not valid (never recorded,
+            recorded for another subject, revoked, ended by a password, role
+            or activation change, older than ``SESSION_MAX_AGE_DAYS``, or
+            expired), or its user is unknown or deactivated (401).
     """
     try:
         claims = decode_token(settings, token, expected_type="access")
     except TokenError:
         raise InvalidTokenError() from None
-    doc, live = await asyncio.gather(
+    doc, session = await asyncio.gather(
         users_repository.get_by_username(db, username=claims.sub),
-        repository.is_live(db, sid=claims.sid),
+        repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
     )
-    if doc is None or not doc.get("is_active", False) or not live:
+    if not _session_valid(settings, session, doc):
         raise InvalidTokenError()
-    return UserPublic.model_validate(doc)
+    return Caller(user=UserPublic.model_validate(doc), session_id=claims.sid)
+
+
+async def change_password(
+    db: MongoDatabase, throttle: SignInThrottle, *, caller: Caller, current_password: str, new_password: str
+) -> None:
+    """Set the caller's password (``POST /auth/password``); every *other* session of the user ends at once.
+
+    The user's ``session_epoch`` is bumped in the same write as the new hash,
+    which ends every session (access and refresh tokens); the calling session
+    is then carried to the new epoch, so the device that changed the password
+    stays signed in. If the process dies between the two writes, the calling
+    session has ended too (fail-safe: sign in again).
+
+    Raises:
+        SignInThrottledError: too many recent failed sign-ins of this account (429).
+        WrongCurrentPasswordError: ``current_password`` is wrong; counted as a failed sign-in (401).
+    """
+    username = caller.user.username
+    await _ensure_not_throttled(throttle, username)
+    doc = await users_repository.get_by_username(db, username=username)
+    if doc is None or not await verify_password(current_password, doc["password_hash"]):
+        await throttle.record_failure(username)
+        raise WrongCurrentPasswordError()
+    updated = await users_repository.set_password(
+        db, username=username, password_hash=await hash_password(new_password)
+    )
+    if updated is not None:
+        await repository.restamp_session(
+            db, sid=caller.session_id, username=username, old_epoch=_epoch(doc), new_epoch=_epoch(updated)
+        )

@@ -61,8 +61,15 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HTML_CSP = "frame-ancestors 'none'"
 #: HSTS sent in production (the API is served over TLS there, usually by a proxy).
 HSTS = "max-age=63072000; includeSubDomains"
-#: Responses under this prefix carry tokens or credentials: never cached (RFC 6749 §5.1).
-NO_STORE_PREFIX = "/auth/"
+#: Paths (and everything under them) whose responses carry tokens or personal data: never cached
+#: (RFC 6749 §5.1, RFC 9111 §5.2.2.5). The one place ``Cache-Control: no-store`` is set (issue 10).
+NO_STORE_PATHS = ("/auth", "/users", "/orders", "/dashboard", "/audit")
+
+
+def is_no_store_path(path: str) -> bool:
+    """Whether responses to ``path`` carry personal data (auth, users, orders, dashboard): ``no-store``."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in NO_STORE_PATHS)
+
 
 #: CORS: what a browser page from an allowed origin may send and read.
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -103,7 +110,8 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
     """Adds :data:`SECURITY_HEADERS`, a Content-Security-Policy, HSTS (production) and ``Cache-Control: no-store``.
 
     ``Cache-Control: no-store`` (and ``Pragma: no-cache``) is set on every
-    response under ``/auth/``, replacing whatever the route set.
+    response (success or error) under :data:`NO_STORE_PATHS`, replacing
+    whatever the route set: the only mechanism that sets it.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
@@ -111,7 +119,7 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
         self.hsts = hsts
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        no_store = scope.get("path", "").startswith(NO_STORE_PREFIX)
+        no_store = is_no_store_path(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -8,8 +8,8 @@ How it is wired
 
     - ``auth``: ``RATE_LIMIT_AUTH`` (default ``10/minute``) for the paths in
       :data:`AUTH_LIMITED_PATHS` (``/auth/login``, ``/auth/token``,
-      ``/auth/register``), one budget shared by the three so alternating
-      between them gains nothing. It applies by path, so the auth router needs
+      ``/auth/register``, ``/auth/password``), one budget shared by the four so
+      alternating between them gains nothing. It applies by path, so the auth router needs
       no decorator: the limit holds as soon as those routes are included.
     - ``default``: ``RATE_LIMIT_DEFAULT`` (default ``120/minute``), one budget
       per caller across every other route.
@@ -26,9 +26,11 @@ How it is wired
     in-memory fallback.
 
 Who is counted (:func:`rate_limit_key`)
-    ``user:<sub>`` when the request carries a valid access token (verified
-    signature, expiry, issuer, audience and type; no database call), otherwise
-    ``ip:<client address>``. The client address is the TCP peer unless the
+    Under ``/auth/`` always ``ip:<client address>``, whatever token is sent:
+    a sign-in budget counted per token could be multiplied by alternating
+    tokens (issue 10, item 1). Elsewhere ``user:<sub>`` when the request
+    carries a valid access token (verified signature, expiry, issuer, audience
+    and type; no database call), otherwise ``ip:<client address>``. The client address is the TCP peer unless the
     peer is listed in ``TRUSTED_PROXIES``, in which case uvicorn's
     ``ProxyHeadersMiddleware`` has already replaced it with the nearest
     untrusted ``X-Forwarded-For`` hop, so rotating that header escapes nothing.
@@ -47,10 +49,18 @@ Storage
     with exponential back-off (1 s .. 32 s), logging when it has recovered.
     Redis calls are synchronous, so they run in a worker thread, with 0.5 s
     socket timeouts.
+
+Failed sign-ins per account (:class:`SignInThrottle`)
+    Beside the per-address budgets, failed sign-ins are counted per account,
+    keyed by the normalised (case-folded) username, in the same ``limits``
+    storage (so in Redis when configured): ``SIGNIN_FAILURE_LIMIT`` (default
+    ``10/15minutes``, a moving window) failures → ``429 signin_throttled`` for
+    that account from any address until the window has room again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -59,7 +69,9 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 from fastapi.security.utils import get_authorization_scheme_param
-from limits import RateLimitItem
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from starlette.datastructures import MutableHeaders
@@ -74,7 +86,9 @@ from config import Settings
 logger = logging.getLogger(__name__)
 
 #: Paths under the stricter ``RATE_LIMIT_AUTH`` budget (credential guessing and sign-up spam).
-AUTH_LIMITED_PATHS = frozenset({"/auth/login", "/auth/token", "/auth/register"})
+AUTH_LIMITED_PATHS = frozenset({"/auth/login", "/auth/token", "/auth/register", "/auth/password"})
+#: Every path under this prefix is counted per client address, whatever token is sent.
+AUTH_PREFIX = "/auth/"
 #: Paths never counted.
 EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 #: Socket timeouts of the Redis client, in seconds: a dead Redis must not stall requests.
@@ -89,12 +103,16 @@ def client_address(request: Request) -> str:
 
 
 def rate_limit_key(request: Request) -> str:
-    """slowapi key function: ``user:<sub>`` for a valid access token, else ``ip:<client address>``.
+    """slowapi key function: ``ip:<client address>`` under ``/auth/``; elsewhere ``user:<sub>`` for a
+    valid access token, else ``ip:<client address>``.
 
     The token is verified (signature, ``exp``, ``iss``, ``aud``, ``type``)
     without a database call; a missing, forged or expired token counts
-    against the client IP.
+    against the client IP. Sign-in, sign-up and password routes never count
+    per token, so a caller holding several tokens gets no extra guesses.
     """
+    if request.url.path.startswith(AUTH_PREFIX):
+        return f"ip:{client_address(request)}"
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if scheme.lower() == "bearer" and token:
         try:
@@ -104,6 +122,72 @@ def rate_limit_key(request: Request) -> str:
         else:
             return f"user:{claims.sub}"
     return f"ip:{client_address(request)}"
+
+
+class SignInThrottle:
+    """Counts failed sign-ins per account in the rate-limit storage (``limits`` moving window).
+
+    ``SIGNIN_FAILURE_LIMIT`` (e.g. ``10/15minutes``) failures of one account
+    within the window lock that account's sign-ins (from every address) until
+    the oldest failure leaves the window. The account key is the normalised
+    identifier (``str.casefold`` of the username, or of the email for an
+    unknown email), hashed (SHA-256) so no raw identifier is stored and a huge
+    form value cannot bloat the storage. The storage is
+    ``RATE_LIMIT_STORAGE_URI`` (Redis when configured, so every worker and host
+    shares the counts); if it cannot be reached the counts fall back to this
+    process's memory (logged), as slowapi's own limits do.
+
+    Args:
+        settings: ``SIGNIN_THROTTLE_ENABLED``, ``SIGNIN_FAILURE_LIMIT``, ``RATE_LIMIT_STORAGE_URI``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.signin_throttle_enabled
+        self.item: RateLimitItem = parse(settings.signin_failure_limit)
+        uri = settings.rate_limit_storage_uri
+        self.is_shared = not uri.startswith("memory://")
+        options: dict[str, Any] = (
+            {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S} if self.is_shared else {}
+        )
+        self._strategy = MovingWindowRateLimiter(storage_from_string(uri, **options))
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+
+    @staticmethod
+    def _identifiers(account: str) -> tuple[str, str, str]:
+        digest = hashlib.sha256(account.strip().casefold().encode("utf-8")).hexdigest()[:32]
+        return "storefront", "signin-failures", digest
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._strategy, method)(*args)
+        except Exception:  # storage unreachable: count in this process rather than fail sign-ins
+            logger.warning("rate-limit storage unreachable; counting failed sign-ins in memory", exc_info=True)
+            return getattr(self._fallback, method)(*args)
+
+    def _retry_after_sync(self, account: str) -> int | None:
+        ids = self._identifiers(account)
+        if self._call("test", self.item, *ids):
+            return None
+        stats = self._call("get_window_stats", self.item, *ids)
+        return max(math.ceil(stats.reset_time - time.time()), 1)
+
+    async def retry_after(self, account: str) -> int | None:
+        """``None`` when ``account`` may try to sign in; else the seconds until it may (≥ 1)."""
+        if not self.enabled:
+            return None
+        if self.is_shared:
+            return await run_sync(self._retry_after_sync, account)
+        return self._retry_after_sync(account)
+
+    async def record_failure(self, account: str) -> None:
+        """Count one failed sign-in of ``account``."""
+        if not self.enabled:
+            return
+        ids = self._identifiers(account)
+        if self.is_shared:
+            await run_sync(self._call, "hit", self.item, *ids)
+        else:
+            self._call("hit", self.item, *ids)
 
 
 class RateLimiter:
@@ -123,6 +207,7 @@ class RateLimiter:
         options: dict[str, Any] = (
             {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S} if self.is_shared else {}
         )
+        self.signin_throttle = SignInThrottle(settings)
         self.limiter = Limiter(
             key_func=rate_limit_key,
             storage_uri=storage_uri,

@@ -3,16 +3,25 @@
 Spec §4: the embedded server evaluates ``$regex`` with a backtracking engine
 that no ``maxTimeMS`` interrupts (``(a+)+$`` against three 192-character names
 stalled it for over 20 s), so risky patterns are refused with 422 *before*
-they reach the database. The check reads the pattern's syntax tree as
-Python's own ``re`` parser builds it (``re._parser``, formerly
-``sre_parse``), not its text, so spelling tricks (``(?:a+){2,}``, ``(a|aa)*``
-written with groups or flags) are seen for what they are.
+they reach the database. Two readings of the pattern are checked:
+
+- its syntax tree as Python's own ``re`` parser builds it (``re._parser``,
+  formerly ``sre_parse``), so spelling tricks (``(?:a+){2,}``) are seen for
+  what they are;
+- the pattern *as written* (:func:`_alternation_in_repeated_group`), because
+  that parser rewrites it: it folds single-character alternatives into a
+  class (``(a|[a-z])`` becomes ``[a-z]``), while MongoDB's PCRE keeps the
+  alternation and backtracks exponentially on ``(a|[a-z])*\\d`` against a long
+  name (issue 10, item 2).
 
 Refused:
 
 - a quantifier inside a repeated group (``(a+)+``, ``(a*)*``, ``(ab?)+``): nested quantifiers;
-- alternation inside a repeated group (``(a|aa)*``; ``(a|b)*`` compiles to a
-  character class and is accepted);
+- alternation anywhere inside a repeated group, as written (``(a|aa)*``,
+  ``(a|b)*``, ``(\\w|\\d)+``, ``(x(a|b))+``): write a character class
+  (``[ab]*``) instead; an optional group (``(a|b)?``) is not repeated and is
+  allowed;
+- the extended flag ``(?x)`` (its comments could hide parentheses from the scan);
 - backreferences and conditionals (``(a)\\1``, ``(?(1)a|b)``);
 - more than :data:`MAX_UNBOUNDED_QUANTIFIERS` unbounded quantifiers
   (``.*a.*a.*b`` is O(n⁴) on a 200-character name with an unanchored search;
@@ -94,6 +103,77 @@ def _walk(items: Any, budget: _Budget, *, in_repeat: bool) -> None:
             raise UnsafePatternError("too many alternatives and optional parts")
 
 
+def _quantifier_max(pattern: str, at: int) -> int | None:
+    """The upper bound of the quantifier written at ``pattern[at:]`` (``None``: no quantifier there).
+
+    ``*``, ``+`` and ``{n,}`` are unbounded (returned as a large number); a
+    ``{`` that is not a valid quantifier is a literal, as in PCRE.
+    """
+    if at >= len(pattern):
+        return None
+    char = pattern[at]
+    if char in "*+":
+        return sre_constants.MAXREPEAT
+    if char == "?":
+        return 1
+    if char == "{":
+        match = re.match(r"\{(\d*)(,?)(\d*)\}", pattern[at:])
+        if match is None or not (match.group(1) or match.group(3)):
+            return None
+        if match.group(3):
+            return int(match.group(3))
+        return sre_constants.MAXREPEAT if match.group(2) else int(match.group(1))
+    return None
+
+
+#: An inline flag group turning on PCRE's extended mode, whose comments would hide parentheses from the scan.
+_VERBOSE_FLAG = re.compile(r"\(\?[a-zA-Z^-]*x")
+
+
+def _alternation_in_repeated_group(pattern: str) -> bool:
+    """Whether a group containing ``|`` (at any depth) is repeated (quantifier maximum > 1), as written.
+
+    Reads the text itself: escapes (``\\|``) and character classes (``[|]``,
+    ``[]|]``, ``[^]a]``) are skipped; groups are matched by their parentheses.
+    A ``|`` belongs to every group open around it, so ``(x(a|b))+`` is refused
+    as well as ``(a|b)+``.
+
+    Raises:
+        UnsafePatternError: the pattern turns on extended mode (``(?x)``),
+            whose ``#`` comments could hide a group from this scan.
+    """
+    stack: list[bool] = []  # per open group: whether a "|" occurs inside it
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":  # an escaped character (\Q...\E does not compile, so never gets here)
+            i += 2
+            continue
+        if char == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":  # a leading "]" is literal
+                i += 1
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            i += 1
+            continue
+        if char == "(":
+            if _VERBOSE_FLAG.match(pattern, i):
+                raise UnsafePatternError("the x (extended) flag is not allowed: write the pattern without comments")
+            stack.append(False)
+        elif char == "|":
+            stack[:] = [True] * len(stack)
+        elif char == ")" and stack:
+            has_alternation = stack.pop()
+            high = _quantifier_max(pattern, i + 1)
+            if has_alternation and high is not None and high > 1:
+                return True
+        i += 1
+    return False
+
+
 def check_safe_regex(pattern: str, *, max_length: int = 100) -> str:
     """Return ``pattern`` if it is short, compiles and cannot backtrack catastrophically.
 
@@ -111,5 +191,10 @@ def check_safe_regex(pattern: str, *, max_length: int = 100) -> str:
         tree = sre_parse.parse(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         raise UnsafePatternError(f"not a valid regular expression: {exc}") from None
+    if _alternation_in_repeated_group(pattern):
+        raise UnsafePatternError(
+            "alternation inside a repeated group, such as (a|b)* or (\\w|\\d)+, is not allowed; "
+            "use a character class such as [ab]*"
+        )
     _walk(tree.data, _Budget(), in_repeat=False)
     return pattern

@@ -141,15 +141,24 @@ class TokenClaims:
 
 
 def create_token(
-    settings: Settings, *, subject: str, role: str, token_type: TokenType, session_id: str | None = None
+    settings: Settings,
+    *,
+    subject: str,
+    role: str,
+    token_type: TokenType,
+    session_id: str | None = None,
+    not_after: int | None = None,
 ) -> tuple[str, TokenClaims]:
     """Sign a token for ``subject``; returns ``(encoded_jwt, claims)``.
 
-    Lifetime: ``ACCESS_TOKEN_TTL_SECONDS`` or ``REFRESH_TOKEN_TTL_SECONDS``.
+    Lifetime: ``ACCESS_TOKEN_TTL_SECONDS`` or ``REFRESH_TOKEN_TTL_SECONDS``,
+    cut at ``not_after`` (seconds since the epoch: the end of the login,
+    ``SESSION_MAX_AGE_DAYS`` after it began) when given.
     ``session_id`` ties the token to a login (a new one when ``None``).
     """
     now = int(time.time())
     ttl = settings.access_token_ttl_seconds if token_type == "access" else settings.refresh_token_ttl_seconds
+    exp = now + ttl if not_after is None else min(now + ttl, not_after)
     claims = TokenClaims(
         sub=subject,
         role=role,
@@ -157,7 +166,7 @@ def create_token(
         jti=uuid.uuid4().hex,
         sid=session_id or uuid.uuid4().hex,
         iat=now,
-        exp=now + ttl,
+        exp=exp,
     )
     payload: dict[str, Any] = {
         "sub": claims.sub,

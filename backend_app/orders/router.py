@@ -17,6 +17,7 @@ from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
 from backend_app.orders.schemas import OrderCreate, OrderCreated, OrderPublic, OrderStatus, OrderUpdate, UserId
+from backend_app.users import service as users_service
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -52,13 +53,16 @@ async def create_order(
     """Place an order (brief): stock for every line is taken atomically, or none is.
 
     ``userId`` defaults to the token's subject; another user's id → 403 unless
-    the caller is an admin (spec §3). 404 names an unknown product; 409
+    the caller is an admin (spec §3); an admin naming a user that does not
+    exist → 404 ``user_not_found``. 404 names an unknown product; 409
     ``insufficient_stock`` lists each short line. With ``Idempotency-Key``:
     a replay returns the first order's id (header ``Idempotent-Replayed: true``),
     another body with the key → 422, a duplicate while the first runs → 409.
     """
     user_id = body.userId or user.username
     ensure_self_or_admin(user, user_id)
+    if user_id != user.username:  # an admin ordering for someone: that someone must exist (issue 10)
+        await users_service.ensure_user_exists(db, username=user_id)
     try:
         order_id, replayed = await service.create_order(
             db, caller=user.username, user_id=user_id, items=body.items, idempotency_key=idempotency_key

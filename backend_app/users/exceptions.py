@@ -40,3 +40,22 @@ class SelfLockoutError(ConflictError):
 
     def __init__(self) -> None:
         super().__init__("Admins cannot remove their own admin role or deactivate their own account.")
+
+
+class AccountExistsError(ConflictError):
+    """``create-admin`` named an existing account that is not an active admin: refused (exit status 1).
+
+    Anyone may have registered the name first; promoting it would hand admin
+    rights to whoever knows its password. ``--promote-existing`` overrides.
+    """
+
+    code = "account_exists"
+    title = "Account exists"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"User {username!r} already exists and is not an active admin; it was not promoted (anyone could have "
+            "registered that name). To make it an admin anyway, run again with --promote-existing: that also "
+            "sets its password from ADMIN_PASSWORD (or the prompt) and ends every session of it.",
+            username=username,
+        )

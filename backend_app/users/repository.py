@@ -2,34 +2,92 @@
 
 Document shape::
 
-    {_id: ObjectId, username: str (unique), email: str (unique, lower-case),
-     password_hash: str, full_name: str | null, role: "user" | "admin",
-     is_active: bool, created_at: datetime, updated_at: datetime}
+    {_id: ObjectId, username: str (unique), username_key: str (``username.casefold()``, unique),
+     email: str (unique, lower-case), password_hash: str, full_name: str | null,
+     role: "user" | "admin", is_active: bool, session_epoch: int (absent = 0),
+     created_at: datetime, updated_at: datetime}
+
+``username_key`` makes usernames unique regardless of case (``Admin`` after
+``admin`` is a duplicate; issue 10). ``session_epoch`` is bumped in the same
+write as a password, role or deactivation change: every login session recorded
+at an older epoch stops working at once (``auth.repository``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, find_window
 
 COLLECTION = "users"
 
+logger = logging.getLogger(__name__)
+
 #: Every stored field but the password hash, for reads that only show users.
 PUBLIC_PROJECTION = {"password_hash": 0}
 
 
+def username_key(username: str) -> str:
+    """The case-folded form of ``username`` that must be unique (``Admin`` and ``admin`` collide)."""
+    return username.casefold()
+
+
+async def backfill_username_keys(db: MongoDatabase) -> int:
+    """Set ``username_key`` on users stored before it existed; returns how many were set (idempotent).
+
+    Only documents without the field are read (a one-off after an upgrade; a
+    no-op query on every later start-up).
+    """
+    coll = db[COLLECTION]
+    done = 0
+    async for doc in coll.find({"username_key": {"$exists": False}}, projection={"username": 1}):
+        try:
+            await coll.update_one(
+                {"_id": doc["_id"], "username_key": {"$exists": False}},
+                {"$set": {"username_key": username_key(doc["username"])}},
+            )
+        except DuplicateKeyError:  # written without the key (an older version) while a case variant exists
+            logger.error("user %r differs only by case from another user; left without username_key", doc["username"])
+            continue
+        done += 1
+    return done
+
+
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Unique ``username`` and ``email`` (spec §3); idempotent."""
+    """Unique ``username``, ``username_key`` (case-insensitive) and ``email`` (spec §3); idempotent.
+
+    ``username_key`` is backfilled first. If existing users already differ only
+    by case, the case-insensitive index cannot be built: that is logged (ERROR,
+    naming the usernames) and start-up goes on with the exact-case index; an
+    operator renames one of them and restarts.
+    """
     coll = db[COLLECTION]
     await coll.create_index([("username", ASCENDING)], unique=True, name="username_unique")
     await coll.create_index([("email", ASCENDING)], unique=True, name="email_unique")
+    await backfill_username_keys(db)
+    try:
+        await coll.create_index(
+            [("username_key", ASCENDING)],
+            unique=True,
+            name="username_key_unique",
+            # Users written without the key (by an older version during a rolling upgrade, or a script)
+            # do not collide with each other as nulls; the next start-up backfills them.
+            partialFilterExpression={"username_key": {"$exists": True}},
+        )
+    except (DuplicateKeyError, OperationFailure) as exc:
+        logger.error(
+            "usernames differing only by case exist, so the case-insensitive unique index was not built "
+            "(rename one of each pair and restart): %s",
+            getattr(exc, "details", None) or exc,
+        )
 
 
 async def insert_user(
@@ -49,11 +107,13 @@ async def insert_user(
     now = datetime.now(UTC)
     doc: dict[str, Any] = {
         "username": username,
+        "username_key": username_key(username),
         "email": email.lower(),
         "password_hash": password_hash,
         "full_name": full_name,
         "role": role,
         "is_active": True,
+        "session_epoch": 0,
         "created_at": now,
         "updated_at": now,
     }
@@ -99,18 +159,48 @@ async def update_user(
     username: str,
     role: str | None = None,
     is_active: bool | None = None,
+    end_sessions: bool = False,
     session: AsyncClientSession | None = None,
 ) -> dict[str, Any] | None:
-    """Set ``role`` and/or ``is_active`` of ``username`` (inside ``session`` if given); the updated user or ``None``."""
+    """Set ``role`` and/or ``is_active`` of ``username`` (inside ``session`` if given); the updated user or ``None``.
+
+    ``end_sessions``: also bump ``session_epoch`` in the same write, so every
+    login of the user ends atomically with the change.
+    """
     changes: dict[str, Any] = {"updated_at": datetime.now(UTC)}
     if role is not None:
         changes["role"] = role
     if is_active is not None:
         changes["is_active"] = is_active
+    update: dict[str, Any] = {"$set": changes}
+    if end_sessions:
+        update["$inc"] = {"session_epoch": 1}
     return await db[COLLECTION].find_one_and_update(
         {"username": username},
-        {"$set": changes},
+        update,
         projection=PUBLIC_PROJECTION,
         return_document=ReturnDocument.AFTER,
         session=session,
+    )
+
+
+async def set_password(
+    db: MongoDatabase, *, username: str, password_hash: str, make_active_admin: bool = False
+) -> dict[str, Any] | None:
+    """Store a new ``password_hash`` for ``username`` and end every session of it, in one write.
+
+    ``make_active_admin``: also set ``role: admin`` and ``is_active: true``
+    (``create-admin --promote-existing``).
+
+    Returns:
+        The updated user (with the new ``session_epoch``, without the hash), or ``None`` if unknown.
+    """
+    changes: dict[str, Any] = {"password_hash": password_hash, "updated_at": datetime.now(UTC)}
+    if make_active_admin:
+        changes.update(role="admin", is_active=True)
+    return await db[COLLECTION].find_one_and_update(
+        {"username": username},
+        {"$set": changes, "$inc": {"session_epoch": 1}},
+        projection=PUBLIC_PROJECTION,
+        return_document=ReturnDocument.AFTER,
     )

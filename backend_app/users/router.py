@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from backend_app.auth.dependencies import AdminUser, no_store
+from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.users import service
 from backend_app.users.schemas import Username, UserPublic, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(no_store)])
+router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get(

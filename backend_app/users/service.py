@@ -13,7 +13,12 @@ from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
-from backend_app.users.exceptions import SelfLockoutError, UserAlreadyExistsError, UserNotFoundError
+from backend_app.users.exceptions import (
+    AccountExistsError,
+    SelfLockoutError,
+    UserAlreadyExistsError,
+    UserNotFoundError,
+)
 from backend_app.users.schemas import Role, UserCreate, UserPublic, UserUpdate
 
 
@@ -69,10 +74,10 @@ async def list_users(
 async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, actor: UserPublic) -> UserPublic:
     """Apply an admin's ``role`` / ``is_active`` change to ``username``.
 
-    A deactivated user's tokens stop working at once, since every request
-    re-reads the user (spec §3). The change and its audit entry
-    (``user.update`` by ``actor``: changed fields before and after) commit in
-    one transaction.
+    A deactivation or a role change also ends every login session of the user,
+    in the same write (:func:`ends_sessions`); reactivating does not bring
+    old sessions back. The change and its audit entry (``user.update`` by
+    ``actor``: changed fields before and after) commit in one transaction.
 
     Raises:
         SelfLockoutError: ``actor`` would demote or deactivate themselves (409).
@@ -85,10 +90,17 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
 
     async def work(session: AsyncClientSession) -> dict[str, Any]:
         before = await repository.get_by_username(db, username=username, session=session)
+        if before is None:
+            raise UserNotFoundError(username)
         doc = await repository.update_user(
-            db, username=username, role=changes.role, is_active=changes.is_active, session=session
+            db,
+            username=username,
+            role=changes.role,
+            is_active=changes.is_active,
+            end_sessions=ends_sessions(before, changes),
+            session=session,
         )
-        if before is None or doc is None:
+        if doc is None:
             raise UserNotFoundError(username)
         old, new = audit.changed_fields(_audited_fields(before), _audited_fields(doc))
         await audit.record(
@@ -111,22 +123,56 @@ def _audited_fields(doc: dict[str, Any]) -> dict[str, Any]:
     return {"role": doc["role"], "is_active": doc["is_active"]}
 
 
+# --- Session revocation on account changes (issue 10, item 5) ---------------------------------------
+
+
+def ends_sessions(current: dict[str, Any], changes: UserUpdate) -> bool:
+    """Whether ``changes`` to the stored user ``current`` end its login sessions.
+
+    A deactivation or a reactivation, or a role different from the current
+    one, does; re-sending the current values does not. Reactivation ends
+    sessions too so that an account deactivated before sessions had epochs
+    (whose sessions were never ended) does not get its old tokens back.
+    """
+    activation_changes = changes.is_active is not None and changes.is_active != current.get("is_active", False)
+    role_changes = changes.role is not None and changes.role != current.get("role")
+    return bool(activation_changes or role_changes)
+
+
+async def ensure_user_exists(db: MongoDatabase, *, username: str) -> None:
+    """Check that ``username`` is a registered user (e.g. before an admin orders for them).
+
+    Raises:
+        UserNotFoundError: no such user (404 ``user_not_found``).
+    """
+    if await repository.get_by_username(db, username=username) is None:
+        raise UserNotFoundError(username)
+
+
 @dataclass(frozen=True, slots=True)
 class AdminOutcome:
-    """What :func:`ensure_admin` did: ``created`` a new admin, or ``promoted`` an existing user (or neither)."""
+    """What :func:`ensure_admin` did: ``created`` a new admin, ``promoted`` an existing user, or neither."""
 
     user: UserPublic
     created: bool
     promoted: bool
 
 
-async def ensure_admin(db: MongoDatabase, *, user: UserCreate) -> AdminOutcome:
-    """Make ``user.username`` an active admin, creating it if needed (idempotent; ``create-admin``).
+async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing: bool = False) -> AdminOutcome:
+    """Make ``user.username`` an active admin (``create-admin``; issue 10, item 3).
 
-    An existing user keeps its email and password; it is given the ``admin``
-    role and re-activated if needed.
+    - No such user: it is created as an admin with ``user``'s email and password.
+    - An existing active admin and no ``promote_existing``: nothing changes
+      (running the command again is harmless).
+    - Any other existing account (anyone may have registered the name first):
+      refused unless ``promote_existing``. With it, the account becomes an
+      active admin *and* its password is set to ``user.password`` and every
+      session of it ends, in one write, so whoever registered it cannot sign
+      in with their own password (or keep a token) as an admin. Its email is
+      kept.
 
     Raises:
+        AccountExistsError: the username exists and is not an active admin, without ``promote_existing`` (1).
         UserAlreadyExistsError: a new admin's email belongs to another user (409).
     """
     existing = await repository.get_by_username(db, username=user.username)
@@ -137,10 +183,14 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate) -> AdminOutcome:
             if exc.extra.get("field") == "email":
                 raise
             existing = await repository.get_by_username(db, username=user.username)  # created concurrently
-            if existing is None:
+            if existing is None:  # the name collides with another case variant
                 raise
-    if existing["role"] == "admin" and existing["is_active"]:
-        return AdminOutcome(user=UserPublic.model_validate(existing), created=False, promoted=False)
-    doc = await repository.update_user(db, username=user.username, role="admin", is_active=True)
+    if not promote_existing:
+        if existing["role"] == "admin" and existing["is_active"]:
+            return AdminOutcome(user=UserPublic.model_validate(existing), created=False, promoted=False)
+        raise AccountExistsError(user.username)
+    doc = await repository.set_password(
+        db, username=user.username, password_hash=await hash_password(user.password), make_active_admin=True
+    )
     assert doc is not None  # users are never deleted
     return AdminOutcome(user=UserPublic.model_validate(doc), created=False, promoted=True)
