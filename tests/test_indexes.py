@@ -79,16 +79,18 @@ async def test_product_list_queries_use_indexes(client, mongo, settings, admin_h
             scope=products_service.LIST_SCOPE, filters=filters.fingerprint_fields(), sort=products_service.list_order(sort)
         )
         stages = keyset_stages(filters.to_query(), window)
-        if window.sort.field == products_repository.PRICE_KEY:  # what is run: each range stage cut into price windows
-            stages = [
-                piece
-                for stage in stages
-                for piece in (
-                    products_repository.price_windows(stage, window.scan_direction)
-                    if isinstance(stage.get(products_repository.PRICE_KEY, {}), dict)
-                    else [stage]
-                )
-            ]
+        # what is run: each range stage cut into key windows (products.repository.key_windows)
+        axis = products_repository.AXES[window.sort.field]
+        extent = await products_repository.key_extent(mongo, axis.field)
+        stages = [
+            piece
+            for stage in stages
+            for piece in (
+                products_repository.key_windows(stage, axis, window.scan_direction, extent)
+                if isinstance(stage.get(axis.field, {}), dict)
+                else [stage]
+            )
+        ]
         # the first page may ride any index matching its filter; cursor pages must ride the sort's range
         await _assert_index_scans(
             mongo[products_repository.COLLECTION], stages, keyset_sort(window), index if page_cursor else None

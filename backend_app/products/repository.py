@@ -16,9 +16,9 @@ the embedded server sorts int64 about 12x faster than ``Decimal128``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -134,7 +134,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
 
     An index whose keys changed since an older release (``live_by_price`` was on
     ``price`` before ``price_cents``) is dropped and created again. Then
-    :func:`backfill_price_cents` runs (idempotent).
+    :func:`backfill_price_cents` and :func:`backfill_extent` run (idempotent).
     """
     coll = _collection(db)
     wanted = [(name, keys, {}) for name, keys in INDEXES]
@@ -148,6 +148,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
             await coll.drop_index(name)
             await coll.create_index(keys, name=name, **options)
     await backfill_price_cents(db)
+    await backfill_extent(db)
 
 
 #: ``IndexOptionsConflict``, ``IndexKeySpecsConflict``: an index of that name exists with other keys/options.
@@ -201,7 +202,9 @@ def new_product_document(product: ProductCreate, *, now: datetime) -> dict[str, 
 
 async def insert_product(db: MongoDatabase, *, product: ProductCreate) -> ObjectId:
     """Insert a new product and return its ``_id``."""
-    result = await _collection(db).insert_one(new_product_document(product, now=datetime.now(UTC)))
+    document = new_product_document(product, now=datetime.now(UTC))
+    result = await _collection(db).insert_one(document)
+    await record_extent(db, [document])
     return result.inserted_id
 
 
@@ -257,98 +260,186 @@ async def set_size_quantity(
     )
 
 
-#: Price windows of a price-ordered list (integer cents): the first is this wide, each next one
-#: :data:`PRICE_WINDOW_GROWTH` times wider (docs/catalog-at-scale.md, "price windows").
-PRICE_WINDOW_FIRST_CENTS = 1_000
-PRICE_WINDOW_GROWTH = 8
-#: Valid prices in cents, ``[1, 100,000,000]`` (spec §4: > 0, ≤ 1,000,000): windows walk this span.
-PRICE_CENTS_MIN = 1
-PRICE_CENTS_END = 100_000_001
+# --- Key windows: how list queries stay index-narrow on the embedded server ----------------------------
+#
+# SecantusDB 0.7.0b3 materialises and sorts *every* document a query's index range selects
+# before applying the limit (``Storage.find_matching``: no early stop, ``count`` scans the whole
+# collection). So a list query costs what its index range holds, not what the page needs. Each
+# keyset stage that is a range on the sort key (the first page, or "beyond the cursor") is
+# therefore cut into consecutive *windows* of that key, run in scan order until the page is full;
+# each window is an equality prefix plus one range on the sort key, one index range scan on both
+# servers (``live_by_*``). See docs/catalog-at-scale.md ("Key windows").
 
 
-def _price_bounds(condition: Any) -> tuple[int | None, int | None]:
-    """``(low, high)`` of a ``price_cents`` condition: the tightest lower and upper bound values given."""
+@dataclass(frozen=True, slots=True)
+class KeyAxis:
+    """How to cut a sort key into windows: its values as integer coordinates and back.
+
+    Attributes:
+        field: the stored sort key.
+        coord: a stored value's coordinate (rounded down).
+        value: the smallest stored value at a coordinate (a filter bound).
+        first_span: width of the first window, in coordinates.
+        relative: widths grow with the distance from zero (prices: a window
+            is a share of the price) instead of from the first window (time).
+    """
+
+    field: str
+    coord: Callable[[Any], int]
+    value: Callable[[int], Any]
+    first_span: int
+    relative: bool = False
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(value: datetime) -> int:
+    """Whole milliseconds since 1970 (rounded down; a naive datetime is UTC, as BSON dates are)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(milliseconds=1)
+
+
+AXES: dict[str, KeyAxis] = {
+    PRICE_KEY: KeyAxis(PRICE_KEY, coord=lambda v: int(v), value=Int64, first_span=1, relative=True),
+    "_id": KeyAxis(
+        "_id",
+        coord=lambda v: int(v.generation_time.timestamp()),
+        value=lambda s: ObjectId.from_datetime(datetime.fromtimestamp(s, UTC)),
+        first_span=1,  # seconds
+    ),
+    "created_at": KeyAxis(
+        "created_at",
+        coord=_ms,
+        value=lambda ms: datetime.fromtimestamp(ms / 1000, UTC),
+        first_span=1000,  # milliseconds
+    ),
+}
+#: Each window is this many times wider than the one before (relative axes: up to doubling the value).
+WINDOW_GROWTH = 4
+#: Prices in cents that valid products have, ``[1, 100,000,001)`` (spec §4: > 0, ≤ 1,000,000).
+PRICE_EXTENT = (1, 100_000_001)
+
+
+def _bounds(condition: Any, axis: KeyAxis) -> tuple[int | None, int | None]:
+    """``(low, high)`` coordinates of a stage's condition on the key: low rounded down, high exclusive."""
     if not isinstance(condition, dict):
         return None, None
-    lows = [int(condition[op]) for op in ("$gt", "$gte") if op in condition]
-    highs = [int(condition[op]) for op in ("$lt", "$lte") if op in condition]
+    lows = [axis.coord(condition[op]) for op in ("$gt", "$gte") if op in condition]
+    highs = [axis.coord(condition[op]) + 1 for op in ("$lt", "$lte") if op in condition]
     return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
-def price_windows(stage: dict[str, Any], direction: int) -> Iterator[dict[str, Any]]:
-    """The filters to run, in order, for one price-ordered keyset stage: ``stage`` cut into price windows.
+def _width(axis: KeyAxis, edge: int, step: int, *, up: bool) -> int:
+    grown = axis.first_span * WINDOW_GROWTH**step
+    if not axis.relative:
+        return grown
+    share = abs(edge) >> max(0, 4 - step)  # 1/16, 1/4, then the whole distance from zero
+    return max(grown, share if up else min(share, abs(edge) // 2), 1)
 
-    Why: the embedded server materialises and sorts *every* document a query's
-    index range selects before applying the limit (SecantusDB 0.7.0b3,
-    ``Storage.find_matching``); an unbounded ``sort=price`` reads and sorts the
-    whole catalog. A window ``price_cents ∈ [a, b)`` makes the index range
-    small, so each query reads about the rows of one window. Windows start at
-    the stage's own bound (or the valid price range's end), are
-    :data:`PRICE_WINDOW_FIRST_CENTS` wide and grow :data:`PRICE_WINDOW_GROWTH`
-    times per step, so a page needs a handful of windows whatever the price
-    spread. They partition the stage and are yielded in scan order, so their
-    rows, each sorted by ``(price_cents, _id)``, concatenate into the stage's
-    order. The last window is open-ended (the stage's own bound), so a price
-    outside the valid range (written behind the API) is still listed, and
-    before the first window an open window beyond the valid range's end
-    catches the same. On MongoDB each window is one index range seek on
-    ``live_by_price`` / ``live_by_category_price``.
+
+def key_windows(
+    stage: dict[str, Any], axis: KeyAxis, direction: int, extent: tuple[int, int] | None
+) -> Iterator[dict[str, Any]]:
+    """The filters to run, in order, for one range stage on ``axis.field``: ``stage`` cut into windows.
+
+    Windows start at the stage's own bound on the key (a cursor) or, without
+    one, at the end of ``extent`` (where the data lies: valid prices, or the
+    oldest/newest product recorded in ``catalog_meta``); they widen
+    :data:`WINDOW_GROWTH` times per step. They partition the stage and come in
+    scan order, so their rows, each sorted by ``(key, _id)``, concatenate into
+    the stage's order. The windows before the first and after the last are
+    open-ended, so nothing outside ``extent`` (a product written behind the
+    API, a stale extent) is ever left out: ``extent`` only decides speed.
 
     Args:
         stage: a keyset stage (``core.pagination.keyset_stages``) whose
-            ``price_cents`` condition is not an equality.
+            condition on the key is absent or a range.
         direction: ``1`` ascending, ``-1`` descending (the scan direction).
+        extent: ``(lowest, highest + 1)`` coordinates the data spans; ``None``:
+            unknown, the stage runs whole.
     """
-    low, high = _price_bounds(stage.get(PRICE_KEY))
-    span = PRICE_WINDOW_FIRST_CENTS
+    low, high = _bounds(stage.get(axis.field), axis)
+    if extent is None and (low if direction == 1 else high) is None:
+        yield stage
+        return
+    lo_end, hi_end = extent if extent is not None else (low if low is not None else 0, high if high is not None else 0)
+
+    def piece(lower: int | None, upper: int | None) -> dict[str, Any]:
+        bounds: dict[str, Any] = {}
+        if lower is not None:
+            bounds["$gte"] = axis.value(lower)
+        if upper is not None:
+            bounds["$lt"] = axis.value(upper)
+        return merge_filters(stage, {axis.field: bounds}) if bounds else stage
+
+    step = 0
     if direction == 1:
-        if low is None:
-            yield merge_filters(stage, {PRICE_KEY: {"$lt": PRICE_CENTS_MIN}})
-        edge, first = (low if low is not None else PRICE_CENTS_MIN), low is not None
+        edge = low if low is not None else lo_end
+        start_open = low is None  # first window also takes everything below the extent
         while True:
-            upper = edge + span
-            if upper >= PRICE_CENTS_END or (high is not None and upper >= high):
-                yield stage if first else merge_filters(stage, {PRICE_KEY: {"$gte": Int64(edge)}})
+            upper = edge + _width(axis, edge, step, up=True)
+            if upper >= (high if high is not None else hi_end):
+                yield piece(None if start_open else edge, None)
                 return
-            bounds = {"$lt": Int64(upper)} if first else {"$gte": Int64(edge), "$lt": Int64(upper)}
-            yield merge_filters(stage, {PRICE_KEY: bounds})
-            edge, span, first = upper, span * PRICE_WINDOW_GROWTH, False
-    if high is None:
-        yield merge_filters(stage, {PRICE_KEY: {"$gte": PRICE_CENTS_END}})
-    edge, first = (high if high is not None else PRICE_CENTS_END), high is not None
+            yield piece(None if start_open else edge, upper)
+            edge, step, start_open = upper, step + 1, False
+    edge = high if high is not None else hi_end
+    end_open = high is None  # first window also takes everything above the extent
     while True:
-        lower = edge - span
-        if lower <= PRICE_CENTS_MIN or (low is not None and lower <= low):
-            yield stage if first else merge_filters(stage, {PRICE_KEY: {"$lt": Int64(edge)}})
+        lower = edge - _width(axis, edge, step, up=False)
+        if lower <= (low if low is not None else lo_end):
+            yield piece(None, None if end_open else edge)
             return
-        bounds = {"$gte": Int64(lower)} if first else {"$gte": Int64(lower), "$lt": Int64(edge)}
-        yield merge_filters(stage, {PRICE_KEY: bounds})
-        edge, span, first = lower, span * PRICE_WINDOW_GROWTH, False
+        yield piece(lower, None if end_open else edge)
+        edge, step, end_open = lower, step + 1, False
+
+
+async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
+    """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for :func:`key_windows`.
+
+    Prices: the valid range. ``_id`` and ``created_at``: the oldest and newest
+    products recorded in ``catalog_meta`` (:func:`record_extent`); ``None``
+    when not recorded (no product yet).
+    """
+    if field == PRICE_KEY:
+        return PRICE_EXTENT
+    meta = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID}, {f"oldest.{field}": 1, f"newest.{field}": 1})
+    oldest = (meta or {}).get("oldest", {}).get(field)
+    newest = (meta or {}).get("newest", {}).get(field)
+    if oldest is None or newest is None:
+        return None
+    axis = AXES[field]
+    return axis.coord(oldest), axis.coord(newest) + 1
 
 
 async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: PageWindow) -> list[dict[str, Any]]:
     """Up to ``window.fetch`` live products matching ``filters``, in the window's order and position.
 
-    Each keyset stage is one ``find`` with ``sort`` and ``limit``; a
-    price-ordered stage without an offset is read window by window
-    (:func:`price_windows`) until the page is full. The caller bounds the
-    whole read with a deadline (``core.db.query_deadline``).
+    Each keyset stage whose condition on the sort key is a range (or absent) is
+    read window by window (:func:`key_windows`) until the page is full: with
+    ``sort``, ``limit`` and, in offset mode, the offset carried across windows
+    (a window's rows count against it). A stage pinning the key to one value
+    (a cursor's ties) is one ``find``. The caller bounds the whole read with a
+    deadline (``core.db.query_deadline``).
     """
     coll = _collection(db)
     sort = list(keyset_sort(window).items())
-    by_price = window.sort.field == PRICE_KEY and window.skip == 0
+    axis = AXES[window.sort.field]
+    extent = await key_extent(db, axis.field)
+    skip_left = window.skip
 
     async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        pieces = (
-            price_windows(stage, window.scan_direction)
-            if by_price and (PRICE_KEY not in stage or isinstance(stage[PRICE_KEY], dict))
-            else iter([stage])
-        )
+        nonlocal skip_left
+        ranged = axis.field not in stage or isinstance(stage[axis.field], dict)
+        pieces = key_windows(stage, axis, window.scan_direction, extent) if ranged else iter([stage])
         rows: list[dict[str, Any]] = []
         for piece in pieces:
-            need = limit - len(rows)
-            cursor = coll.find(piece, LIST_PROJECTION).sort(sort).skip(window.skip).limit(need)
-            rows.extend(await cursor.to_list(length=need))
+            want = skip_left + limit - len(rows)
+            found = await coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want)
+            taken = found[skip_left:]
+            skip_left = max(0, skip_left - len(found))
+            rows.extend(taken)
             if len(rows) >= limit:
                 break
         return rows
@@ -370,14 +461,16 @@ async def insert_products(db: MongoDatabase, *, documents: list[dict[str, Any]])
     """
     if not documents:
         return {}
+    refused: dict[int, str] = {}
     try:
         await _collection(db).insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(err.get("code") != DUPLICATE_KEY for err in errors):
             raise
-        return {err["index"]: "sku already belongs to another product" for err in errors}
-    return {}
+        refused = {err["index"]: "sku already belongs to another product" for err in errors}
+    await record_extent(db, [d for i, d in enumerate(documents) if i not in refused])
+    return refused
 
 
 async def upsert_products_by_sku(
@@ -422,6 +515,7 @@ async def upsert_products_by_sku(
         )
     }
     updated = {i: ids[products[i].sku] for i in matched if products[i].sku in ids}
+    await record_extent(db, [{"_id": oid, "created_at": now} for oid in upserted.values()])
     return upserted, updated, refused
 
 
@@ -528,3 +622,48 @@ async def bump_catalog_version(db: MongoDatabase) -> None:
     await db[CATALOG_META_COLLECTION].update_one(
         {"_id": CATALOG_META_ID}, {"$inc": {"version": 1}, "$setOnInsert": {"epoch": ObjectId()}}, upsert=True
     )
+
+
+#: Sort keys whose oldest and newest values ``catalog_meta`` records (``oldest.<key>``, ``newest.<key>``).
+EXTENT_KEYS = ("_id", "created_at")
+
+
+async def record_extent(db: MongoDatabase, documents: list[dict[str, Any]]) -> None:
+    """Widen the recorded extent of ``_id`` and ``created_at`` to cover ``documents`` (one ``$min``/``$max``).
+
+    Called by every insert path after its write. The extent only steers
+    :func:`key_windows` (speed), never what a list returns, so a write that
+    dies before this call costs at most a few extra windows.
+    """
+    if not documents:
+        return
+    update: dict[str, Any] = {"$min": {}, "$max": {}}
+    for key in EXTENT_KEYS:
+        values = [d[key] for d in documents if d.get(key) is not None]
+        if values:
+            update["$min"][f"oldest.{key}"] = min(values)
+            update["$max"][f"newest.{key}"] = max(values)
+    update["$setOnInsert"] = {"epoch": ObjectId(), "version": 0}
+    await db[CATALOG_META_COLLECTION].update_one({"_id": CATALOG_META_ID}, update, upsert=True)
+
+
+async def backfill_extent(db: MongoDatabase) -> bool:
+    """Record the extent of a catalog written before extents existed (one ``$group`` pass, start-up only).
+
+    Returns:
+        Whether anything was recorded (False: already recorded, or no product).
+    """
+    meta = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID})
+    if meta is not None and all(meta.get(end, {}).get(k) is not None for end in ("oldest", "newest") for k in EXTENT_KEYS):
+        return False
+    group: dict[str, Any] = {"_id": None}
+    for key in EXTENT_KEYS:
+        group[f"lo_{key}"] = {"$min": f"${key}"}
+        group[f"hi_{key}"] = {"$max": f"${key}"}
+    found = await (await _collection(db).aggregate([{"$group": group}])).to_list()
+    if not found:
+        return False
+    await record_extent(
+        db, [{k: found[0][f"lo_{k}"] for k in EXTENT_KEYS}, {k: found[0][f"hi_{k}"] for k in EXTENT_KEYS}]
+    )
+    return True
