@@ -115,6 +115,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
     ),
     ("live_by_size", [("deleted_at", ASCENDING), ("sizes.size", ASCENDING), ("_id", ASCENDING)]),
     ("live_by_name", [("deleted_at", ASCENDING), ("name", ASCENDING)]),
+    ("window_by_id", [("_id", ASCENDING), ("deleted_at", ASCENDING)]),
 ]
 
 
@@ -129,6 +130,10 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``live_by_size``: the ``size`` filter.
     - ``live_by_name``: the ``name`` regex scans this index's keys, not documents
       (an unanchored, case-insensitive regex has no tighter bounds).
+    - ``window_by_id``: an ``_id`` window with a second range or a regex beside
+      it (``name``, a price range under ``sort=_id``): the embedded server plans
+      only one range per compound index and then serves the first clause that
+      leads an index (:func:`key_windows` puts the window first).
     - ``sku_unique``: ``sku`` unique among the products that have one (partial
       index on string ``sku``s), and the ``--upsert`` lookup by ``sku``.
 
@@ -371,7 +376,10 @@ def key_windows(
             bounds["$gte"] = axis.value(lower)
         if upper is not None:
             bounds["$lt"] = axis.value(upper)
-        return merge_filters(stage, {axis.field: bounds}) if bounds else stage
+        merged = merge_filters(stage, {axis.field: bounds}) if bounds else dict(stage)
+        # The key's range goes first: when another range or a regex shares the filter, the embedded
+        # server serves it from the first clause that leads an index (``window_by_id`` for ``_id``).
+        return {axis.field: merged.pop(axis.field), **merged} if axis.field in merged else merged
 
     step = 0
     if direction == 1:
@@ -476,11 +484,14 @@ async def insert_products(db: MongoDatabase, *, documents: list[dict[str, Any]])
 async def upsert_products_by_sku(
     db: MongoDatabase, *, products: list[ProductCreate], now: datetime
 ) -> tuple[dict[int, ObjectId], dict[int, ObjectId], dict[int, str]]:
-    """Create or update products by ``sku`` (each must have one): one unordered ``bulk_write`` of upserts.
+    """Create or update products by ``sku`` (each must have one).
 
-    A live product with the ``sku`` gets every field of the new content
-    (``created_at`` kept, as ``PUT``); otherwise a product is created. A
-    ``sku`` held by a soft-deleted product is refused (the unique index).
+    One ``find`` of the live products holding these SKUs; those are updated by
+    ``_id`` (every field of the new content, ``created_at`` kept, as ``PUT``)
+    in one unordered ``bulk_write``; the others are created with
+    :func:`insert_products`. A SKU given twice: the first creates or updates,
+    the later ones update that product. A SKU held by a soft-deleted product,
+    or taken by a concurrent writer meanwhile, is refused (the unique index).
 
     Returns:
         ``(created, updated, refused)``: ``{position: _id}``, ``{position: _id}``,
@@ -489,34 +500,37 @@ async def upsert_products_by_sku(
     if not products:
         return {}, {}, {}
     coll = _collection(db)
-    requests = [
-        UpdateOne(
-            {"sku": product.sku, "deleted_at": None},
-            {"$set": {**_content(product), "updated_at": now}, "$setOnInsert": {"_id": ObjectId(), "created_at": now}},
-            upsert=True,
+    skus = list(dict.fromkeys(p.sku for p in products))
+    live = {d["sku"]: d["_id"] async for d in coll.find({"sku": {"$in": skus}, "deleted_at": None}, {"sku": 1})}
+    new_ids: dict[str, ObjectId] = {}
+    creates: list[tuple[int, dict[str, Any]]] = []
+    updates: list[tuple[int, ObjectId]] = []
+    for pos, product in enumerate(products):
+        sku = product.sku
+        if sku in live:
+            updates.append((pos, live[sku]))
+        elif sku in new_ids:
+            updates.append((pos, new_ids[sku]))
+        else:
+            new_ids[sku] = ObjectId()
+            creates.append((pos, {"_id": new_ids[sku], **new_product_document(product, now=now)}))
+    refused_docs = await insert_products(db, documents=[doc for _, doc in creates])
+    created = {pos: doc["_id"] for i, (pos, doc) in enumerate(creates) if i not in refused_docs}
+    refused = {creates[i][0]: reason for i, reason in refused_docs.items()}
+    lost = {creates[i][1]["_id"] for i in refused_docs}
+    writes = [(pos, oid) for pos, oid in updates if oid not in lost]
+    for pos, oid in updates:
+        if oid in lost:
+            refused[pos] = "sku already belongs to another product"
+    if writes:
+        await coll.bulk_write(
+            [
+                UpdateOne({"_id": oid, "deleted_at": None}, {"$set": {**_content(products[pos]), "updated_at": now}})
+                for pos, oid in writes
+            ],
+            ordered=True,  # a SKU given twice: its updates land in input order
         )
-        for product in products
-    ]
-    refused: dict[int, str] = {}
-    try:
-        result = await coll.bulk_write(requests, ordered=False)
-        upserted = dict(result.upserted_ids)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != DUPLICATE_KEY for err in errors):
-            raise
-        refused = {err["index"]: "sku belongs to a deleted product" for err in errors}
-        upserted = {item["index"]: item["_id"] for item in exc.details.get("upserted", [])}
-    matched = [i for i in range(len(products)) if i not in upserted and i not in refused]
-    ids = {
-        doc["sku"]: doc["_id"]
-        async for doc in coll.find(
-            {"sku": {"$in": [products[i].sku for i in matched]}, "deleted_at": None}, {"sku": 1}
-        )
-    }
-    updated = {i: ids[products[i].sku] for i in matched if products[i].sku in ids}
-    await record_extent(db, [{"_id": oid, "created_at": now} for oid in upserted.values()])
-    return upserted, updated, refused
+    return created, dict(writes), refused
 
 
 async def get_live_product(db: MongoDatabase, *, product_id: ObjectId) -> dict[str, Any] | None:
