@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("path", help="the catalog file (.json, .jsonl/.ndjson or .csv)")
     imp.add_argument("--format", choices=["json", "jsonl", "csv"], default=None, help="override the extension")
     imp.add_argument("--dry-run", action="store_true", help="validate only; write nothing (no database needed)")
-    imp.add_argument("--upsert", action="store_true", help="update the live product with the row's sku instead of refusing")
+    imp.add_argument(
+        "--upsert", action="store_true", help="update the live product with the row's sku instead of refusing"
+    )
     imp.add_argument(
         "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
     )

@@ -9,7 +9,7 @@ directory on disk):
    suffix, a ``-n`` SKU suffix and its price moved by -8..+8 %.
 2. Imports it with ``python -m backend_app import-products`` (a child process,
    timed from start to exit, so Python start-up counts) into ``scale_bench``.
-3. Inserts the same documents (``products.repository.new_product_document``)
+3. (Before 2.) Inserts the same documents (``products.repository.new_product_document``)
    with PyMongo's ``insert_many`` (batches of 1,000, unordered) into
    ``scale_raw`` on the same server: the raw driver's time for the same write.
 4. Starts uvicorn (one worker, default settings: ``MONGODB_MAX_TIME_MS`` 2000,
@@ -20,9 +20,9 @@ directory on disk):
 5. Times raw PyMongo for each variant on ``scale_raw``: the straightforward
    query (``find(filter).sort(key, _id).skip(offset).limit(11)``, price on the
    ``Decimal128`` field, as before this issue), the app's indexes present.
-6. Single-flight: after a catalog write (a version bump), 1 request, then
-   after another write 16 identical concurrent requests; prints both times
-   and the ratio (target ≤ 2).
+6. Single-flight: after a catalog write (a version bump), 1 request of
+   ``offset=5000``, then after another write 16 identical concurrent ones;
+   prints both times and the ratio (target ≤ 2).
 
 Usage::
 
@@ -49,13 +49,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pymongo import AsyncMongoClient  # noqa: E402
+from pymongo import AsyncMongoClient
 
-from backend_app.demo import DEMO_FILE  # noqa: E402
-from backend_app.devtools.api_server import ApiServer  # noqa: E402
-from backend_app.devtools.embedded_db import EmbeddedMongo  # noqa: E402
-from backend_app.products import repository  # noqa: E402
-from backend_app.products.schemas import ProductCreate  # noqa: E402
+from backend_app.demo import DEMO_FILE
+from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.products import repository
+from backend_app.products.schemas import ProductCreate
 
 DB = "scale_bench"
 RAW_DB = "scale_raw"
@@ -88,7 +88,7 @@ VARIANTS: list[tuple[str, dict[str, str], tuple[dict[str, Any], list[tuple[str, 
         "price 100..200",
         {"min_price": "100", "max_price": "200"},
         (
-            {"deleted_at": None, "price": {"$gte": Decimal("100"), "$lte": Decimal("200")}},
+            {"deleted_at": None, "price": {"$gte": Decimal(100), "$lte": Decimal(200)}},
             [("_id", 1)],
             0,
         ),
@@ -142,7 +142,9 @@ def mark(seconds: float, target: float) -> str:
     return "ok" if seconds < target else "SLOW"
 
 
-async def measure_api(base_url: str, mongo: AsyncMongoClient[dict[str, Any]]) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
+async def measure_api(
+    base_url: str, mongo: AsyncMongoClient[dict[str, Any]]
+) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
     rows: list[tuple[str, float, float, int]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         for label, params, _raw in VARIANTS:
@@ -163,7 +165,7 @@ async def measure_api(base_url: str, mongo: AsyncMongoClient[dict[str, Any]]) ->
             rows.append((f"sort={sort} page 2 (cursor)", cold, warm, response.status_code))
         # single-flight: one request after a write, then 16 identical concurrent ones after another write
         flight: dict[str, float] = {}
-        params = {"sort": "-price", "limit": "20"}
+        params = {"offset": "5000", "limit": "20"}
         await bump(mongo)
         flight["one"], _ = await timed_get(http, params)
         await bump(mongo)
@@ -181,7 +183,9 @@ async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bo
         if skip_sorts and "price" in label and "sort" in label:
             continue
         start = time.perf_counter()
-        await coll.find(to_decimal128_filter(query), repository.LIST_PROJECTION).sort(sort).skip(skip).limit(11).to_list()
+        await (
+            coll.find(to_decimal128_filter(query), repository.LIST_PROJECTION).sort(sort).skip(skip).limit(11).to_list()
+        )
         out[label] = time.perf_counter() - start
     return out
 
@@ -226,6 +230,9 @@ async def main() -> int:
                 "MONGODB_DB": DB,
                 "APP_ENV": "test",
             }
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri, tz_aware=True)
+            raw_s = await raw_insert(mongo, rows)  # first, so any slow-down from earlier writes hits the importer
+            print(f"  raw insert_many: {raw_s:.2f} s", file=sys.stderr)
             start = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
@@ -233,10 +240,8 @@ async def main() -> int:
             )  # fmt: skip
             import_s = time.perf_counter() - start
             print(f"  import: {import_s:.2f} s; {done.stdout.strip()[:300]}", file=sys.stderr)
-            report = done.stdout.strip().splitlines()[0] if done.stdout.strip() else done.stderr[-500:]
-            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri, tz_aware=True)
+            report = next((line for line in done.stdout.splitlines() if "rows read" in line), done.stderr[-500:])
             try:
-                raw_s = await raw_insert(mongo, rows)
                 api = ApiServer(
                     env={"MONGODB_URI": server.uri, "MONGODB_DB": DB, "RATE_LIMIT_ENABLED": "false"},
                     log_path=os.path.join(tmp, "uvicorn.log"),
@@ -246,16 +251,22 @@ async def main() -> int:
                 raw = await measure_raw(mongo, skip_sorts=args.skip_raw_sorts)
             finally:
                 await mongo.close()
-    print(f"# catalog_scale: {args.products} products; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"commit {commit()}; {platform.machine()} {os.cpu_count()} cores (shared); Python {platform.python_version()}")
+    print(
+        f"# catalog_scale: {args.products} products; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"commit {commit()}; {platform.machine()} {os.cpu_count()} cores (shared); Python {platform.python_version()}"
+    )
     print(f"# SecantusDB flags: {flags}")
     print()
     print("| write | seconds | target |")
     print("|---|---:|---|")
-    print(f"| `import-products` CLI, {args.products} rows (process start to exit) | {import_s:.2f} | ≤ {IMPORT_TARGET_S:.0f} s: {mark(import_s, IMPORT_TARGET_S)} |")
+    print(
+        f"| `import-products` CLI, {args.products} rows (process start to exit) | {import_s:.2f} | ≤ {IMPORT_TARGET_S:.0f} s: {mark(import_s, IMPORT_TARGET_S)} |"
+    )
     print(f"| raw PyMongo `insert_many` of the same documents (1,000 per call) | {raw_s:.2f} | |")
     print(f"\nimporter report: {report}\n")
-    print("| GET /products | status | cold (s) | warm (s) | raw PyMongo, naive query (s) | cold < 2.5 s / < 1 s, warm < 50 ms |")
+    print(
+        "| GET /products | status | cold (s) | warm (s) | raw PyMongo, naive query (s) | cold < 2.5 s / < 1 s, warm < 50 ms |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     failures = 0
     for label, cold, warm, status in api_rows:
@@ -265,8 +276,10 @@ async def main() -> int:
         raw_text = f"{raw_s_label:.3f}" if raw_s_label is not None else "–"
         print(f"| {label} | {status} | {cold:.3f} | {warm:.4f} | {raw_text} | {verdict} |")
     ratio = flight["sixteen"] / flight["one"]
-    print(f"\nsingle-flight (sort=-price, limit=20, right after a write): 1 request {flight['one']:.3f} s; "
-          f"16 identical concurrent {flight['sixteen']:.3f} s; ratio {ratio:.2f} (target ≤ 2: {mark(ratio, 2.0001)})")
+    print(
+        f"\nsingle-flight (offset=5000, limit=20, right after a write): 1 request {flight['one']:.3f} s; "
+        f"16 identical concurrent {flight['sixteen']:.3f} s; ratio {ratio:.2f} (target ≤ 2: {mark(ratio, 2.0001)})"
+    )
     failures += ratio > 2 or import_s > IMPORT_TARGET_S
     return 1 if failures else 0
 

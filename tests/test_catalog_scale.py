@@ -38,7 +38,9 @@ Headers = dict[str, str]
 # --- POST /products/batch ----------------------------------------------------------------------------
 
 
-async def test_batch_reports_each_item_and_writes_the_valid_ones(client: httpx.AsyncClient, admin_headers: Headers) -> None:
+async def test_batch_reports_each_item_and_writes_the_valid_ones(
+    client: httpx.AsyncClient, admin_headers: Headers
+) -> None:
     await create_product(client, admin_headers, name="Existing", sku="TAKEN-1")
     items = [
         {"name": "Tee", "price": 19.99, "sku": "TEE-1", "sizes": [{"size": "M", "quantity": 3}]},
@@ -62,8 +64,12 @@ async def test_batch_reports_each_item_and_writes_the_valid_ones(client: httpx.A
     assert sorted(p["name"] for p in listed) == ["Existing", "Mug", "Tee"]
 
 
-async def test_batch_upsert_updates_the_product_with_that_sku(client: httpx.AsyncClient, admin_headers: Headers) -> None:
-    first = await client.post("/products/batch", json=[{"name": "Old", "price": 5, "sku": "A-1"}], headers=admin_headers)
+async def test_batch_upsert_updates_the_product_with_that_sku(
+    client: httpx.AsyncClient, admin_headers: Headers
+) -> None:
+    first = await client.post(
+        "/products/batch", json=[{"name": "Old", "price": 5, "sku": "A-1"}], headers=admin_headers
+    )
     product_id = first.json()["results"][0]["id"]
     again = await client.post(
         "/products/batch",
@@ -77,12 +83,16 @@ async def test_batch_upsert_updates_the_product_with_that_sku(client: httpx.Asyn
     product = (await client.get(f"/products/{product_id}")).json()
     assert (product["name"], product["price"]) == ("New", 6.25)
     # without upsert, the same sku is refused and the product is unchanged
-    refused = await client.post("/products/batch", json=[{"name": "X", "price": 1, "sku": "A-1"}], headers=admin_headers)
+    refused = await client.post(
+        "/products/batch", json=[{"name": "X", "price": 1, "sku": "A-1"}], headers=admin_headers
+    )
     assert refused.json()["results"][0]["status"] == 409
     assert (await client.get(f"/products/{product_id}")).json()["name"] == "New"
 
 
-async def test_batch_is_admin_only_and_bounded(client: httpx.AsyncClient, admin_headers: Headers, alice: Headers) -> None:
+async def test_batch_is_admin_only_and_bounded(
+    client: httpx.AsyncClient, admin_headers: Headers, alice: Headers
+) -> None:
     one = [{"name": "A", "price": 1}]
     assert_problem(await client.post("/products/batch", json=one), 401)
     assert_problem(await client.post("/products/batch", json=one, headers=alice), 403)
@@ -97,15 +107,23 @@ async def test_sku_is_unique_on_every_write_path(client: httpx.AsyncClient, admi
     second = await create_product(client, admin_headers, name="B", sku="SKU-2")
     await create_product(client, admin_headers, name="C")  # products without sku never clash
     await create_product(client, admin_headers, name="D")
-    assert_problem(await client.post("/products", json={"name": "E", "price": 1, "sku": "SKU-1"}, headers=admin_headers), 409, "sku_taken")
-    assert_problem(await client.patch(f"/products/{second}", json={"sku": "SKU-1"}, headers=admin_headers), 409, "sku_taken")
+    assert_problem(
+        await client.post("/products", json={"name": "E", "price": 1, "sku": "SKU-1"}, headers=admin_headers),
+        409,
+        "sku_taken",
+    )
+    assert_problem(
+        await client.patch(f"/products/{second}", json={"sku": "SKU-1"}, headers=admin_headers), 409, "sku_taken"
+    )
     assert_problem(
         await client.put(f"/products/{second}", json={"name": "B", "price": 1, "sku": "SKU-1"}, headers=admin_headers),
         409,
         "sku_taken",
     )
     assert (await client.get(f"/products/{first}")).json()["sku"] == "SKU-1"
-    assert_problem(await client.post("/products", json={"name": "E", "price": 1, "sku": "bad sku!"}, headers=admin_headers), 422)
+    assert_problem(
+        await client.post("/products", json={"name": "E", "price": 1, "sku": "bad sku!"}, headers=admin_headers), 422
+    )
 
 
 # --- import-products CLI -----------------------------------------------------------------------------
@@ -152,7 +170,12 @@ def test_import_csv_reports_rows_and_writes_valid_ones(
     assert set(stored) == {"Linen shirt", "Mug"}
     shirt, mug = stored["Linen shirt"], stored["Mug"]
     assert shirt["sizes"] == [{"size": "S", "quantity": 1}, {"size": "M", "quantity": 2}, {"size": "L", "quantity": 0}]
-    assert (shirt["price"], shirt["price_cents"], shirt["sku"], shirt["rating"]) == (Decimal128("39.90"), 3990, "SH-1", 4.5)
+    assert (shirt["price"], shirt["price_cents"], shirt["sku"], shirt["rating"]) == (
+        Decimal128("39.90"),
+        3990,
+        "SH-1",
+        4.5,
+    )
     assert (mug["sizes"], mug["price_cents"]) == ([{"size": "one-size", "quantity": 12}], 750)
     meta = cli_env[db_name]["catalog_meta"].find_one({"_id": "catalog"})
     assert meta["version"] == 1  # bumped once for the whole import
@@ -178,7 +201,9 @@ def test_import_json_and_jsonl_dry_run_and_upsert(
     assert set(stored) == {"A2", "B", "C"} and stored["A2"]["price_cents"] == 150
 
 
-def test_import_refuses_an_unreadable_file(cli_env: MongoClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_refuses_an_unreadable_file(
+    cli_env: MongoClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "catalog.json"
     bad.write_text('{"name": "not an array"}')
     assert cli.main(["import-products", str(bad)]) == 2
@@ -253,20 +278,45 @@ async def _spread_catalog(mongo: Any) -> list[dict[str, Any]]:
     """Products written behind the API over years of ``_id``/``created_at`` and a wide price range, plus outliers."""
     base = datetime(2020, 1, 1, tzinfo=UTC)
     docs = []
-    prices = ["0.01", "0.99", "1.00", "1.00", "9.99", "10", "10", "49.50", "120", "999.99", "5000", "75000", "999999.99", "1000000"]
+    prices = [
+        "0.01",
+        "0.99",
+        "1.00",
+        "1.00",
+        "9.99",
+        "10",
+        "10",
+        "49.50",
+        "120",
+        "999.99",
+        "5000",
+        "75000",
+        "999999.99",
+        "1000000",
+    ]
     for i in range(40):
-        when = base + timedelta(seconds=int(1.9**(i % 25)) + i)
-        product = ProductCreate(name=f"p{i:02d}", price=Decimal(prices[i % len(prices)]), stock=1, category="c" if i % 3 else "d")
+        when = base + timedelta(seconds=int(1.9 ** (i % 25)) + i)
+        product = ProductCreate(
+            name=f"p{i:02d}", price=Decimal(prices[i % len(prices)]), stock=1, category="c" if i % 3 else "d"
+        )
         doc = repository.new_product_document(product, now=when)
         doc["_id"] = ObjectId.from_datetime(when)
         docs.append(doc)
     await mongo["products"].insert_many(docs)
     await repository.record_extent(mongo, docs[5:30])  # a stale extent: only speed may suffer, never results
     # written behind the API: a price outside the valid range, and dates outside the recorded extent
-    odd = repository.new_product_document(ProductCreate(name="odd", price=Decimal("1"), stock=1), now=base - timedelta(days=900))
-    odd.update({"_id": ObjectId.from_datetime(base + timedelta(days=3000)), "price": Decimal128("2000000"), "price_cents": Int64(200_000_000)})
+    odd = repository.new_product_document(
+        ProductCreate(name="odd", price=Decimal(1), stock=1), now=base - timedelta(days=900)
+    )
+    odd.update(
+        {
+            "_id": ObjectId.from_datetime(base + timedelta(days=3000)),
+            "price": Decimal128("2000000"),
+            "price_cents": Int64(200_000_000),
+        }
+    )
     await mongo["products"].insert_one(odd)
-    gone = repository.new_product_document(ProductCreate(name="gone", price=Decimal("3"), stock=1), now=base)
+    gone = repository.new_product_document(ProductCreate(name="gone", price=Decimal(3), stock=1), now=base)
     gone["deleted_at"] = base
     await mongo["products"].insert_one(gone)
     return [*docs, odd]
@@ -302,7 +352,9 @@ async def test_every_order_pages_through_exactly_the_live_products(
 
 
 async def test_price_cents_and_extent_are_backfilled_idempotently(mongo: Any) -> None:
-    doc = repository.new_product_document(ProductCreate(name="legacy", price=Decimal("12.34"), stock=1), now=datetime.now(UTC))
+    doc = repository.new_product_document(
+        ProductCreate(name="legacy", price=Decimal("12.34"), stock=1), now=datetime.now(UTC)
+    )
     del doc["price_cents"]
     await mongo["products"].insert_one(doc)
     await mongo["catalog_meta"].delete_many({})
@@ -381,7 +433,9 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
     from backend_app.main import create_app
 
     with FailPointMongo(storage_path=":memory:") as server:
-        slow = settings.model_copy(update={"mongodb_uri": server.uri, "mongodb_max_time_ms": 200, "cache_enabled": False})
+        slow = settings.model_copy(
+            update={"mongodb_uri": server.uri, "mongodb_max_time_ms": 200, "cache_enabled": False}
+        )
         application = create_app(slow)
         async with LifespanManager(application):
             transport = httpx.ASGITransport(app=application)
@@ -395,7 +449,12 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
                     "configureFailPoint",
                     "failCommand",
                     mode={"times": 1},
-                    data={"failCommands": ["find"], "blockConnection": True, "blockTimeMS": 1500, "appName": "storefront"},
+                    data={
+                        "failCommands": ["find"],
+                        "blockConnection": True,
+                        "blockTimeMS": 1500,
+                        "appName": "storefront",
+                    },
                 )
                 try:
                     started = time.perf_counter()

@@ -76,7 +76,9 @@ async def test_product_list_queries_use_indexes(client, mongo, settings, admin_h
     )
     for page_cursor in (None, cursor):
         window = PageParams(limit=3, cursor=page_cursor, codec=CursorCodec(settings.signing_key)).window(
-            scope=products_service.LIST_SCOPE, filters=filters.fingerprint_fields(), sort=products_service.list_order(sort)
+            scope=products_service.LIST_SCOPE,
+            filters=filters.fingerprint_fields(),
+            sort=products_service.list_order(sort),
         )
         stages = keyset_stages(filters.to_query(), window)
         # what is run: each range stage cut into key windows (products.repository.key_windows)

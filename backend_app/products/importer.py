@@ -149,9 +149,7 @@ def read_rows(path: Path, fmt: str | None = None) -> list[Row]:
 
 
 def _reason(issues: list[Any]) -> str:
-    return "; ".join(
-        (".".join(str(p) for p in issue.loc) + ": " if issue.loc else "") + issue.msg for issue in issues
-    )
+    return "; ".join((".".join(str(p) for p in issue.loc) + ": " if issue.loc else "") + issue.msg for issue in issues)
 
 
 async def import_rows(

@@ -97,7 +97,7 @@ class ProductFilter:
         return asdict(self)
 
 
-def _collection(db: MongoDatabase):  # noqa: ANN202 - AsyncCollection generic is noisy
+def _collection(db: MongoDatabase):
     return db[COLLECTION]
 
 
@@ -174,7 +174,9 @@ async def backfill_price_cents(db: MongoDatabase) -> int:
 
     coll = _collection(db)
     updates = [
-        UpdateOne({"_id": doc["_id"], "price": doc["price"]}, {"$set": {PRICE_KEY: to_cents(from_bson_money(doc["price"]))}})
+        UpdateOne(
+            {"_id": doc["_id"], "price": doc["price"]}, {"$set": {PRICE_KEY: to_cents(from_bson_money(doc["price"]))}}
+        )
         async for doc in coll.find({PRICE_KEY: {"$exists": False}}, {"price": 1})
         if doc.get("price") is not None
     ]
@@ -412,7 +414,9 @@ async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
     """
     if field == PRICE_KEY:
         return PRICE_EXTENT
-    meta = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID}, {f"oldest.{field}": 1, f"newest.{field}": 1})
+    meta = await db[CATALOG_META_COLLECTION].find_one(
+        {"_id": CATALOG_META_ID}, {f"oldest.{field}": 1, f"newest.{field}": 1}
+    )
     oldest = (meta or {}).get("oldest", {}).get(field)
     newest = (meta or {}).get("newest", {}).get(field)
     if oldest is None or newest is None:
@@ -668,7 +672,9 @@ async def backfill_extent(db: MongoDatabase) -> bool:
         Whether anything was recorded (False: already recorded, or no product).
     """
     meta = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID})
-    if meta is not None and all(meta.get(end, {}).get(k) is not None for end in ("oldest", "newest") for k in EXTENT_KEYS):
+    if meta is not None and all(
+        meta.get(end, {}).get(k) is not None for end in ("oldest", "newest") for k in EXTENT_KEYS
+    ):
         return False
     group: dict[str, Any] = {"_id": None}
     for key in EXTENT_KEYS:

@@ -64,7 +64,9 @@ async def create_products(
             min_length=1,
             max_length=MAX_BATCH,
             description="1..1000 products, each in the body shape of `POST /products` (validated one by one).",
-            examples=[[{"name": "Classic T-shirt", "price": 19.99, "sku": "TSH-1", "sizes": [{"size": "M", "quantity": 5}]}]],
+            examples=[
+                [{"name": "Classic T-shirt", "price": 19.99, "sku": "TSH-1", "sizes": [{"size": "M", "quantity": 5}]}]
+            ],
         ),
     ],
     upsert: Annotated[

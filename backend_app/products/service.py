@@ -248,7 +248,9 @@ def validate_product(raw: Any) -> ProductCreate | list[ValidationIssue]:
         return ProductCreate.model_validate(raw)
     except ValidationError as exc:
         return [
-            ValidationIssue(loc=[str(p) if not isinstance(p, int) else p for p in err["loc"]], msg=err["msg"], type=err["type"])
+            ValidationIssue(
+                loc=[str(p) if not isinstance(p, int) else p for p in err["loc"]], msg=err["msg"], type=err["type"]
+            )
             for err in exc.errors()
         ]
 
@@ -316,7 +318,9 @@ async def write_products(
 
 
 def _refused(index: int, status: int, reason: str) -> BatchItemResult:
-    return BatchItemResult(index=index, status=status, errors=[ValidationIssue(loc=["sku"], msg=reason, type="conflict")])
+    return BatchItemResult(
+        index=index, status=status, errors=[ValidationIssue(loc=["sku"], msg=reason, type="conflict")]
+    )
 
 
 async def create_products(db: MongoDatabase, *, items: list[Any], upsert: bool = False) -> BatchReport:
