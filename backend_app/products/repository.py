@@ -16,7 +16,7 @@ the embedded server sorts int64 about 12x faster than ``Decimal128``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -337,17 +337,28 @@ def _bounds(condition: Any, axis: KeyAxis) -> tuple[int | None, int | None]:
     return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
-def _width(axis: KeyAxis, edge: int, step: int, *, up: bool) -> int:
+def _width(axis: KeyAxis, edge: int, step: int, *, up: bool, last: int | None, seen: Any) -> int:
+    """Width of the next window: fixed growth, or fitted to the rows the last window held.
+
+    ``seen`` is what the reader sent back for the last window: ``(rows it
+    held, rows still wanted)``, or ``None``. On a time axis a last window that
+    held rows sets the next width from its density (25 % spare), at most
+    :data:`WINDOW_GROWTH` times the last width, so an offset page reads about
+    the rows it skips, not a whole over-grown window.
+    """
     grown = axis.first_span * WINDOW_GROWTH**step
     if not axis.relative:
-        return grown
+        if last is not None and seen is not None and seen[0] > 0:
+            held, wanted = seen
+            return max(1, min(-(-wanted * last * 5 // (held * 4)), last * WINDOW_GROWTH))
+        return grown if last is None else last * WINDOW_GROWTH
     share = abs(edge) >> max(0, 4 - step)  # 1/16, 1/4, then the whole distance from zero
     return max(grown, share if up else min(share, abs(edge) // 2), 1)
 
 
 def key_windows(
     stage: dict[str, Any], axis: KeyAxis, direction: int, extent: tuple[int, int] | None
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], tuple[int, int] | None, None]:
     """The filters to run, in order, for one range stage on ``axis.field``: ``stage`` cut into windows.
 
     Windows start at the stage's own bound on the key (a cursor) or, without
@@ -358,6 +369,8 @@ def key_windows(
     the stage's order. The windows before the first and after the last are
     open-ended, so nothing outside ``extent`` (a product written behind the
     API, a stale extent) is ever left out: ``extent`` only decides speed.
+    A reader may ``send`` back ``(rows the window held, rows still wanted)``
+    to fit the next width (:func:`_width`); plain iteration works too.
 
     Args:
         stage: a keyset stage (``core.pagination.keyset_stages``) whose
@@ -383,26 +396,28 @@ def key_windows(
         # server serves it from the first clause that leads an index (``window_by_id`` for ``_id``).
         return {axis.field: merged.pop(axis.field), **merged} if axis.field in merged else merged
 
-    step = 0
+    step, last, seen = 0, None, None
     if direction == 1:
         edge = low if low is not None else lo_end
         start_open = low is None  # first window also takes everything below the extent
         while True:
-            upper = edge + _width(axis, edge, step, up=True)
+            width = _width(axis, edge, step, up=True, last=last, seen=seen)
+            upper = edge + width
             if upper >= (high if high is not None else hi_end):
                 yield piece(None if start_open else edge, None)
                 return
-            yield piece(None if start_open else edge, upper)
-            edge, step, start_open = upper, step + 1, False
+            seen = yield piece(None if start_open else edge, upper)
+            edge, step, start_open, last = upper, step + 1, False, width
     edge = high if high is not None else hi_end
     end_open = high is None  # first window also takes everything above the extent
     while True:
-        lower = edge - _width(axis, edge, step, up=False)
+        width = _width(axis, edge, step, up=False, last=last, seen=seen)
+        lower = edge - width
         if lower <= (low if low is not None else lo_end):
             yield piece(None, None if end_open else edge)
             return
-        yield piece(lower, None if end_open else edge)
-        edge, step, end_open = lower, step + 1, False
+        seen = yield piece(lower, None if end_open else edge)
+        edge, step, end_open, last = lower, step + 1, False, width
 
 
 async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
@@ -446,15 +461,18 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
         ranged = axis.field not in stage or isinstance(stage[axis.field], dict)
         pieces = key_windows(stage, axis, window.scan_direction, extent) if ranged else iter([stage])
         rows: list[dict[str, Any]] = []
-        for piece in pieces:
+        piece = next(pieces)
+        while True:
             want = skip_left + limit - len(rows)
             found = await coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want)
-            taken = found[skip_left:]
+            rows.extend(found[skip_left:])
             skip_left = max(0, skip_left - len(found))
-            rows.extend(taken)
             if len(rows) >= limit:
-                break
-        return rows
+                return rows
+            try:
+                piece = pieces.send((len(found), skip_left + limit - len(rows))) if ranged else next(pieces)
+            except StopIteration:
+                return rows
 
     return await read_window(filters.to_query(), window, read)
 
