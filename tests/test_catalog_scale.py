@@ -467,3 +467,47 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
                 assert elapsed < 1.0, elapsed  # the server is still blocked for 1.5 s
                 await asyncio.sleep(1.5)  # let the blocked command finish before the server stops
                 assert (await client.get("/products")).status_code == 200
+
+
+async def test_misses_in_two_processes_share_one_query_through_redis(
+    settings: Settings, redis_url: str, password_hash: str
+) -> None:
+    """Two app objects (as two workers) on one Redis page cache: a miss computed by one is awaited by the other."""
+    from contextlib import AsyncExitStack
+
+    from asgi_lifespan import LifespanManager
+
+    from backend_app.devtools.seed import seed_user
+    from backend_app.main import create_app
+
+    shared = settings.model_copy(update={"cache_uri": redis_url})
+    listener = ProductFinds()
+    async with AsyncExitStack() as stack:
+        clients, watched = [], []
+        for name in ("worker-a", "worker-b"):
+            application = create_app(shared)
+            await stack.enter_async_context(LifespanManager(application))
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                shared.effective_mongodb_uri, tz_aware=True, event_listeners=[listener]
+            )
+            watched.append(mongo)
+            application.state.db = mongo[shared.mongodb_db]
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=f"http://{name}")
+            clients.append(await stack.enter_async_context(http))
+        admin = await seed_user(
+            watched[0][shared.mongodb_db], shared, username="root_admin", role="admin", password_hash=password_hash
+        )
+        for i in range(8):
+            await create_product(clients[0], admin, name=f"p{i}", price=i + 1)
+        params = {"sort": "price", "limit": "3"}
+        listener.count = 0
+        assert (await clients[0].get("/products", params=params)).status_code == 200
+        one = listener.count
+        await create_product(clients[0], admin, name="write")
+        listener.count = 0
+        responses = await asyncio.gather(*(clients[i % 2].get("/products", params=params) for i in range(16)))
+        both = listener.count
+        for mongo in watched:
+            await mongo.close()
+    assert all(r.status_code == 200 for r in responses) and len({r.content for r in responses}) == 1
+    assert both == one, (one, both)
