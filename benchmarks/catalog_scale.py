@@ -19,7 +19,8 @@ directory on disk):
    page's ``next_cursor``.
 5. Times raw PyMongo for each variant on ``scale_raw``: the straightforward
    query (``find(filter).sort(key, _id).skip(offset).limit(11)``, price on the
-   ``Decimal128`` field, as before this issue), the app's indexes present.
+   ``Decimal128`` field, as before this issue), the app's indexes present; and
+   the two price sorts again on the int64 ``price_cents`` (the money decision).
 6. Single-flight: after a catalog write (a version bump), 1 request of
    ``offset=5000``, then after another write 16 identical concurrent ones;
    prints both times and the ratio (target ≤ 2).
@@ -187,6 +188,16 @@ async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bo
             coll.find(to_decimal128_filter(query), repository.LIST_PROJECTION).sort(sort).skip(skip).limit(11).to_list()
         )
         out[label] = time.perf_counter() - start
+    # money: the same naive sorts on the int64 twin of the price (no windows either)
+    for label, direction in (("sort=price", 1), ("sort=-price", -1)):
+        start = time.perf_counter()
+        await (
+            coll.find({"deleted_at": None}, repository.LIST_PROJECTION)
+            .sort([("price_cents", direction), ("_id", direction)])
+            .limit(11)
+            .to_list()
+        )
+        out[f"{label} int64"] = time.perf_counter() - start
     return out
 
 
@@ -275,6 +286,12 @@ async def main() -> int:
         failures += status != 200 or cold >= COLD_TARGET_S or warm >= WARM_TARGET_S
         raw_text = f"{raw_s_label:.3f}" if raw_s_label is not None else "–"
         print(f"| {label} | {status} | {cold:.3f} | {warm:.4f} | {raw_text} | {verdict} |")
+    if "sort=price" in raw:
+        print("\nMoney: the naive raw sort of all live products, by type of the sort key (same server, same run)")
+        print("\n| raw PyMongo, no windows | Decimal128 `price` (s) | int64 `price_cents` (s) |")
+        print("|---|---:|---:|")
+        for label in ("sort=price", "sort=-price"):
+            print(f"| {label} | {raw[label]:.3f} | {raw[label + ' int64']:.3f} |")
     ratio = flight["sixteen"] / flight["one"]
     print(
         f"\nsingle-flight (offset=5000, limit=20, right after a write): 1 request {flight['one']:.3f} s; "

@@ -28,15 +28,6 @@ Sku = Annotated[
         description="Optional product code (1..64 chars: letters, digits, `.`, `_`, `/`, `-`), unique when given.",
     ),
 ]
-#: Stock-keeping unit: the caller's own product code, unique among products when given (imports match on it).
-Sku = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
-        examples=["TSH-CLA-RED-001"],
-        description="Optional product code (1..64 chars: letters, digits, `.`, `_`, `/`, `-`), unique when given.",
-    ),
-]
 
 #: ``sort`` values of ``GET /products`` (spec §4); ``-`` means descending, ``_id`` breaks ties.
 ProductSort = Literal["_id", "price", "-price", "created_at", "-created_at"]

@@ -10,7 +10,8 @@ stale. Orders do not bump it: they change stock, which list pages do not show.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -107,6 +108,15 @@ def to_public(doc: dict[str, Any]) -> ProductPublic:
     )
 
 
+@contextlib.contextmanager
+def _sku_must_be_free(sku: str | None) -> Iterator[None]:
+    """Turn the ``sku`` unique index's duplicate-key error inside the block into :class:`SkuTakenError` (409)."""
+    try:
+        yield
+    except DuplicateKeyError:
+        raise SkuTakenError(sku) from None
+
+
 def _found(doc: dict[str, Any] | None, product_id: str) -> ProductPublic:
     """``doc`` in its public form; ``None`` (not live) → :class:`ProductNotFoundError` (404)."""
     if doc is None:
@@ -120,10 +130,8 @@ async def create_product(db: MongoDatabase, *, product: ProductCreate) -> str:
     Raises:
         SkuTakenError: another product has its ``sku`` (409).
     """
-    try:
+    with _sku_must_be_free(product.sku):
         product_id = await repository.insert_product(db, product=product)
-    except DuplicateKeyError:
-        raise SkuTakenError(product.sku) from None
     await catalog_changed(db)
     return str(product_id)
 
@@ -135,10 +143,8 @@ async def replace_product(db: MongoDatabase, *, product_id: str, product: Produc
         ProductNotFoundError: unknown or soft-deleted (404).
         SkuTakenError: another product has its ``sku`` (409).
     """
-    try:
+    with _sku_must_be_free(product.sku):
         doc = await repository.replace_product(db, product_id=oid(product_id), product=product)
-    except DuplicateKeyError:
-        raise SkuTakenError(product.sku) from None
     product_public = _found(doc, product_id)
     await catalog_changed(db)
     return product_public
@@ -151,10 +157,8 @@ async def update_product(db: MongoDatabase, *, product_id: str, changes: Product
         ProductNotFoundError: unknown or soft-deleted (404).
         SkuTakenError: another product has its ``sku`` (409).
     """
-    try:
+    with _sku_must_be_free(changes.sku):
         doc = await repository.update_product(db, product_id=oid(product_id), changes=changes)
-    except DuplicateKeyError:
-        raise SkuTakenError(changes.sku) from None
     product_public = _found(doc, product_id)
     await catalog_changed(db)
     return product_public
