@@ -129,6 +129,7 @@ def to_decimal128_filter(value: Any) -> Any:
 
 
 async def timed_get(http: httpx.AsyncClient, params: dict[str, str]) -> tuple[float, httpx.Response]:
+    """``GET /products`` with ``params``: ``(seconds, response)``."""
     start = time.perf_counter()
     response = await http.get("/products", params=params)
     return time.perf_counter() - start, response
@@ -140,12 +141,14 @@ async def bump(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
 
 
 def mark(seconds: float, target: float) -> str:
+    """``ok`` when ``seconds`` is under ``target``, else ``SLOW``."""
     return "ok" if seconds < target else "SLOW"
 
 
 async def measure_api(
     base_url: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
+    """Cold and warm time of every variant and cursor page through uvicorn, and the single-flight pair (step 4, 6)."""
     rows: list[tuple[str, float, float, int]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         for label, params, _raw in VARIANTS:
@@ -178,6 +181,7 @@ async def measure_api(
 
 
 async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bool) -> dict[str, float]:
+    """Seconds of each variant's naive raw query on ``scale_raw`` (step 5), by label."""
     coll = mongo[RAW_DB]["products"]
     out: dict[str, float] = {}
     for label, _params, (query, sort, skip) in VARIANTS:
@@ -202,6 +206,7 @@ async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bo
 
 
 async def raw_insert(mongo: AsyncMongoClient[dict[str, Any]], rows: list[dict[str, Any]]) -> float:
+    """Seconds of PyMongo ``insert_many`` of ``rows`` as stored documents into ``scale_raw`` (indexes first)."""
     from datetime import UTC, datetime
 
     await repository.ensure_indexes(mongo[RAW_DB])
@@ -215,6 +220,7 @@ async def raw_insert(mongo: AsyncMongoClient[dict[str, Any]], rows: list[dict[st
 
 
 def commit() -> str:
+    """The short hash of the checked-out commit (``unknown`` outside git)."""
     try:
         return subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -245,9 +251,9 @@ async def main() -> int:
             raw_s = await raw_insert(mongo, rows)  # first, so any slow-down from earlier writes hits the importer
             print(f"  raw insert_many: {raw_s:.2f} s", file=sys.stderr)
             start = time.perf_counter()
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: ASYNC221 - the timed child process is the point; nothing else runs
                 [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
-                cwd=ROOT, env=env, capture_output=True, text=True,
+                cwd=ROOT, env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
             import_s = time.perf_counter() - start
             print(f"  import: {import_s:.2f} s; {done.stdout.strip()[:300]}", file=sys.stderr)
