@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend_app {serve,dev,create-admin}``.
+"""Command line: ``python -m backend_app {serve,dev,create-admin,import-products}``.
 
 - ``serve``: run the API with uvicorn on ``HOST``:``PORT`` with
   ``WEB_CONCURRENCY`` worker processes (settings). uvicorn's own access log
@@ -7,7 +7,9 @@
   ``PROMETHEUS_MULTIPROC_DIR`` set, that directory is emptied first
   (docs/observability.md).
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
-  ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
+  ``./data/db``) unless ``MONGODB_URI`` is configured, load the demo catalog
+  into it when it has no products (``backend_app.demo``; ``DEMO_DATA=false``
+  skips it; never with a configured ``MONGODB_URI``), then serve; Ctrl-C
   stops both, the database cleanly.
 - ``create-admin --username NAME --email EMAIL [--full-name TEXT] [--promote-existing]``:
   create that account as an active admin (spec §3). The password comes from
@@ -16,6 +18,11 @@
   refused (exit status 1: anyone could have registered it) unless
   ``--promote-existing``, which makes it an active admin, sets its password
   and ends every session of it (issue 10, item 3).
+  Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
+
+- ``import-products PATH [--format json|jsonl|csv] [--dry-run] [--upsert]``:
+  bulk import of a catalog file (``products.importer``), with a progress bar
+  on stderr and a report on stdout; exit status 1 when any row was refused.
   Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
 
 A configuration error (e.g. ``APP_ENV=production`` without a 32-byte
@@ -74,12 +81,15 @@ def _serve(*, reload: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _embedded_db_unless_configured(data_dir: str) -> Iterator[None]:
-    """Run the body with ``MONGODB_URI`` set: the configured one, or an embedded SecantusDB on ``data_dir``."""
+def _embedded_db_unless_configured(data_dir: str) -> Iterator[bool]:
+    """Run the body with ``MONGODB_URI`` set: the configured one, or an embedded SecantusDB on ``data_dir``.
+
+    Yields whether the database is the embedded one started here.
+    """
     settings = get_settings()
     if settings.mongodb_uri:
         print(f"MONGODB_URI is set; using it (database {settings.mongodb_db!r}).", flush=True)
-        yield
+        yield False
         return
     from backend_app.devtools.embedded_db import EmbeddedMongo
 
@@ -97,15 +107,67 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[None]:
     os.environ["MONGODB_URI"] = db.uri
     get_settings.cache_clear()
     try:
-        yield
+        yield True
     finally:
         print("Stopping SecantusDB ...", flush=True)
         db.stop()
 
 
 def _dev(data_dir: str) -> None:
-    with _embedded_db_unless_configured(data_dir), contextlib.suppress(KeyboardInterrupt):
+    with _embedded_db_unless_configured(data_dir) as embedded, contextlib.suppress(KeyboardInterrupt):
+        if embedded:
+            from backend_app.demo import load_demo_catalog_cli
+
+            load_demo_catalog_cli(get_settings())
         _serve()
+
+
+async def _import_products(settings: Settings | None, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from backend_app.core.db import create_client
+    from backend_app.products import importer
+    from backend_app.products import repository as products_repository
+
+    path = Path(args.path)
+    try:
+        rows = importer.read_rows(path, args.format)
+    except importer.CatalogFileError as exc:
+        print(f"import-products: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    client = create_client(settings) if settings is not None else None
+    try:
+        db = client[settings.mongodb_db] if client is not None and settings is not None else None
+        if db is not None:
+            await products_repository.ensure_indexes(db)
+        columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+            checking = progress.add_task("validate", total=len(rows))
+            writing = progress.add_task("write", total=None if args.dry_run else len(rows), visible=not args.dry_run)
+            report = await importer.import_rows(
+                db,
+                rows,
+                upsert=args.upsert,
+                dry_run=args.dry_run,
+                on_validated=lambda n: progress.advance(checking, n),
+                on_written=lambda n: progress.advance(writing, n),
+            )
+            progress.update(writing, total=report.valid, completed=report.valid)
+    finally:
+        if client is not None:
+            await client.close()
+    print(importer.format_report(report, source=str(path)))
+    return 1 if report.refused else 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    if args.dry_run:  # validation only: no database needed
+        return asyncio.run(_import_products(None, args))
+    with _embedded_db_unless_configured(args.data_dir):
+        return asyncio.run(_import_products(get_settings(), args))
 
 
 def _read_admin_password() -> str:
@@ -188,6 +250,21 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument(
         "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
     )
+    imp = sub.add_parser(
+        "import-products",
+        help="bulk import products from a JSON array, JSON Lines or CSV file",
+        description="Validates every row as POST /products does, writes valid rows in batches, "
+        "prints a report; exit status 1 when any row was refused. Formats: docs/catalog-at-scale.md.",
+    )
+    imp.add_argument("path", help="the catalog file (.json, .jsonl/.ndjson or .csv)")
+    imp.add_argument("--format", choices=["json", "jsonl", "csv"], default=None, help="override the extension")
+    imp.add_argument("--dry-run", action="store_true", help="validate only; write nothing (no database needed)")
+    imp.add_argument(
+        "--upsert", action="store_true", help="update the live product with the row's sku instead of refusing"
+    )
+    imp.add_argument(
+        "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
+    )
     args = parser.parse_args(argv)
     try:
         get_settings()
@@ -201,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         _dev(args.data_dir)
     elif args.command == "create-admin":
         return _create_admin(args)
+    elif args.command == "import-products":
+        return _import(args)
     return 0
 
 

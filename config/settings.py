@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
     #: ``redis://host:6379/1``: keep pages in Redis (shared by every worker and host) instead of in process.
     cache_uri: str | None = None
+    #: Seconds a ``GET /products`` miss waits for another process computing the same page (Redis cache only;
+    #: single-flight across processes, ``products.cache``), polling the cache; after it computes the page itself.
+    cache_fill_wait_seconds: float = Field(default=2.0, ge=0, le=30)
+
+    #: ``python -m backend_app dev`` loads the demo catalog (``backend_app/demo``) into an EMPTY embedded
+    #: database. Never with a configured ``MONGODB_URI``, never in ``serve``. ``false`` starts empty.
+    demo_data: bool = True
 
     #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404.
     metrics_token: SecretStr | None = None

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import pytest
 
-from backend_app.core.pagination import CursorCodec, PageParams, SortOrder, keyset_sort, keyset_stages
+from backend_app.core.pagination import CursorCodec, PageParams, keyset_sort, keyset_stages
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.products import repository as products_repository
@@ -76,9 +76,23 @@ async def test_product_list_queries_use_indexes(client, mongo, settings, admin_h
     )
     for page_cursor in (None, cursor):
         window = PageParams(limit=3, cursor=page_cursor, codec=CursorCodec(settings.signing_key)).window(
-            scope=products_service.LIST_SCOPE, filters=filters.fingerprint_fields(), sort=SortOrder.parse(sort)
+            scope=products_service.LIST_SCOPE,
+            filters=filters.fingerprint_fields(),
+            sort=products_service.list_order(sort),
         )
         stages = keyset_stages(filters.to_query(), window)
+        # what is run: each range stage cut into key windows (products.repository.key_windows)
+        axis = products_repository.AXES[window.sort.field]
+        extent = await products_repository.key_extent(mongo, axis.field)
+        stages = [
+            piece
+            for stage in stages
+            for piece in (
+                products_repository.key_windows(stage, axis, window.scan_direction, extent)
+                if isinstance(stage.get(axis.field, {}), dict)
+                else [stage]
+            )
+        ]
         # the first page may ride any index matching its filter; cursor pages must ride the sort's range
         await _assert_index_scans(
             mongo[products_repository.COLLECTION], stages, keyset_sort(window), index if page_cursor else None

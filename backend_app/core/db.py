@@ -8,16 +8,18 @@ dependency alias; nothing else in the app creates clients.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any
 
+import pymongo
 from fastapi import Depends, Request
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from backend_app.core.errors import ServiceUnavailableError
+from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.core.metrics import DatabaseCommandMetrics
 from config import Settings
 
@@ -86,3 +88,28 @@ async def run_in_transaction(
     """
     async with client.start_session() as session:
         return await session.with_transaction(work)
+
+
+@contextlib.contextmanager
+def query_deadline(max_time_ms: int, *, error: Callable[[], DomainError]) -> Iterator[None]:
+    """Bound every database operation in the block to ``max_time_ms`` ms in total, on the client's clock.
+
+    Uses PyMongo's client-side operation timeout (``pymongo.timeout``): each
+    command carries the time left as ``maxTimeMS`` *and* the driver stops
+    waiting for the reply when it runs out, closing that connection. So the
+    caller gets its answer on time even when the server does not stop (the
+    embedded server checks ``maxTimeMS`` only while filtering, never while
+    sorting; issue 11). Every timeout the driver reports inside the block
+    (``ExecutionTimeout`` from the server, ``NetworkTimeout`` from the client,
+    any ``PyMongoError`` whose ``timeout`` is true) becomes ``error()``.
+
+    Raises:
+        DomainError: ``error()`` (e.g. 503 ``query_timeout``) when the time ran out.
+    """
+    try:
+        with pymongo.timeout(max_time_ms / 1000):
+            yield
+    except PyMongoError as exc:
+        if exc.timeout:
+            raise error() from None
+        raise

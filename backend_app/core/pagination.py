@@ -34,6 +34,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from bson import Decimal128, ObjectId, json_util
@@ -400,6 +401,8 @@ _UPPER_BOUNDS = {"$lt", "$lte"}
 
 
 def _comparable(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:  # BSON dates are UTC; cursors decode them naive
+        return value.replace(tzinfo=UTC)
     return value.to_decimal() if isinstance(value, Decimal128) else value
 
 

@@ -38,6 +38,18 @@ Server-side page cache (``GET /products``)
     host. Entries also expire after ``CACHE_TTL_SECONDS``, which bounds what an
     edit made directly in the database (not through the API) can leave behind.
     ``CACHE_ENABLED=false`` turns the server-side cache off (no version read).
+
+Single-flight (one query per miss)
+    Concurrent requests missing the same page under the same catalog version
+    share one computation: the first starts it as a task of its own (so a
+    client hanging up does not cancel it for the others) and the rest await
+    that task (:class:`SingleFlight`, per process). With the Redis store, the
+    process that computes also takes a short Redis lock
+    (``SET <page key>:fill:<version> NX PX``); other processes that miss while
+    it is held poll the cache every 20 ms for the page instead of querying,
+    for at most ``CACHE_FILL_WAIT_SECONDS``, after which they compute it
+    themselves (a crashed holder only delays them, the lock expires). The
+    version read per request is not shared: it is what keeps pages coherent.
     An unreachable Redis means no caching (pages come from the database): it is
     logged once, skipped for a back-off of 1 s doubling to 30 s, and its
     recovery is logged.
@@ -45,6 +57,7 @@ Server-side page cache (``GET /products``)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -106,6 +119,14 @@ class PageStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+    async def claim_fill(self, key: str, version: str) -> bool:
+        """Claim the right to compute ``key``'s page under ``version`` across processes (True: go ahead)."""
+        ...
+
+    async def release_fill(self, key: str, version: str) -> None:
+        """Give up a claim taken by :meth:`claim_fill`."""
         ...
 
 
@@ -173,6 +194,13 @@ class MemoryPageStore:
         """Drop every page."""
         self._pages.clear()
 
+    async def claim_fill(self, key: str, version: str) -> bool:
+        """Always True: one process's pages need no cross-process claim (:class:`SingleFlight` suffices)."""
+        return True
+
+    async def release_fill(self, key: str, version: str) -> None:
+        """Nothing to release."""
+
 
 class RedisPageStore:
     """Pages in Redis, shared by every worker and host: ``SET <prefix><sha256(key)> <page> EX <ttl>``.
@@ -188,7 +216,9 @@ class RedisPageStore:
         prefix: key prefix, naming the database so two catalogs never share pages.
     """
 
-    def __init__(self, url: str, *, prefix: str, ttl_seconds: int, max_bytes: int) -> None:
+    def __init__(
+        self, url: str, *, prefix: str, ttl_seconds: int, max_bytes: int, fill_wait_seconds: float = 2.0
+    ) -> None:
         self._redis = Redis.from_url(
             url,
             socket_timeout=REDIS_TIMEOUT_S,
@@ -198,6 +228,7 @@ class RedisPageStore:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_bytes = max_bytes
+        self.fill_wait_seconds = fill_wait_seconds
         self._skip_until = 0.0
         self._backoff = REDIS_RETRY_FIRST_S
         self._down = False
@@ -238,6 +269,31 @@ class RedisPageStore:
         """Close the client's connections."""
         await self._redis.aclose()
 
+    def _fill_key(self, key: str, version: str) -> str:
+        return f"{self.redis_key(key)}:fill:{version}"
+
+    async def claim_fill(self, key: str, version: str) -> bool:
+        """``SET <key>:fill:<version> 1 NX PX <fill_wait>``: True when taken (or Redis fails: compute locally)."""
+        if not self._available() or self.fill_wait_seconds <= 0:
+            return True
+        try:
+            taken = await self._redis.set(
+                self._fill_key(key, version), b"1", nx=True, px=max(1, int(self.fill_wait_seconds * 1000))
+            )
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return True
+        return bool(taken)
+
+    async def release_fill(self, key: str, version: str) -> None:
+        """Delete the claim (it also expires on its own after ``fill_wait_seconds``)."""
+        if not self._available():
+            return
+        try:
+            await self._redis.delete(self._fill_key(key, version))
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
     def _available(self) -> bool:
         return not self._down or time.monotonic() >= self._skip_until
 
@@ -268,12 +324,77 @@ def create_page_cache(settings: Settings) -> PageStore | None:
             prefix=f"storefront:{settings.mongodb_db}:catalog:list:",
             ttl_seconds=settings.cache_ttl_seconds,
             max_bytes=settings.cache_max_bytes,
+            fill_wait_seconds=settings.cache_fill_wait_seconds,
         )
     return MemoryPageStore(
         max_entries=settings.cache_max_entries,
         max_bytes=settings.cache_max_bytes,
         ttl_seconds=settings.cache_ttl_seconds,
     )
+
+
+#: How often a process waiting for another process's page polls the cache, in seconds.
+FILL_POLL_SECONDS = 0.02
+
+
+class SingleFlight:
+    """Concurrent callers asking for the same key share one run of the work (one per process).
+
+    The work runs as its own task, so a caller that goes away (client hung up)
+    does not cancel it for the others; every caller gets its result or its
+    exception. The key is forgotten as soon as the work finishes, so a later
+    call runs the work again (the page cache, not this, remembers results).
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task[Any]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Keys being computed now."""
+        return len(self._running)
+
+    async def run(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """``await work()`` once for all concurrent callers with ``key``; returns (or raises) its outcome."""
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(work())
+            self._running[key] = task
+            task.add_done_callback(lambda done, key=key: self._forget(key, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure every caller already saw is not "never retrieved"
+
+
+def _flights(request: Request) -> SingleFlight:
+    state = request.app.state
+    flights = getattr(state, "catalog_flights", None)
+    if flights is None:
+        flights = state.catalog_flights = SingleFlight()
+    return flights
+
+
+async def _fill(store: PageStore, key: str, version: str, make: Callable[[], Awaitable[CachedPage]]) -> CachedPage:
+    """The page of ``key`` under ``version``: computed here, or by the process holding the fill claim."""
+    claimed = await store.claim_fill(key, version)
+    if not claimed:
+        deadline = time.monotonic() + getattr(store, "fill_wait_seconds", 0.0)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(FILL_POLL_SECONDS)
+            page = await store.get(key)
+            if page is not None and page.version == version:
+                return page
+    try:
+        page = await make()
+        await store.put(key, page)
+        return page
+    finally:
+        if claimed:
+            await store.release_fill(key, version)
 
 
 def page_cache(request: Request) -> PageStore | None:
@@ -290,6 +411,9 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     2. if the cache holds this query's page stored under ``v``, send it;
     3. otherwise run the query (``compute()``), render it, and store it under
        ``v`` (the version read in 1, **before** the query), then send it.
+       Concurrent misses of the same page under ``v`` share that one query
+       (single-flight, module docstring); sharing keeps the argument below,
+       since every sharer read ``v`` and the query started after ``v`` was read.
 
     A writer bumps the version only *after* its write has completed
     (:func:`catalog_changed`). So a page stored under ``v`` came from a query
@@ -327,9 +451,12 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     hit = page is not None and page.version == version
     metrics.page_cache_lookup(hit=hit)
     if not hit:
-        body = http_cache.render_json(request, await compute())
-        page = CachedPage(version=version, etag=http_cache.entity_tag(body), body=body)
-        await store.put(key, page)
+
+        async def make() -> CachedPage:
+            body = http_cache.render_json(request, await compute())
+            return CachedPage(version=version, etag=http_cache.entity_tag(body), body=body)
+
+        page = await _flights(request).run(f"{version}\n{key}", lambda: _fill(store, key, version, make))
     return http_cache.conditional_response(request, body=page.body, etag=page.etag, cache_control=control)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend_app.core.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
+from backend_app.core.errors import ConflictError, NotFoundError, ServiceUnavailableError, UnprocessableError
 
 
 class ProductNotFoundError(NotFoundError):
@@ -40,3 +40,13 @@ class QueryTimeoutError(ServiceUnavailableError):
 
     code = "query_timeout"
     title = "Query took too long"
+
+
+class SkuTakenError(ConflictError):
+    """Another product (live or soft-deleted) already has this ``sku``: 409."""
+
+    code = "sku_taken"
+    title = "SKU already in use"
+
+    def __init__(self, sku: str | None) -> None:
+        super().__init__(f"Another product already has the sku {sku!r}.", sku=sku)

@@ -6,9 +6,9 @@ Reads are public; every write needs the admin role (spec §3 table).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.config import AppSettings
@@ -19,6 +19,8 @@ from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.products import cache, service
 from backend_app.products.schemas import (
+    MAX_BATCH,
+    BatchReport,
     ProductCreate,
     ProductCreated,
     ProductListItem,
@@ -38,12 +40,49 @@ PriceBound = Annotated[Decimal | None, Query(ge=0, le=1_000_000, decimal_places=
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductCreated,
-    responses=problem_responses(401, 403, 422, 500),
+    responses=problem_responses(401, 403, 409, 422, 500),
     summary="Create a product (admin)",
 )
 async def create_product(body: ProductCreate, db: Database, admin: AdminUser) -> ProductCreated:
-    """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``. Admins only."""
+    """Create a product (brief): ``{"name", "price", "sizes"}`` → ``201 {"id"}``. Admins only; ``sku`` taken → 409."""
     return ProductCreated(id=await service.create_product(db, product=body, actor=admin.username))
+
+
+@router.post(
+    "/batch",
+    status_code=status.HTTP_207_MULTI_STATUS,
+    response_model=BatchReport,
+    responses=problem_responses(401, 403, 422, 500),
+    summary="Create (or update by sku) up to 1,000 products (admin)",
+)
+async def create_products(
+    db: Database,
+    _admin: AdminUser,
+    items: Annotated[
+        list[Any],
+        Body(
+            min_length=1,
+            max_length=MAX_BATCH,
+            description="1..1000 products, each in the body shape of `POST /products` (validated one by one).",
+            examples=[
+                [{"name": "Classic T-shirt", "price": 19.99, "sku": "TSH-1", "sizes": [{"size": "M", "quantity": 5}]}]
+            ],
+        ),
+    ],
+    upsert: Annotated[
+        bool, Query(description="Update the live product that has the item's `sku` instead of refusing it.")
+    ] = False,
+) -> BatchReport:
+    """Write many products at once: ``207`` with one result per item, in request order.
+
+    Each item is validated on its own with the rules of ``POST /products``; a
+    bad item is reported (``422`` with ``errors``), never fails the others. An
+    item whose ``sku`` is taken is ``409`` (or, with ``upsert=true``, updates
+    that product: ``200``). Created items are ``201``. Every result carries its
+    ``index`` and the product ``id`` or the ``errors``. A body that is not a
+    JSON array of 1..1000 elements → 422.
+    """
+    return await service.create_products(db, items=items, upsert=upsert)
 
 
 @router.get(
@@ -115,7 +154,7 @@ async def get_product(request: Request, product_id: ProductId, db: Database) -> 
 @router.put(
     "/{product_id}",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 404, 422, 500),
+    responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Replace a product (admin)",
 )
 async def replace_product(product_id: ProductId, body: ProductCreate, db: Database, admin: AdminUser) -> ProductPublic:
@@ -126,7 +165,7 @@ async def replace_product(product_id: ProductId, body: ProductCreate, db: Databa
 @router.patch(
     "/{product_id}",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 404, 422, 500),
+    responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Update a product (admin)",
 )
 async def update_product(product_id: ProductId, body: ProductUpdate, db: Database, admin: AdminUser) -> ProductPublic:

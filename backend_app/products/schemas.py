@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from backend_app.core.errors import ValidationIssue
 from backend_app.core.types import Money
 
 ONE_SIZE = "one-size"
@@ -18,6 +19,15 @@ Description = Annotated[str, Field(max_length=2000)]
 Category = Annotated[str, Field(min_length=1, max_length=100, examples=["tops"])]
 Rating = Annotated[float, Field(ge=0, le=5)]
 Quantity = Annotated[int, Field(ge=0, le=1_000_000_000, description="Units in stock (≥ 0).")]
+#: Stock-keeping unit: the caller's own product code, unique among products when given (imports match on it).
+Sku = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+        examples=["TSH-CLA-RED-001"],
+        description="Optional product code (1..64 chars: letters, digits, `.`, `_`, `/`, `-`), unique when given.",
+    ),
+]
 
 #: ``sort`` values of ``GET /products`` (spec §4); ``-`` means descending, ``_id`` breaks ties.
 ProductSort = Literal["_id", "price", "-price", "created_at", "-created_at"]
@@ -45,8 +55,8 @@ class ProductCreate(BaseModel):
     """Body of ``POST /products`` and of ``PUT /products/{id}`` (a full replacement).
 
     The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
-    ``description``, ``category``, ``rating`` and ``stock`` are optional
-    (spec §4). ``stock`` without ``sizes`` stores one size ``"one-size"``.
+    ``description``, ``category``, ``rating``, ``sku`` and ``stock`` are optional
+    (spec §4; ``sku``: docs/catalog-at-scale.md). ``stock`` without ``sizes`` stores one size ``"one-size"``.
     On ``PUT``, an omitted optional field is cleared. Unknown fields → 422.
     """
 
@@ -58,6 +68,7 @@ class ProductCreate(BaseModel):
     description: Description | None = None
     category: Category | None = None
     rating: Rating | None = None
+    sku: Sku | None = None
     stock: Quantity | None = Field(default=None, description="Stock of a product without sizes (stored as 'one-size').")
 
     @model_validator(mode="after")
@@ -87,6 +98,7 @@ class ProductUpdate(BaseModel):
     description: Description | None = None
     category: Category | None = None
     rating: Rating | None = None
+    sku: Sku | None = None
 
     @field_validator("name", "price", "sizes")
     @classmethod
@@ -129,7 +141,36 @@ class ProductPublic(BaseModel):
     description: str | None = None
     category: str | None = None
     rating: float | None = None
+    sku: str | None = None
     sizes: list[SizeStock]
     stock: int = Field(description="Sum of the sizes' quantities.")
     created_at: datetime
     updated_at: datetime
+
+
+#: Most products one ``POST /products/batch`` takes (docs/catalog-at-scale.md).
+MAX_BATCH = 1000
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one product of a bulk write (``POST /products/batch`` and the importer).
+
+    ``status`` is an HTTP status per item, as in a ``207 Multi-Status`` body:
+    ``201`` created (``id``), ``200`` updated by ``sku`` (``--upsert``; ``id``),
+    ``409`` refused because its ``sku`` is taken (``errors``), ``422`` refused
+    because it is invalid (``errors``, the same rules as ``POST /products``).
+    """
+
+    index: int = Field(description="0-based position of the product in the request (or row - 1 for the importer).")
+    status: int = Field(examples=[201])
+    id: str | None = Field(default=None, description="The product's id (created or updated).")
+    errors: list[ValidationIssue] | None = Field(default=None, description="Why the product was refused.")
+
+
+class BatchReport(BaseModel):
+    """Body of ``POST /products/batch`` (``207``): one result per product, in request order, and the counts."""
+
+    results: list[BatchItemResult]
+    created: int
+    updated: int
+    refused: int

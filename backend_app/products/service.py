@@ -14,17 +14,20 @@ so the catalog and the audit trail never disagree (issue 13).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
+from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ExecutionTimeout
+from pymongo.errors import DuplicateKeyError
 
 from backend_app.audit import service as audit
-from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.errors import UnprocessableError
+from backend_app.core.db import MongoDatabase, query_deadline, run_in_transaction
+from backend_app.core.errors import UnprocessableError, ValidationIssue
 from backend_app.core.pagination import PageMeta, PageParams, SortOrder
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
@@ -35,9 +38,12 @@ from backend_app.products.exceptions import (
     ProductNotFoundError,
     QueryTimeoutError,
     SizeNotFoundError,
+    SkuTakenError,
 )
-from backend_app.products.repository import ProductFilter
+from backend_app.products.repository import PRICE_KEY, ProductFilter
 from backend_app.products.schemas import (
+    BatchItemResult,
+    BatchReport,
     ProductCreate,
     ProductListItem,
     ProductPublic,
@@ -50,6 +56,18 @@ from backend_app.products.schemas import (
 MAX_PATTERN_LENGTH = 100
 #: Cursor scope of ``GET /products`` (a cursor of another list is foreign here).
 LIST_SCOPE = "products"
+
+
+def list_order(sort: ProductSort) -> SortOrder:
+    """The stored order of a ``sort`` value: ``price`` sorts (and pages) by the integer ``price_cents``."""
+    order = SortOrder.parse(sort)
+    if order.field == "price":
+        return SortOrder(field=PRICE_KEY, direction=order.direction)
+    return order
+
+
+def _query_timeout() -> QueryTimeoutError:
+    return QueryTimeoutError("The product query exceeded the time limit (MONGODB_MAX_TIME_MS); narrow the filter.")
 
 
 def validate_name_pattern(pattern: str) -> str:
@@ -88,11 +106,34 @@ def to_public(doc: dict[str, Any]) -> ProductPublic:
         description=doc.get("description"),
         category=doc.get("category"),
         rating=doc.get("rating"),
+        sku=doc.get("sku"),
         sizes=sizes,
         stock=sum(s.quantity for s in sizes),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
+
+
+@contextlib.contextmanager
+def _sku_must_be_free(sku: str | None) -> Iterator[None]:
+    """Turn the ``sku`` unique index's duplicate-key error inside the block into :class:`SkuTakenError` (409).
+
+    A duplicate key on any other index (e.g. the audit trail's) is not a taken
+    SKU and propagates unchanged.
+    """
+    try:
+        yield
+    except DuplicateKeyError as exc:
+        if sku is None or not _is_sku_conflict(exc):
+            raise
+        raise SkuTakenError(sku) from None
+
+
+def _is_sku_conflict(exc: DuplicateKeyError) -> bool:
+    """Whether ``exc`` was raised by the products' ``sku_unique`` index (by key pattern, else by message)."""
+    details: dict[str, Any] = exc.details or {}
+    key_pattern = details.get("keyPattern") or details.get("keyValue") or {}
+    return "sku" in key_pattern or "sku_unique" in str(details.get("errmsg", exc))
 
 
 def _found(doc: dict[str, Any] | None, product_id: str) -> ProductPublic:
@@ -133,6 +174,9 @@ async def create_product(db: MongoDatabase, *, product: ProductCreate, actor: st
     """Store ``product`` and return its id as 24 hex digits (then bump the catalog version).
 
     The insert and its audit entry (``product.create`` by ``actor``) commit in one transaction.
+
+    Raises:
+        SkuTakenError: another product has its ``sku`` (409).
     """
 
     async def work(session: AsyncClientSession) -> ObjectId:
@@ -143,7 +187,8 @@ async def create_product(db: MongoDatabase, *, product: ProductCreate, actor: st
         )
         return product_id
 
-    product_id = await run_in_transaction(db.client, work)
+    with _sku_must_be_free(product.sku):
+        product_id = await run_in_transaction(db.client, work)
     await catalog_changed(db)
     return str(product_id)
 
@@ -178,16 +223,18 @@ async def replace_product(db: MongoDatabase, *, product_id: str, product: Produc
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
+        SkuTakenError: another product has its ``sku`` (409).
     """
-    doc = await _change_live_product(
-        db,
-        product_id=product_id,
-        actor=actor,
-        action="product.replace",
-        change=lambda session: repository.replace_product(
-            db, product_id=oid(product_id), product=product, session=session
-        ),
-    )
+    with _sku_must_be_free(product.sku):
+        doc = await _change_live_product(
+            db,
+            product_id=product_id,
+            actor=actor,
+            action="product.replace",
+            change=lambda session: repository.replace_product(
+                db, product_id=oid(product_id), product=product, session=session
+            ),
+        )
     await catalog_changed(db)
     return to_public(doc)
 
@@ -197,16 +244,18 @@ async def update_product(db: MongoDatabase, *, product_id: str, changes: Product
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
+        SkuTakenError: another product has its ``sku`` (409).
     """
-    doc = await _change_live_product(
-        db,
-        product_id=product_id,
-        actor=actor,
-        action="product.update",
-        change=lambda session: repository.update_product(
-            db, product_id=oid(product_id), changes=changes, session=session
-        ),
-    )
+    with _sku_must_be_free(changes.sku):
+        doc = await _change_live_product(
+            db,
+            product_id=product_id,
+            actor=actor,
+            action="product.update",
+            change=lambda session: repository.update_product(
+                db, product_id=oid(product_id), changes=changes, session=session
+            ),
+        )
     await catalog_changed(db)
     return to_public(doc)
 
@@ -284,11 +333,9 @@ async def list_products(
         min_price=min_price,
         max_price=max_price,
     )
-    window = page.window(scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=SortOrder.parse(sort))
-    try:
-        rows = await repository.list_products(db, filters=filters, window=window, max_time_ms=max_time_ms)
-    except ExecutionTimeout:
-        raise QueryTimeoutError("The product query exceeded the server time limit; narrow the filter.") from None
+    window = page.window(scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=list_order(sort))
+    with query_deadline(max_time_ms, error=_query_timeout):
+        rows = await repository.list_products(db, filters=filters, window=window)
     docs, meta = window.finish(rows)
     return [to_list_item(d) for d in docs], meta
 
@@ -300,3 +347,120 @@ async def get_product(db: MongoDatabase, *, product_id: str) -> ProductPublic:
         ProductNotFoundError: unknown or soft-deleted (404).
     """
     return _found(await repository.get_live_product(db, product_id=oid(product_id)), product_id)
+
+
+# --- Bulk writes: POST /products/batch and `python -m backend_app import-products` ----------------------
+
+#: Products written per ``insert_many`` / ``bulk_write`` round trip.
+WRITE_BATCH = 1000
+
+
+def validate_product(raw: Any) -> ProductCreate | list[ValidationIssue]:
+    """Validate one product of a bulk write with the rules of ``POST /products`` (:class:`ProductCreate`).
+
+    Returns:
+        The product, or the reasons it is refused (as in a 422's ``errors``).
+    """
+    try:
+        return ProductCreate.model_validate(raw)
+    except ValidationError as exc:
+        return [
+            ValidationIssue(
+                loc=[str(p) if not isinstance(p, int) else p for p in err["loc"]], msg=err["msg"], type=err["type"]
+            )
+            for err in exc.errors()
+        ]
+
+
+async def write_products(
+    db: MongoDatabase,
+    *,
+    products: Sequence[tuple[int, ProductCreate]],
+    upsert: bool = False,
+    batch_size: int = WRITE_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> list[BatchItemResult]:
+    """Store many validated products: the one bulk write of the catalog (batch endpoint and importer).
+
+    Products are written ``batch_size`` at a time with ``insert_many(ordered=False)``
+    (a refused product never stops the others). With ``upsert``, products
+    carrying a ``sku`` go through one unordered ``bulk_write`` of upserts
+    instead: a live product with that ``sku`` is updated (``200``), otherwise
+    one is created (``201``). Without it, a ``sku`` already taken is refused
+    (``409``). The catalog version is bumped **once**, after the last batch,
+    when anything was written.
+
+    Failure: a batch written before the process or database dies stays written
+    (each batch is acknowledged on its own); re-running the same input with
+    ``upsert`` and SKUs converges without duplicates. Had the version bump not
+    happened, cached list pages may stay stale for at most ``CACHE_TTL_SECONDS``.
+
+    Args:
+        products: ``(index, product)`` pairs; ``index`` is echoed in each result.
+        progress: called with the number of products each batch settled.
+
+    Returns:
+        One :class:`BatchItemResult` per product, in input order.
+    """
+    results: list[BatchItemResult] = []
+    written = False
+    for start in range(0, len(products), batch_size):
+        chunk = products[start : start + batch_size]
+        now = datetime.now(UTC)
+        by_sku = [(i, p) for i, p in chunk if upsert and p.sku is not None]
+        plain = [(i, p) for i, p in chunk if not (upsert and p.sku is not None)]
+        documents = [{"_id": ObjectId(), **repository.new_product_document(p, now=now)} for _, p in plain]
+        refused = await repository.insert_products(db, documents=documents)
+        outcome: dict[int, BatchItemResult] = {}
+        for pos, (index, _) in enumerate(plain):
+            if pos in refused:
+                outcome[index] = _refused(index, 409, refused[pos])
+            else:
+                outcome[index] = BatchItemResult(index=index, status=201, id=str(documents[pos]["_id"]))
+        created, updated, taken = await repository.upsert_products_by_sku(db, products=[p for _, p in by_sku], now=now)
+        for pos, (index, _) in enumerate(by_sku):
+            if pos in created:
+                outcome[index] = BatchItemResult(index=index, status=201, id=str(created[pos]))
+            elif pos in updated:
+                outcome[index] = BatchItemResult(index=index, status=200, id=str(updated[pos]))
+            else:
+                outcome[index] = _refused(index, 409, taken.get(pos, "sku could not be matched"))
+        written = written or any(r.status in (200, 201) for r in outcome.values())
+        results.extend(outcome[index] for index, _ in chunk)
+        if progress is not None:
+            progress(len(chunk))
+    if written:
+        await catalog_changed(db)
+    return results
+
+
+def _refused(index: int, status: int, reason: str) -> BatchItemResult:
+    return BatchItemResult(
+        index=index, status=status, errors=[ValidationIssue(loc=["sku"], msg=reason, type="conflict")]
+    )
+
+
+async def create_products(db: MongoDatabase, *, items: list[Any], upsert: bool = False) -> BatchReport:
+    """``POST /products/batch``: validate each item like ``POST /products``, write the valid ones, report each.
+
+    Returns:
+        Results in request order: ``201``/``200`` with ``id``, ``409``/``422`` with ``errors``.
+    """
+    valid: list[tuple[int, ProductCreate]] = []
+    results: dict[int, BatchItemResult] = {}
+    for index, raw in enumerate(items):
+        checked = validate_product(raw)
+        if isinstance(checked, ProductCreate):
+            valid.append((index, checked))
+        else:
+            results[index] = BatchItemResult(index=index, status=422, errors=checked)
+    for result in await write_products(db, products=valid, upsert=upsert):
+        results[result.index] = result
+    return batch_report([results[i] for i in range(len(items))])
+
+
+def batch_report(results: list[BatchItemResult]) -> BatchReport:
+    """Count ``results`` into a :class:`BatchReport` (created, updated, refused)."""
+    created = sum(r.status == 201 for r in results)
+    updated = sum(r.status == 200 for r in results)
+    return BatchReport(results=results, created=created, updated=updated, refused=len(results) - created - updated)

@@ -1,0 +1,311 @@
+"""Catalog at scale (issue 11): import 20,000 products with the CLI, then time every list variant cold and warm.
+
+Steps, all against one SecantusDB started here exactly as ``make run`` starts it
+(``devtools.EmbeddedMongo`` with its default flags, storage in a temporary
+directory on disk):
+
+1. Writes a 20,000-row JSON Lines catalog: the demo catalog (194 DummyJSON
+   products, ``backend_app/demo``) repeated, each copy with a ``(n)`` name
+   suffix, a ``-n`` SKU suffix and its price moved by -8..+8 %.
+2. Imports it with ``python -m backend_app import-products`` (a child process,
+   timed from start to exit, so Python start-up counts) into ``scale_bench``.
+3. (Before 2.) Inserts the same documents (``products.repository.new_product_document``)
+   with PyMongo's ``insert_many`` (batches of 1,000, unordered) into
+   ``scale_raw`` on the same server: the raw driver's time for the same write.
+4. Starts uvicorn (one worker, default settings: ``MONGODB_MAX_TIME_MS`` 2000,
+   in-process page cache) on ``scale_bench`` and times each ``GET /products``
+   variant cold (first request: a cache miss, the database query runs) and warm
+   (the same request again: a cache hit). Cursor pages follow the first
+   page's ``next_cursor``.
+5. Times raw PyMongo for each variant on ``scale_raw``: the straightforward
+   query (``find(filter).sort(key, _id).skip(offset).limit(11)``, price on the
+   ``Decimal128`` field, as before this issue), the app's indexes present; and
+   the two price sorts again on the int64 ``price_cents`` (the money decision).
+6. Single-flight: after a catalog write (a version bump), 1 request of
+   ``offset=5000``, then after another write 16 identical concurrent ones;
+   prints both times and the ratio (target ≤ 2).
+
+Usage::
+
+    .venv/bin/python benchmarks/catalog_scale.py [--products 20000] [--skip-raw-sorts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pymongo import AsyncMongoClient
+
+from backend_app.demo import DEMO_FILE
+from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.products import repository
+from backend_app.products.schemas import ProductCreate
+
+DB = "scale_bench"
+RAW_DB = "scale_raw"
+COLD_TARGET_S, COLD_STRETCH_S, WARM_TARGET_S, IMPORT_TARGET_S = 2.5, 1.0, 0.05, 30.0
+
+#: label → (GET /products query, raw PyMongo (filter, sort, skip)); ``then`` follows ``next_cursor``.
+VARIANTS: list[tuple[str, dict[str, str], tuple[dict[str, Any], list[tuple[str, int]], int]]] = [
+    ("first page", {}, ({"deleted_at": None}, [("_id", 1)], 0)),
+    ("sort=price", {"sort": "price"}, ({"deleted_at": None}, [("price", 1), ("_id", 1)], 0)),
+    ("sort=-price", {"sort": "-price"}, ({"deleted_at": None}, [("price", -1), ("_id", -1)], 0)),
+    ("sort=created_at", {"sort": "created_at"}, ({"deleted_at": None}, [("created_at", 1), ("_id", 1)], 0)),
+    ("sort=-created_at", {"sort": "-created_at"}, ({"deleted_at": None}, [("created_at", -1), ("_id", -1)], 0)),
+    (
+        "name=phone",
+        {"name": "phone"},
+        ({"deleted_at": None, "name": {"$regex": "phone", "$options": "i"}}, [("_id", 1)], 0),
+    ),
+    ("size=M", {"size": "M"}, ({"deleted_at": None, "sizes.size": "M"}, [("_id", 1)], 0)),
+    (
+        "category+sort=price",
+        {"category": "smartphones", "sort": "price"},
+        ({"deleted_at": None, "category": "smartphones"}, [("price", 1), ("_id", 1)], 0),
+    ),
+    (
+        "category+sort=-price",
+        {"category": "smartphones", "sort": "-price"},
+        ({"deleted_at": None, "category": "smartphones"}, [("price", -1), ("_id", -1)], 0),
+    ),
+    (
+        "price 100..200",
+        {"min_price": "100", "max_price": "200"},
+        (
+            {"deleted_at": None, "price": {"$gte": Decimal(100), "$lte": Decimal(200)}},
+            [("_id", 1)],
+            0,
+        ),
+    ),
+    ("offset=5000", {"offset": "5000"}, ({"deleted_at": None}, [("_id", 1)], 5000)),
+]
+#: Sorts whose second page (via ``next_cursor``) is timed too.
+CURSOR_SORTS = ["_id", "price", "-price", "created_at", "-created_at"]
+
+
+def catalog_rows(total: int) -> list[dict[str, Any]]:
+    """``total`` import rows: the demo catalog repeated, names ``(n)``, SKUs ``-n``, prices moved -8..+8 %."""
+    demo = [json.loads(line) for line in DEMO_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for i in range(total):
+        row = dict(demo[i % len(demo)])
+        copy = i // len(demo)
+        if copy:
+            row["name"] = f"{row['name']} ({copy + 1})"
+            row["sku"] = f"{row['sku']}-{copy + 1}"
+            factor = Decimal(100 + (copy % 17) - 8) / 100
+            price = (Decimal(str(row["price"])) * factor).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+            row["price"] = float(max(price, Decimal("0.01")))
+        rows.append(row)
+    return rows
+
+
+def to_decimal128_filter(value: Any) -> Any:
+    """Decimal values of a raw filter as ``Decimal128`` (the stored type of ``price``)."""
+    from bson import Decimal128
+
+    if isinstance(value, Decimal):
+        return Decimal128(value)
+    if isinstance(value, dict):
+        return {k: to_decimal128_filter(v) for k, v in value.items()}
+    return value
+
+
+async def timed_get(http: httpx.AsyncClient, params: dict[str, str]) -> tuple[float, httpx.Response]:
+    """``GET /products`` with ``params``: ``(seconds, response)``."""
+    start = time.perf_counter()
+    response = await http.get("/products", params=params)
+    return time.perf_counter() - start, response
+
+
+async def bump(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    """A catalog write's effect on the page cache: the catalog version bump (``catalog_changed``)."""
+    await repository.bump_catalog_version(mongo[DB])
+
+
+def mark(seconds: float, target: float) -> str:
+    """``ok`` when ``seconds`` is under ``target``, else ``SLOW``."""
+    return "ok" if seconds < target else "SLOW"
+
+
+async def measure_api(
+    base_url: str, mongo: AsyncMongoClient[dict[str, Any]]
+) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
+    """Cold and warm time of every variant and cursor page through uvicorn, and the single-flight pair (step 4, 6)."""
+    rows: list[tuple[str, float, float, int]] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        for label, params, _raw in VARIANTS:
+            cold, response = await timed_get(http, params)
+            warm, again = await timed_get(http, params)
+            assert again.content == response.content or response.status_code != 200
+            rows.append((label, cold, warm, response.status_code))
+            print(f"  {label}: {response.status_code} cold {cold:.3f} s, warm {warm:.4f} s", file=sys.stderr)
+        for sort in CURSOR_SORTS:
+            first = await http.get("/products", params={"sort": sort})
+            if first.status_code != 200:
+                rows.append((f"sort={sort} page 2 (cursor)", float("nan"), float("nan"), first.status_code))
+                continue
+            cursor = first.json()["page"]["next_cursor"]
+            params = {"sort": sort, "cursor": cursor}
+            cold, response = await timed_get(http, params)
+            warm, _ = await timed_get(http, params)
+            rows.append((f"sort={sort} page 2 (cursor)", cold, warm, response.status_code))
+        # single-flight: one request after a write, then 16 identical concurrent ones after another write
+        flight: dict[str, float] = {}
+        params = {"offset": "5000", "limit": "20"}
+        await bump(mongo)
+        flight["one"], _ = await timed_get(http, params)
+        await bump(mongo)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(http.get("/products", params=params) for _ in range(16)))
+        flight["sixteen"] = time.perf_counter() - start
+        assert all(r.status_code == 200 for r in results)
+    return rows, flight
+
+
+async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bool) -> dict[str, float]:
+    """Seconds of each variant's naive raw query on ``scale_raw`` (step 5), by label."""
+    coll = mongo[RAW_DB]["products"]
+    out: dict[str, float] = {}
+    for label, _params, (query, sort, skip) in VARIANTS:
+        if skip_sorts and "price" in label and "sort" in label:
+            continue
+        start = time.perf_counter()
+        await (
+            coll.find(to_decimal128_filter(query), repository.LIST_PROJECTION).sort(sort).skip(skip).limit(11).to_list()
+        )
+        out[label] = time.perf_counter() - start
+    # money: the same naive sorts on the int64 twin of the price (no windows either)
+    for label, direction in (("sort=price", 1), ("sort=-price", -1)):
+        start = time.perf_counter()
+        await (
+            coll.find({"deleted_at": None}, repository.LIST_PROJECTION)
+            .sort([("price_cents", direction), ("_id", direction)])
+            .limit(11)
+            .to_list()
+        )
+        out[f"{label} int64"] = time.perf_counter() - start
+    return out
+
+
+async def raw_insert(mongo: AsyncMongoClient[dict[str, Any]], rows: list[dict[str, Any]]) -> float:
+    """Seconds of PyMongo ``insert_many`` of ``rows`` as stored documents into ``scale_raw`` (indexes first)."""
+    from datetime import UTC, datetime
+
+    await repository.ensure_indexes(mongo[RAW_DB])
+    now = datetime.now(UTC)
+    documents = [repository.new_product_document(ProductCreate.model_validate(r), now=now) for r in rows]
+    coll = mongo[RAW_DB]["products"]
+    start = time.perf_counter()
+    for i in range(0, len(documents), 1000):
+        await coll.insert_many(documents[i : i + 1000], ordered=False)
+    return time.perf_counter() - start
+
+
+def commit() -> str:
+    """The short hash of the checked-out commit (``unknown`` outside git)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, default=20_000)
+    parser.add_argument("--skip-raw-sorts", action="store_true", help="skip the slow raw Decimal128 sorts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="catalog-scale-") as tmp:
+        server = EmbeddedMongo(storage_path=os.path.join(tmp, "db"), log_path=os.path.join(tmp, "secantus.log"))
+        flags = " ".join(server.command()[3:])
+        with server:
+            catalog = Path(tmp) / "catalog.jsonl"
+            rows = catalog_rows(args.products)
+            catalog.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "CACHE_"))},
+                "MONGODB_URI": server.uri,
+                "MONGODB_DB": DB,
+                "APP_ENV": "test",
+            }
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri, tz_aware=True)
+            raw_s = await raw_insert(mongo, rows)  # first, so any slow-down from earlier writes hits the importer
+            print(f"  raw insert_many: {raw_s:.2f} s", file=sys.stderr)
+            start = time.perf_counter()
+            done = subprocess.run(  # noqa: ASYNC221 - the timed child process is the point; nothing else runs
+                [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            import_s = time.perf_counter() - start
+            print(f"  import: {import_s:.2f} s; {done.stdout.strip()[:300]}", file=sys.stderr)
+            report = next((line for line in done.stdout.splitlines() if "rows read" in line), done.stderr[-500:])
+            try:
+                api = ApiServer(
+                    env={"MONGODB_URI": server.uri, "MONGODB_DB": DB, "RATE_LIMIT_ENABLED": "false"},
+                    log_path=os.path.join(tmp, "uvicorn.log"),
+                )
+                with api:
+                    api_rows, flight = await measure_api(api.base_url, mongo)
+                raw = await measure_raw(mongo, skip_sorts=args.skip_raw_sorts)
+            finally:
+                await mongo.close()
+    print(
+        f"# catalog_scale: {args.products} products; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"commit {commit()}; {platform.machine()} {os.cpu_count()} cores (shared); Python {platform.python_version()}"
+    )
+    print(f"# SecantusDB flags: {flags}")
+    print()
+    print("| write | seconds | target |")
+    print("|---|---:|---|")
+    print(
+        f"| `import-products` CLI, {args.products} rows (process start to exit) | {import_s:.2f} | ≤ {IMPORT_TARGET_S:.0f} s: {mark(import_s, IMPORT_TARGET_S)} |"
+    )
+    print(f"| raw PyMongo `insert_many` of the same documents (1,000 per call) | {raw_s:.2f} | |")
+    print(f"\nimporter report: {report}\n")
+    print(
+        "| GET /products | status | cold (s) | warm (s) | raw PyMongo, naive query (s) | cold < 2.5 s / < 1 s, warm < 50 ms |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
+    failures = 0
+    for label, cold, warm, status in api_rows:
+        raw_s_label = raw.get(label)
+        verdict = f"{mark(cold, COLD_TARGET_S)} / {mark(cold, COLD_STRETCH_S)}, {mark(warm, WARM_TARGET_S)}"
+        failures += status != 200 or cold >= COLD_TARGET_S or warm >= WARM_TARGET_S
+        raw_text = f"{raw_s_label:.3f}" if raw_s_label is not None else "–"
+        print(f"| {label} | {status} | {cold:.3f} | {warm:.4f} | {raw_text} | {verdict} |")
+    if "sort=price" in raw:
+        print("\nMoney: the naive raw sort of all live products, by type of the sort key (same server, same run)")
+        print("\n| raw PyMongo, no windows | Decimal128 `price` (s) | int64 `price_cents` (s) |")
+        print("|---|---:|---:|")
+        for label in ("sort=price", "sort=-price"):
+            print(f"| {label} | {raw[label]:.3f} | {raw[label + ' int64']:.3f} |")
+    ratio = flight["sixteen"] / flight["one"]
+    print(
+        f"\nsingle-flight (offset=5000, limit=20, right after a write): 1 request {flight['one']:.3f} s; "
+        f"16 identical concurrent {flight['sixteen']:.3f} s; ratio {ratio:.2f} (target ≤ 2: {mark(ratio, 2.0001)})"
+    )
+    failures += ratio > 2 or import_s > IMPORT_TARGET_S
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
