@@ -2,10 +2,19 @@
 
 Document shape::
 
-    {_id: ObjectId, userId: str, status: "pending" | "completed" | "cancelled",
+    {_id: ObjectId, userId: str, status: "pending" | "completed" | "cancelled" | "expired",
      items: [{productId: ObjectId, name: str, size: str | null, qty: int,
               unit_price: Decimal128, taken: [{size: str, qty: int}]}],
      total: Decimal128, created_at: datetime, updated_at: datetime}
+
+``order_holds`` holds one document per user with pending orders::
+
+    {_id: str (username), pending: int}
+
+``pending`` is the number of the user's orders in status ``pending``. It is
+changed only inside the transactions that create a pending order or move one
+out of ``pending``, so it always equals that count (issue 9: the cap on
+pending orders is a conditional ``$inc`` of this document, race-safe).
 """
 
 from __future__ import annotations
@@ -16,12 +25,14 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, keyset_sort, read_window
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
+HOLDS = "order_holds"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -30,9 +41,11 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter and the dashboard's revenue.
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
+    - ``pending_by_age`` ``{status, created_at}``: the expiry sweep (pending orders older than the TTL).
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
     """
     coll = db[COLLECTION]
+    await coll.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="pending_by_age")
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
@@ -52,6 +65,53 @@ async def insert_order(db: MongoDatabase, *, order: dict[str, Any], session: Asy
     """Insert ``order`` inside ``session``'s transaction and return its ``_id``."""
     result = await db[COLLECTION].insert_one(order, session=session)
     return result.inserted_id
+
+
+async def hold_pending(
+    db: MongoDatabase, *, user_id: str, max_pending: int, session: AsyncClientSession
+) -> bool:
+    """Count one more pending order for ``user_id`` if they hold fewer than ``max_pending``; False otherwise.
+
+    One conditional ``$inc`` with upsert, inside the order's transaction:
+    concurrent placements for one user write the same document, so they
+    conflict and are serialised, and the count can never pass the cap.
+    At the cap the filter matches nothing and the upsert's insert collides
+    with the existing ``_id`` (duplicate key): refused.
+    """
+    try:
+        await db[HOLDS].update_one(
+            {"_id": user_id, "pending": {"$lt": max_pending}}, {"$inc": {"pending": 1}}, upsert=True, session=session
+        )
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def release_pending(db: MongoDatabase, *, user_id: str, session: AsyncClientSession) -> None:
+    """Count one pending order fewer for ``user_id`` (it was completed, cancelled or expired), inside ``session``."""
+    await db[HOLDS].update_one({"_id": user_id, "pending": {"$gt": 0}}, {"$inc": {"pending": -1}}, session=session)
+
+
+async def pending_count(db: MongoDatabase, *, user_id: str) -> int:
+    """The number of pending orders counted for ``user_id`` (0 when none)."""
+    doc = await db[HOLDS].find_one({"_id": user_id})
+    return int(doc["pending"]) if doc else 0
+
+
+async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:
+    """Ids of up to ``limit`` pending orders created before ``older_than``, oldest first (index ``pending_by_age``)."""
+    cursor = (
+        db[COLLECTION]
+        .find({"status": "pending", "created_at": {"$lt": older_than}}, {"_id": 1})
+        .sort([("created_at", ASCENDING)])
+        .limit(limit)
+    )
+    return [doc["_id"] async for doc in cursor]
+
+
+async def get_by_id(db: MongoDatabase, *, order_id: ObjectId, session: AsyncClientSession) -> dict[str, Any] | None:
+    """The stored order ``order_id`` (no join, any owner), read inside ``session``."""
+    return await db[COLLECTION].find_one({"_id": order_id}, session=session)
 
 
 async def get_order(
