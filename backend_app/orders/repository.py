@@ -12,9 +12,9 @@ Document shape::
     {_id: str (username), pending: int}
 
 ``pending`` is the number of the user's orders in status ``pending``. It is
-changed only inside the transactions that create a pending order or move one
+changed only inside the transactions that create pending orders or move one
 out of ``pending``, so it always equals that count (issue 9: the cap on
-pending orders is a conditional ``$inc`` of this document, race-safe).
+pending orders is read and raised in the placing transaction, race-safe).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, keyset_sort, read_window
@@ -61,30 +60,32 @@ def order_filter(*, user_id: str | None = None, status: str | None = None) -> di
     return query
 
 
-async def insert_order(db: MongoDatabase, *, order: dict[str, Any], session: AsyncClientSession) -> ObjectId:
-    """Insert ``order`` inside ``session``'s transaction and return its ``_id``."""
-    result = await db[COLLECTION].insert_one(order, session=session)
-    return result.inserted_id
+async def insert_orders(
+    db: MongoDatabase, *, orders: list[dict[str, Any]], session: AsyncClientSession
+) -> list[ObjectId]:
+    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order."""
+    result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
+    return list(result.inserted_ids)
 
 
-async def hold_pending(
-    db: MongoDatabase, *, user_id: str, max_pending: int, session: AsyncClientSession
-) -> bool:
-    """Count one more pending order for ``user_id`` if they hold fewer than ``max_pending``; False otherwise.
+async def pending_counts(
+    db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession
+) -> dict[str, int]:
+    """The pending orders counted for each of ``user_ids`` (absent: 0), read inside ``session``."""
+    cursor = db[HOLDS].find({"_id": {"$in": user_ids}}, session=session)
+    return {doc["_id"]: int(doc["pending"]) async for doc in cursor}
 
-    One conditional ``$inc`` with upsert, inside the order's transaction:
-    concurrent placements for one user write the same document, so they
-    conflict and are serialised, and the count can never pass the cap.
-    At the cap the filter matches nothing and the upsert's insert collides
-    with the existing ``_id`` (duplicate key): refused.
+
+async def add_pending(db: MongoDatabase, *, added: dict[str, int], session: AsyncClientSession) -> None:
+    """Count ``added[user]`` more pending orders per user, inside ``session`` (one ``bulk_write``, upserts).
+
+    Race-safe with :func:`pending_counts` read in the same transaction: two
+    transactions that both raise one user's count write the same document,
+    so one of them conflicts and is re-run against the other's result.
     """
-    try:
-        await db[HOLDS].update_one(
-            {"_id": user_id, "pending": {"$lt": max_pending}}, {"$inc": {"pending": 1}}, upsert=True, session=session
-        )
-    except DuplicateKeyError:
-        return False
-    return True
+    if added:
+        operations = [UpdateOne({"_id": user}, {"$inc": {"pending": n}}, upsert=True) for user, n in added.items()]
+        await db[HOLDS].bulk_write(operations, ordered=True, session=session)
 
 
 async def release_pending(db: MongoDatabase, *, user_id: str, session: AsyncClientSession) -> None:

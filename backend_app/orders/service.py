@@ -1,12 +1,12 @@
 """Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6).
 
 Placing an order (issue 9; design and measurements in docs/orders-and-stock.md)
-is one multi-document transaction committed with write concern majority +
-journal, run while this process holds an in-process lock on each product
-the order touches. The lock turns concurrent buyers of one hot product into
-a queue inside each process instead of transactions that conflict, abort and
-re-run (which collapsed throughput); across processes and hosts the
-transaction alone still guarantees correctness (a conflict is re-run).
+is a multi-document transaction committed with write concern majority +
+journal. Each process combines the orders that arrive while a transaction
+runs into the next one (:class:`OrderBatcher`), so concurrent buyers of a
+hot product share one commit instead of conflicting, aborting and re-running
+(which collapsed throughput); across processes and hosts the transaction
+alone still guarantees correctness (a conflict is re-run).
 
 Single points where an outcome is final (for metrics, issue 13):
 :func:`_placed`, :func:`_refused`, :func:`_status_changed` (cancel/complete)
@@ -16,10 +16,8 @@ and :func:`_expired`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +30,7 @@ from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.types import from_bson_money, oid, to_decimal128
-from backend_app.core.errors import DomainError
+from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, repository
 from backend_app.orders.exceptions import (
@@ -159,53 +157,216 @@ def _units_by_product(
     return {product_id: sizes for product_id, sizes in units.items() if sizes}
 
 
-class ProductLocks:
-    """In-process FIFO locks keyed by product id; entries vanish when no coroutine holds or awaits them.
+@dataclass(slots=True)
+class _Request:
+    """One order waiting for its batch: what to place, and the future its caller awaits."""
 
-    :meth:`hold` takes the locks of several products in ascending id order, so
-    two orders sharing products can never wait for each other in a cycle.
+    user_id: str
+    lines: list[Line]
+    claim: idempotency.Claim | None
+    max_pending: int
+    future: asyncio.Future[ObjectId]
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """An order of a batch that passed every check: its document and the stock it takes."""
+
+    request: _Request
+    document: dict[str, Any]
+    takes: dict[ObjectId, dict[str, int]]
+
+
+class BatchAborted(Exception):
+    """A batch's conditional writes found a state its snapshot did not show; its orders are re-placed one by one."""
+
+
+class OrderBatcher:
+    """Places the orders of one process in batches: one transaction for all orders waiting at the time.
+
+    While a batch's transaction runs, new orders queue; the next batch takes
+    all of them (up to :attr:`max_batch`). A batch of *k* orders costs the
+    same seven round trips as one order (read products, read pending counts,
+    decrement stock, raise pending counts, insert orders, complete idempotency
+    keys, commit) and ONE durable commit, instead of *k* transactions that
+    conflict on a hot product and re-run. Each order is still checked on its
+    own, first come first served: a refused order (404/409/422) fails alone
+    and takes nothing; the others are placed together, all or nothing.
+
+    Across processes and hosts, concurrent batches touching the same product
+    or user conflict and the transaction re-runs (MongoDB's rule, also on the
+    embedded server). If a batch's writes do not match its snapshot (only
+    possible when another writer changed stock in between), the batch is
+    aborted and each of its orders is placed in a batch of its own.
     """
 
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[ObjectId, asyncio.Lock] = weakref.WeakValueDictionary()
+    def __init__(self, *, max_batch: int = 64) -> None:
+        self.max_batch = max_batch
+        self._queue: list[_Request] = []
+        self._worker: asyncio.Task[None] | None = None
 
-    @contextlib.asynccontextmanager
-    async def hold(self, product_ids: Iterable[ObjectId]) -> AsyncIterator[None]:
-        """Hold the lock of every product in ``product_ids`` for the body."""
-        locks = []
-        for product_id in sorted(set(product_ids)):
-            lock = self._locks.get(product_id)
-            if lock is None:
-                lock = self._locks[product_id] = asyncio.Lock()
-            locks.append(lock)
-        async with contextlib.AsyncExitStack() as stack:
-            for lock in locks:
-                await stack.enter_async_context(lock)
-            yield
+    async def place(
+        self,
+        db: MongoDatabase,
+        *,
+        user_id: str,
+        lines: list[Line],
+        claim: idempotency.Claim | None,
+        max_pending: int,
+    ) -> ObjectId:
+        """Queue one order and wait until its batch committed; returns the new order's ``_id``.
+
+        Raises:
+            the order's own refusal (see :func:`place_order`), or the batch's
+            failure (e.g. ``DatabaseUnavailableError``).
+        """
+        future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(user_id, lines, claim, max_pending, future))
+        worker = self._worker
+        if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
+            self._worker = asyncio.create_task(self._drain(db))
+        return await asyncio.shield(future)
+
+    async def _drain(self, db: MongoDatabase) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                await self._run(db, batch)
+            except BatchAborted:
+                for request in batch:
+                    await self._run_settled(db, [request])
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                _fail(batch, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+
+    async def _run_settled(self, db: MongoDatabase, batch: list[_Request], *, attempts: int = 3) -> None:
+        """Run ``batch`` and settle every future, whatever happens (re-running an aborted batch)."""
+        for _attempt in range(attempts):
+            try:
+                await self._run(db, batch)
+            except BatchAborted:
+                continue
+            except BaseException as exc:  # noqa: BLE001
+                _fail(batch, exc)
+            return
+        _fail(batch, ServiceUnavailableError("Stock kept changing while the order was placed; retry."))
+
+    async def _run(self, db: MongoDatabase, batch: list[_Request]) -> None:
+        """Place ``batch`` in one transaction, then resolve every request's future."""
+        refusals: dict[int, DomainError] = {}
+
+        async def work(session: AsyncClientSession) -> list[ObjectId]:
+            refusals.clear()
+            accepted = await _check_batch(db, batch, refusals, session=session)
+            faults.reach("products_read")
+            takes = _units_by_product((pid, t.items()) for a in accepted for pid, t in a.takes.items())
+            if not await products_repository.take_stock_many(db, takes_by_product=takes, session=session):
+                raise BatchAborted()
+            faults.reach("stock_taken")
+            added: dict[str, int] = {}
+            for a in accepted:
+                added[a.request.user_id] = added.get(a.request.user_id, 0) + 1
+            await repository.add_pending(db, added=added, session=session)
+            faults.reach("hold_counted")
+            if not accepted:
+                return []
+            order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+            faults.reach("order_inserted")
+            for a, order_id in zip(accepted, order_ids, strict=True):
+                if a.request.claim is not None:
+                    await idempotency.complete(db, claim=a.request.claim, response={"id": str(order_id)}, session=session)
+            if any(a.request.claim is not None for a in accepted):
+                faults.reach("key_completed")
+            return order_ids
+
+        order_ids = iter(await run_in_transaction(db.client, work))
+        for i, request in enumerate(batch):
+            if request.future.done():
+                continue
+            if i in refusals:
+                request.future.set_exception(refusals[i])
+            else:
+                request.future.set_result(next(order_ids))
 
 
-#: This process's product locks (one event loop per process serves all requests).
-PRODUCT_LOCKS = ProductLocks()
+def _fail(batch: list[_Request], exc: BaseException) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(exc)
+
+
+async def _check_batch(
+    db: MongoDatabase, batch: list[_Request], refusals: dict[int, DomainError], *, session: AsyncClientSession
+) -> list[_Accepted]:
+    """Check each order of ``batch`` in turn against the snapshot and the orders before it.
+
+    Reads every product and every owner's pending count once. An order is
+    refused (its index → error in ``refusals``) when a product is missing, a
+    size unknown, a line short of what earlier orders of the batch left, or
+    its owner at the cap counting earlier orders of the batch.
+    """
+    product_ids = list(dict.fromkeys(line.product_id for request in batch for line in request.lines))
+    products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
+    counts = await repository.pending_counts(
+        db, user_ids=list(dict.fromkeys(r.user_id for r in batch)), session=session
+    )
+    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
+    accepted: list[_Accepted] = []
+    for i, request in enumerate(batch):
+        try:
+            missing = list(dict.fromkeys(str(l.product_id) for l in request.lines if l.product_id not in remaining))
+            if missing:
+                raise OrderedProductNotFoundError(missing)
+            taken = allocate(request.lines, remaining)
+            if counts.get(request.user_id, 0) >= request.max_pending:
+                raise TooManyPendingOrdersError(request.user_id, request.max_pending)
+        except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
+            refusals[i] = exc
+            continue
+        counts[request.user_id] = counts.get(request.user_id, 0) + 1
+        takes = _units_by_product(
+            (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
+        )
+        for pid, per_size in takes.items():
+            for size in remaining[pid]["sizes"]:
+                size["quantity"] -= per_size.get(size["size"], 0)
+        document = _order_document(user_id=request.user_id, lines=request.lines, taken=taken, products=products)
+        accepted.append(_Accepted(request, document, takes))
+    return accepted
+
+
+#: This process's order batchers, one per database (one event loop per process serves all requests).
+_BATCHERS: dict[tuple[int, str], OrderBatcher] = {}
+
+
+def batcher_for(db: MongoDatabase) -> OrderBatcher:
+    """The :class:`OrderBatcher` of ``db`` in this process (orders of one database share batches)."""
+    key = (id(db.client), db.name)
+    batcher = _BATCHERS.get(key)
+    if batcher is None:
+        batcher = _BATCHERS[key] = OrderBatcher()
+    return batcher
 
 
 def _placed(order_id: ObjectId, *, user_id: str, lines: int) -> None:
     """The single point where an order is known placed (committed durably)."""
-    logger.info("order placed", extra={"order_id": str(order_id), "owner": user_id, "lines": lines})
+    logger.debug("order placed", extra={"order_id": str(order_id), "owner": user_id, "lines": lines})
 
 
 def _refused(error: DomainError, *, user_id: str) -> None:
     """The single point where placing an order is refused with a domain error (404/409/422)."""
-    logger.info("order refused", extra={"code": error.code, "owner": user_id})
+    logger.debug("order refused", extra={"code": error.code, "owner": user_id})
 
 
 def _status_changed(order_id: ObjectId, *, status: str) -> None:
     """The single point where an admin or owner completed or cancelled an order (committed)."""
-    logger.info("order status changed", extra={"order_id": str(order_id), "status": status})
+    logger.debug("order status changed", extra={"order_id": str(order_id), "status": status})
 
 
 def _expired(order_id: ObjectId) -> None:
     """The single point where the sweep expired an order and returned its stock (committed)."""
-    logger.info("order expired", extra={"order_id": str(order_id)})
+    logger.debug("order expired", extra={"order_id": str(order_id)})
 
 
 async def place_order(
@@ -218,15 +379,15 @@ async def place_order(
 ) -> str:
     """Place an order for ``user_id`` and return its id (brief ``POST /orders``).
 
-    One multi-document transaction, committed with :data:`~backend_app.core.db.DURABLE`
-    write concern: read the products, take every line's stock with one
-    conditional update per product, count the order against its owner's
-    pending-order cap, insert the order and, with an idempotency ``claim``,
-    complete the key. All of it commits or none of it does (spec §5), so a
-    process that dies at any step leaves nothing half-placed. The transaction
-    runs while this process holds each product's lock (see
-    :class:`ProductLocks`). Unit prices and names are captured from the
-    database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
+    The order joins this process's next batch (:class:`OrderBatcher`): one
+    multi-document transaction, committed with
+    :data:`~backend_app.core.db.DURABLE` write concern, that reads the
+    products, takes every line's stock with one conditional update per
+    product, counts the order against its owner's pending-order cap, inserts
+    the order and, with an idempotency ``claim``, completes the key. All of
+    it commits or none of it does (spec §5), so a process that dies at any
+    step leaves nothing half-placed. Unit prices and names are captured from
+    the database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
 
     Raises:
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
@@ -236,51 +397,8 @@ async def place_order(
         DatabaseUnavailableError: the database is unreachable (503).
     """
     lines = merge_lines(items)
-    product_ids = list(dict.fromkeys(line.product_id for line in lines))
-
-    async def work(session: AsyncClientSession) -> ObjectId:
-        products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
-        faults.reach("products_read")
-        missing = [str(pid) for pid in product_ids if pid not in products]
-        if missing:
-            raise OrderedProductNotFoundError(missing)
-        taken = allocate(lines, products)
-        takes_by_product = _units_by_product(
-            (line.product_id, line_taken.items()) for line, line_taken in zip(lines, taken, strict=True)
-        )
-        for product_id, takes in takes_by_product.items():
-            if not await products_repository.take_stock(db, product_id=product_id, takes=takes, session=session):
-                # The conditional update found less than the snapshot showed.
-                raise InsufficientStockError(
-                    [
-                        _short(line, _available(products[product_id], line.size))
-                        for line in lines
-                        if line.product_id == product_id
-                    ]
-                )
-        faults.reach("stock_taken")
-        if not await repository.hold_pending(db, user_id=user_id, max_pending=max_pending, session=session):
-            raise TooManyPendingOrdersError(user_id, max_pending)
-        faults.reach("hold_counted")
-        order = _order_document(user_id=user_id, lines=lines, taken=taken, products=products)
-        order_id = await repository.insert_order(db, order=order, session=session)
-        faults.reach("order_inserted")
-        if claim is not None:
-            await idempotency.complete(db, claim=claim, response={"id": str(order_id)}, session=session)
-            faults.reach("key_completed")
-        return order_id
-
     try:
-        async with PRODUCT_LOCKS.hold(product_ids):
-            try:
-                order_id = await run_in_transaction(db.client, work)
-            except TooManyPendingOrdersError:
-                # Two first orders of one user can race to create the count document (duplicate
-                # key, not a conflict): if the committed count is below the cap, that was the
-                # race, and the placement is run once more.
-                if await repository.pending_count(db, user_id=user_id) >= max_pending:
-                    raise
-                order_id = await run_in_transaction(db.client, work)
+        order_id = await batcher_for(db).place(db, user_id=user_id, lines=lines, claim=claim, max_pending=max_pending)
     except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
         _refused(exc, user_id=user_id)
         raise
