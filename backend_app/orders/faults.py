@@ -19,9 +19,8 @@ logger = logging.getLogger(__name__)
 #: Steps of ``POST /orders``, in order (see ``orders.service.place_order``).
 STEPS: tuple[str, ...] = (
     "key_claimed",  # the Idempotency-Key record is inserted (in flight)
-    "products_read",  # inside the transaction: products read
+    "products_read",  # inside the transaction: products and the owners' pending orders read
     "stock_taken",  # inside the transaction: every product's stock decremented
-    "hold_counted",  # inside the transaction: the owner's pending-order count incremented
     "order_inserted",  # inside the transaction: the order document inserted
     "key_completed",  # inside the transaction: the Idempotency-Key record completed
     "committed",  # after the commit was acknowledged, before the 201 is sent

@@ -7,14 +7,12 @@ Document shape::
               unit_price: Decimal128, taken: [{size: str, qty: int}]}],
      total: Decimal128, created_at: datetime, updated_at: datetime}
 
-``order_holds`` holds one document per user with pending orders::
-
-    {_id: str (username), pending: int}
-
-``pending`` is the number of the user's orders in status ``pending``. It is
-changed only inside the transactions that create pending orders or move one
-out of ``pending``, so it always equals that count (issue 9: the cap on
-pending orders is read and raised in the placing transaction, race-safe).
+A pending order also carries ``pending_slot: int`` in ``0 .. ORDER_MAX_PENDING-1``,
+unique per user among pending orders (the partial unique index
+``pending_slot_unique``). That index is the race-safe cap on pending orders
+(issue 9): two placements that pick the same free slot of one user cannot
+both commit, in one process or across hosts. An order that leaves
+``pending`` leaves the index, which frees its slot.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
@@ -31,7 +29,6 @@ from backend_app.core.pagination import PageWindow, keyset_sort, read_window
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
-HOLDS = "order_holds"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -41,10 +38,17 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter and the dashboard's revenue.
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
     - ``pending_by_age`` ``{status, created_at}``: the expiry sweep (pending orders older than the TTL).
+    - ``pending_slot_unique`` ``{userId, pending_slot}``, unique over pending orders: the cap on pending orders.
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
     """
     coll = db[COLLECTION]
     await coll.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="pending_by_age")
+    await coll.create_index(
+        [("userId", ASCENDING), ("pending_slot", ASCENDING)],
+        name="pending_slot_unique",
+        unique=True,
+        partialFilterExpression={"status": "pending", "pending_slot": {"$exists": True}},
+    )
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
@@ -63,40 +67,27 @@ def order_filter(*, user_id: str | None = None, status: str | None = None) -> di
 async def insert_orders(
     db: MongoDatabase, *, orders: list[dict[str, Any]], session: AsyncClientSession
 ) -> list[ObjectId]:
-    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order."""
+    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order.
+
+    Raises:
+        pymongo.errors.BulkWriteError: e.g. a ``pending_slot`` taken meanwhile (duplicate key).
+    """
     result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
     return list(result.inserted_ids)
 
 
-async def pending_counts(
+async def pending_slots(
     db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession
-) -> dict[str, int]:
-    """The pending orders counted for each of ``user_ids`` (absent: 0), read inside ``session``."""
-    cursor = db[HOLDS].find({"_id": {"$in": user_ids}}, session=session)
-    return {doc["_id"]: int(doc["pending"]) async for doc in cursor}
-
-
-async def add_pending(db: MongoDatabase, *, added: dict[str, int], session: AsyncClientSession) -> None:
-    """Count ``added[user]`` more pending orders per user, inside ``session`` (one ``bulk_write``, upserts).
-
-    Race-safe with :func:`pending_counts` read in the same transaction: two
-    transactions that both raise one user's count write the same document,
-    so one of them conflicts and is re-run against the other's result.
-    """
-    if added:
-        operations = [UpdateOne({"_id": user}, {"$inc": {"pending": n}}, upsert=True) for user, n in added.items()]
-        await db[HOLDS].bulk_write(operations, ordered=True, session=session)
-
-
-async def release_pending(db: MongoDatabase, *, user_id: str, session: AsyncClientSession) -> None:
-    """Count one pending order fewer for ``user_id`` (it was completed, cancelled or expired), inside ``session``."""
-    await db[HOLDS].update_one({"_id": user_id, "pending": {"$gt": 0}}, {"$inc": {"pending": -1}}, session=session)
-
-
-async def pending_count(db: MongoDatabase, *, user_id: str) -> int:
-    """The number of pending orders counted for ``user_id`` (0 when none)."""
-    doc = await db[HOLDS].find_one({"_id": user_id})
-    return int(doc["pending"]) if doc else 0
+) -> dict[str, list[int | None]]:
+    """For each of ``user_ids`` with pending orders, the ``pending_slot`` of each (``None``: an order from
+    before slots existed), read inside ``session`` (index ``by_user_status``)."""
+    cursor = db[COLLECTION].find(
+        {"userId": {"$in": user_ids}, "status": "pending"}, {"userId": 1, "pending_slot": 1}, session=session
+    )
+    slots: dict[str, list[int | None]] = {}
+    async for doc in cursor:
+        slots.setdefault(doc["userId"], []).append(doc.get("pending_slot"))
+    return slots
 
 
 async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core.db import MongoDatabase, run_in_transaction
@@ -264,14 +265,14 @@ class OrderBatcher:
             if not await products_repository.take_stock_many(db, takes_by_product=takes, session=session):
                 raise BatchAborted()
             faults.reach("stock_taken")
-            added: dict[str, int] = {}
-            for a in accepted:
-                added[a.request.user_id] = added.get(a.request.user_id, 0) + 1
-            await repository.add_pending(db, added=added, session=session)
-            faults.reach("hold_counted")
             if not accepted:
                 return []
-            order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+            try:
+                order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+            except (BulkWriteError, DuplicateKeyError) as exc:
+                # A pending slot was taken by another process after our snapshot (write conflicts are
+                # re-run by run_in_transaction; a duplicate key is not): place these orders anew.
+                raise BatchAborted() from exc
             faults.reach("order_inserted")
             for a, order_id in zip(accepted, order_ids, strict=True):
                 if a.request.claim is not None:
@@ -301,14 +302,15 @@ async def _check_batch(
 ) -> list[_Accepted]:
     """Check each order of ``batch`` in turn against the snapshot and the orders before it.
 
-    Reads every product and every owner's pending count once. An order is
+    Reads every product and every owner's pending orders once. An order is
     refused (its index → error in ``refusals``) when a product is missing, a
     size unknown, a line short of what earlier orders of the batch left, or
-    its owner at the cap counting earlier orders of the batch.
+    its owner at the cap counting earlier orders of the batch. An accepted
+    order gets its owner's lowest free ``pending_slot``.
     """
     product_ids = list(dict.fromkeys(line.product_id for request in batch for line in request.lines))
     products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
-    counts = await repository.pending_counts(
+    pending = await repository.pending_slots(
         db, user_ids=list(dict.fromkeys(r.user_id for r in batch)), session=session
     )
     remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
@@ -319,12 +321,14 @@ async def _check_batch(
             if missing:
                 raise OrderedProductNotFoundError(missing)
             taken = allocate(request.lines, remaining)
-            if counts.get(request.user_id, 0) >= request.max_pending:
+            held = pending.setdefault(request.user_id, [])
+            if len(held) >= request.max_pending:
                 raise TooManyPendingOrdersError(request.user_id, request.max_pending)
+            slot = min(set(range(request.max_pending)) - set(held))
         except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
             refusals[i] = exc
             continue
-        counts[request.user_id] = counts.get(request.user_id, 0) + 1
+        held.append(slot)
         takes = _units_by_product(
             (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
         )
@@ -332,6 +336,7 @@ async def _check_batch(
             for size in remaining[pid]["sizes"]:
                 size["quantity"] -= per_size.get(size["size"], 0)
         document = _order_document(user_id=request.user_id, lines=request.lines, taken=taken, products=products)
+        document["pending_slot"] = slot
         accepted.append(_Accepted(request, document, takes))
     return accepted
 
@@ -382,9 +387,9 @@ async def place_order(
     The order joins this process's next batch (:class:`OrderBatcher`): one
     multi-document transaction, committed with
     :data:`~backend_app.core.db.DURABLE` write concern, that reads the
-    products, takes every line's stock with one conditional update per
-    product, counts the order against its owner's pending-order cap, inserts
-    the order and, with an idempotency ``claim``, completes the key. All of
+    products and the owner's pending orders, takes every line's stock with
+    one conditional update per product, inserts the order in a free pending
+    slot of its owner (the race-safe cap) and, with an idempotency ``claim``, completes the key. All of
     it commits or none of it does (spec §5), so a process that dies at any
     step leaves nothing half-placed. Unit prices and names are captured from
     the database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
@@ -533,7 +538,6 @@ async def change_status(
             raise InvalidStatusTransitionError(current, status)
         if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
             raise InvalidStatusTransitionError(current, status)
-        await repository.release_pending(db, user_id=user_id, session=session)
         if status == "cancelled":
             await _return_stock(db, order, session=session)
 
@@ -554,8 +558,8 @@ async def _return_stock(db: MongoDatabase, order: dict[str, Any], *, session: As
 async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
     """Move one pending order to ``expired`` and return its stock, exactly once; False if it is no longer pending.
 
-    One transaction: a conditional ``pending → expired`` update, the stock
-    returned, the owner's pending count released. Two sweepers (workers or
+    One transaction: a conditional ``pending → expired`` update (which also
+    frees the owner's pending slot) and the stock returned. Two sweepers (workers or
     hosts) racing for one order: the transactions write the same order
     document, so one commits and the other re-runs, finds it ``expired`` and
     changes nothing.
@@ -567,7 +571,6 @@ async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
             return False
         if not await repository.set_status(db, order_id=order_id, current="pending", status="expired", session=session):
             return False
-        await repository.release_pending(db, user_id=order["userId"], session=session)
         await _return_stock(db, order, session=session)
         return True
 
