@@ -5,8 +5,8 @@
   and proxy-header handling are off: the app logs one JSON line per request
   and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``.
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
-  ``./data/db``) unless ``MONGODB_URI`` is configured, then serve; Ctrl-C
-  stops both, the database cleanly.
+  ``./data/db``, ``--sync-on-commit``) unless ``MONGODB_URI`` is configured,
+  then serve; Ctrl-C or SIGTERM stops uvicorn, then the database, cleanly.
 - ``create-admin --username NAME --email EMAIL [--full-name TEXT]``: make
   that account an active admin, creating it if needed (spec §3). The password
   comes from ``ADMIN_PASSWORD`` or a prompt; running it again changes nothing.
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -69,25 +70,54 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[None]:
     db = EmbeddedMongo(storage_path=data_dir, log_path=os.path.join("logs", "secantus.log"))
     print(f"Starting embedded SecantusDB (data in {data_dir}) ...", flush=True)
     try:
-        db.start()
-    except RuntimeError as exc:
-        raise SystemExit(
-            f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
-            "run this command with MONGODB_URI set to the URI `make run` printed."
-        ) from None
-    print(f"SecantusDB ready at {db.uri}", flush=True)
-    os.environ["MONGODB_URI"] = db.uri
-    get_settings.cache_clear()
+        try:
+            db.start()
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
+                "run this command with MONGODB_URI set to the URI `make run` printed."
+            ) from None
+        print(f"SecantusDB ready at {db.uri}", flush=True)
+        os.environ["MONGODB_URI"] = db.uri
+        get_settings.cache_clear()
+        yield
+    finally:
+        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown (issue 9).
+        with _signals_ignored():
+            print("Stopping SecantusDB ...", flush=True)
+            db.stop()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for the body, then restore their handlers."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        print("Stopping SecantusDB ...", flush=True)
-        db.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler of ``dev``: unwind like Ctrl-C, so the embedded database is stopped."""
+    raise KeyboardInterrupt
 
 
 def _dev(data_dir: str) -> None:
-    with _embedded_db_unless_configured(data_dir), contextlib.suppress(KeyboardInterrupt):
-        _serve()
+    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database (issue 9).
+
+    uvicorn handles both signals while it runs (graceful shutdown) and then
+    re-raises the one it caught; SIGTERM's default action would kill this
+    process before the database is stopped, leaving it holding the data
+    folder. So SIGTERM is turned into ``KeyboardInterrupt``, like SIGINT.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt), _embedded_db_unless_configured(data_dir):
+            _serve()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _read_admin_password() -> str:

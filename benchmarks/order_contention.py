@@ -158,31 +158,37 @@ async def seed(db, settings: Settings, clients: int) -> tuple[list[str], list[di
     return [str(pid) for pid in result.inserted_ids], headers
 
 
-async def raw_rows(uri: str, seconds: float, label: str) -> dict[int, Result]:
-    """Raw ``insert_one`` of the order document with the app's write concern, per client count."""
-    client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
-    coll = client[DB_NAME].get_collection("raw_orders", write_concern=DURABLE)
-    product_id = ObjectId()
-    results = {}
+class RawInserts:
+    """Raw ``insert_one`` of the order document with the app's write concern (:data:`DURABLE`), on demand."""
 
-    async def insert(_i: int) -> bool:
-        await coll.insert_one(order_document(product_id))
-        return True
+    def __init__(self, uri: str, seconds: float) -> None:
+        self.client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
+        self.coll = self.client[DB_NAME].get_collection("raw_orders", write_concern=DURABLE)
+        self.seconds = seconds
+        self.product_id = ObjectId()
 
-    try:
-        await coll.insert_one(order_document(product_id))  # warm the connection
-        for n in CLIENT_COUNTS:
-            results[n] = await timed(n, seconds, insert)
-            print(f"  measured {label} x{n}", file=sys.stderr, flush=True)
-    finally:
-        await client.close()
-    return results
+    async def __call__(self, clients: int) -> Result:
+        """Inserts per second with ``clients`` concurrent tasks for :attr:`seconds`."""
+
+        async def insert(_i: int) -> bool:
+            await self.coll.insert_one(order_document(self.product_id))
+            return True
+
+        return await timed(clients, self.seconds, insert)
+
+    async def close(self) -> None:
+        """Close the client."""
+        await self.client.close()
 
 
 async def order_rows(
-    base_url: str, headers: list[dict[str, str]], product_ids: list[str], seconds: float
-) -> list[tuple[str, int, Result]]:
-    """The ``POST /orders`` rows: hot and distinct at each client count, then 3-line at 16."""
+    base_url: str, headers: list[dict[str, str]], product_ids: list[str], seconds: float, raw
+) -> list[tuple[str, int, Result, Result]]:
+    """The ``POST /orders`` rows: hot and distinct at each client count, then 3-line at 16.
+
+    Each row is measured right after raw ``insert_one`` at the same client count (``raw(n)``), so
+    its ratio compares two measurements taken seconds apart on the shared machine.
+    """
     http = [httpx.AsyncClient(base_url=base_url, headers=h, timeout=120) for h in headers]
 
     def post(lines_of):
@@ -202,10 +208,12 @@ async def order_rows(
         await post(lambda i: [0])(0)  # warm-up
         for name, lines_of in scenarios:
             for n in CLIENT_COUNTS:
-                rows.append((name, n, await timed(n, seconds, post(lines_of))))
+                reference = await raw(n)
+                rows.append((name, n, await timed(n, seconds, post(lines_of)), reference))
                 print(f"  measured {name} x{n}", file=sys.stderr, flush=True)
         three = post(lambda i: [i % PRODUCTS_COUNT, (i + 1) % PRODUCTS_COUNT, (i + 2) % PRODUCTS_COUNT])
-        rows.append(("3 lines, overlapping", 16, await timed(16, seconds, three)))
+        reference = await raw(16)
+        rows.append(("3 lines, overlapping", 16, await timed(16, seconds, three), reference))
         print("  measured 3 lines x16", file=sys.stderr, flush=True)
     finally:
         for client in http:
@@ -213,19 +221,19 @@ async def order_rows(
     return rows
 
 
-def table(title: str, rows: list[tuple[str, int, Result]], raw: dict[int, Result]) -> list[str]:
-    """Markdown table of ``rows`` with the ratio to raw ``insert_one`` at the same client count."""
+def table(title: str, rows: list[tuple[str, int, Result, Result]]) -> list[str]:
+    """Markdown table of ``rows``, each with its adjacent raw ``insert_one`` rate and the ratio to it."""
     out = [
         f"**{title}**",
         "",
-        "| workload | clients | orders/s | p50 ms | p99 ms | p99/p50 | × raw insert | failed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | clients | orders/s | p50 ms | p99 ms | p99/p50 | raw insert_one/s | × raw | failed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, n, r in rows:
+    for name, n, r, raw in rows:
         p50, p99 = r.percentile(0.5), r.percentile(0.99)
         out.append(
-            f"| {name} | {n} | {r.rate:.1f} | {p50:.1f} | {p99:.1f} | {p99 / p50:.1f} | "
-            f"{r.rate / raw[n].rate:.2f} | {r.failures} |"
+            f"| {name} | {n} | {r.rate:.1f} | {p50:.1f} | {p99:.1f} | {p99 / p50:.1f} | {raw.rate:.1f} | "
+            f"{r.rate / raw.rate:.2f} | {r.failures} |"
         )
     return out
 
@@ -257,35 +265,38 @@ async def main(args: argparse.Namespace) -> None:
             "ORDER_MAX_PENDING": "1000000000",
             "LOG_LEVEL": "WARNING",
         }
-        raw = await raw_rows(embedded.uri, args.seconds, "raw insert_one")
-        raw_lines = [(f"raw insert_one{'':>6}", n, raw[n]) for n in CLIENT_COUNTS]
-        apps = [("this checkout", None)] + ([("--app-dir " + args.app_dir, args.app_dir)] if args.app_dir else [])
+        raw = RawInserts(embedded.uri, args.seconds)
+        await raw(1)  # warm up the connection pool and the collection
         tables: list[str] = []
-        for title, app_dir in apps:
-            server = ApiServer(env=env)
-            if app_dir:
-                server.cwd = app_dir
-            with server:
-                rows = await order_rows(server.base_url, headers, product_ids, args.seconds)
-            tables += table(f"POST /orders, {title}", rows, raw) + [""]
-        raw_after = await raw_rows(embedded.uri, args.seconds, "raw insert_one (again)")
-    reference = table("raw insert_one (same server, same run; before and after the API rows)", raw_lines, raw)
-    reference.append(
-        "| raw insert_one, again after the API rows | 16 | "
-        f"{raw_after[16].rate:.1f} | {raw_after[16].percentile(0.5):.1f} | {raw_after[16].percentile(0.99):.1f} | "
-        f"{raw_after[16].percentile(0.99) / raw_after[16].percentile(0.5):.1f} | "
-        f"{raw_after[16].rate / raw[16].rate:.2f} | 0 |"
-    )
+        apps = [("this checkout", None)] + ([("--app-dir " + args.app_dir, args.app_dir)] if args.app_dir else [])
+        try:
+            for title, app_dir in apps:
+                server = ApiServer(env=env)
+                if app_dir:
+                    server.cwd = app_dir
+                with server:
+                    rows = await order_rows(server.base_url, headers, product_ids, args.seconds, raw)
+                tables += table(f"POST /orders, {title}", rows) + [""]
+        finally:
+            await raw.close()
     if args.no_sync_reference:
-        with EmbeddedMongo(storage_path=tempfile.mkdtemp(prefix="order-contention-nosync-"), sync_on_commit=False) as fast:
-            nosync = await raw_rows(fast.uri, args.seconds, "raw insert_one without --sync-on-commit")
-        for n in CLIENT_COUNTS:
-            r = nosync[n]
-            reference.append(
-                f"| raw insert_one, server WITHOUT --sync-on-commit | {n} | {r.rate:.1f} | {r.percentile(0.5):.1f} | "
-                f"{r.percentile(0.99):.1f} | {r.percentile(0.99) / r.percentile(0.5):.1f} | {r.rate / raw[n].rate:.2f} | 0 |"
-            )
-    print("\n".join(reference + [""] + tables))
+        tables.append("**raw insert_one: the same server flags with and without --sync-on-commit, side by side**")
+        tables.append("")
+        with tempfile.TemporaryDirectory(prefix="order-contention-") as d1, tempfile.TemporaryDirectory(
+            prefix="order-contention-nosync-"
+        ) as d2, EmbeddedMongo(storage_path=d1) as durable, EmbeddedMongo(storage_path=d2, sync_on_commit=False) as fast:
+            synced, unsynced = RawInserts(durable.uri, args.seconds), RawInserts(fast.uri, args.seconds)
+            try:
+                for n in CLIENT_COUNTS:
+                    with_sync, without = await synced(n), await unsynced(n)
+                    tables.append(
+                        f"- {n} clients: with --sync-on-commit {with_sync.rate:.1f}/s (p50 {with_sync.percentile(0.5):.1f} ms), "
+                        f"without {without.rate:.1f}/s (p50 {without.percentile(0.5):.1f} ms)"
+                    )
+            finally:
+                await synced.close()
+                await unsynced.close()
+    print("\n".join(tables))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from backend_app.core.errors import DatabaseUnavailableError, ServiceUnavailableError
+from backend_app.core.errors import DatabaseUnavailableError, ServiceUnavailableError, TransactionConflictError
 from config import Settings
 
 MongoDatabase = AsyncDatabase[dict[str, Any]]
@@ -92,13 +92,14 @@ async def run_in_transaction(
       here: it raises :class:`DatabaseUnavailableError` (503) at once, so a
       request during an outage fails within the server selection timeout
       instead of retrying for the driver's 120 s (issue 9);
-    - conflicts are retried for ``retry_seconds`` (default 10 s), then the
-      last error propagates.
+    - conflicts are retried for ``retry_seconds`` (default 10 s), then
+      :class:`TransactionConflictError` (503) is raised.
 
     The commit uses ``write_concern`` (default :data:`DURABLE`: majority, journaled).
 
     Raises:
         DatabaseUnavailableError: the database could not be reached (503).
+        TransactionConflictError: write conflicts outlasted ``retry_seconds`` (503).
         Exception: whatever ``work`` raises (the transaction is aborted).
     """
     deadline = time.monotonic() + retry_seconds
@@ -115,7 +116,9 @@ async def run_in_transaction(
                 raise DatabaseUnavailableError() from exc
             except PyMongoError as exc:
                 await _abandon(session)
-                if exc.has_error_label("TransientTransactionError") and time.monotonic() < deadline:
+                if exc.has_error_label("TransientTransactionError"):
+                    if time.monotonic() >= deadline:
+                        raise TransactionConflictError() from exc
                     await asyncio.sleep(random.random() * min(0.005 * 1.5**attempt, 0.5))  # noqa: S311 - jitter
                     continue
                 raise

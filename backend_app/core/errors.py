@@ -98,6 +98,20 @@ class DatabaseUnavailableError(ServiceUnavailableError):
         super().__init__(detail, headers={"Retry-After": "1"})
 
 
+class TransactionConflictError(ServiceUnavailableError):
+    """A transaction kept losing write conflicts until its retry budget ran out: 503 ``write_conflict``.
+
+    E.g. the documents it writes are held by a transaction that a crashed
+    process left open, until the server reaps it (issue 9). Retry later.
+    """
+
+    code = "write_conflict"
+    title = "Write conflict"
+
+    def __init__(self, detail: str = "The data is busy with a concurrent change; retry shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
 class ValidationIssue(BaseModel):
     """One entry of a 422 problem's ``errors`` list: a field path and a message."""
 

@@ -29,9 +29,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.types import from_bson_money, oid, to_decimal128
-from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, repository
 from backend_app.orders.exceptions import (
@@ -47,8 +47,8 @@ from backend_app.orders.schemas import (
     OrderLinePublic,
     OrderPublic,
     OrderStatus,
-    SettableStatus,
     ProductDetails,
+    SettableStatus,
     SizeTaken,
 )
 from backend_app.products import repository as products_repository
@@ -317,14 +317,14 @@ async def _check_batch(
     accepted: list[_Accepted] = []
     for i, request in enumerate(batch):
         try:
-            missing = list(dict.fromkeys(str(l.product_id) for l in request.lines if l.product_id not in remaining))
+            missing = list(dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining))
             if missing:
                 raise OrderedProductNotFoundError(missing)
             taken = allocate(request.lines, remaining)
             held = pending.setdefault(request.user_id, [])
             if len(held) >= request.max_pending:
                 raise TooManyPendingOrdersError(request.user_id, request.max_pending)
-            slot = min(set(range(request.max_pending)) - set(held))
+            slot = _lowest_free_slot(held)
         except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
             refusals[i] = exc
             continue
@@ -339,6 +339,12 @@ async def _check_batch(
         document["pending_slot"] = slot
         accepted.append(_Accepted(request, document, takes))
     return accepted
+
+
+def _lowest_free_slot(held: list[int | None]) -> int:
+    """The smallest ``pending_slot`` ≥ 0 not in ``held`` (at most ``len(held)``)."""
+    used = set(held)
+    return next(slot for slot in range(len(held) + 1) if slot not in used)
 
 
 #: This process's order batchers, one per database (one event loop per process serves all requests).
