@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,22 @@ from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
 from backend_app.main import INDEX_INSTALLERS
 from backend_app.orders.faults import FAULT_EXIT_STATUS, STEPS
+from backend_app.products.repository import new_product_document
+from backend_app.products.schemas import ProductCreate
 from config import Settings
 
 START_STOCK = 50
+#: Headers of the extra shoppers :func:`_seed` created, by username.
+SHOPPERS: dict[str, dict[str, str]] = {}
 
 
-async def _seed(uri: str, db_name: str, secret: str, password_hash: str) -> tuple[dict[str, str], dict[str, str]]:
-    """An admin and a shopper with live logins; indexes installed."""
+async def _seed(
+    uri: str, db_name: str, secret: str, password_hash: str, *, shoppers: int = 1
+) -> tuple[dict[str, str], dict[str, str]]:
+    """An admin and shoppers (``crash_shopper``, ``crash_shopper_1``, ...) with live logins; indexes installed.
+
+    Returns the admin's headers and the first shopper's; the others' are in ``SHOPPERS``.
+    """
     settings = Settings(app_env="test", mongodb_uri=uri, mongodb_db=db_name, jwt_secret=secret)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
@@ -36,6 +47,10 @@ async def _seed(uri: str, db_name: str, secret: str, password_hash: str) -> tupl
             await install(db)
         admin = await seed_user(db, settings, username="crash_admin", role="admin", password_hash=password_hash)
         shopper = await seed_user(db, settings, username="crash_shopper", role="user", password_hash=password_hash)
+        SHOPPERS.clear()
+        for i in range(1, shoppers):
+            name = f"crash_shopper_{i}"
+            SHOPPERS[name] = await seed_user(db, settings, username=name, role="user", password_hash=password_hash)
     finally:
         await client.close()
     return admin, shopper
@@ -70,43 +85,58 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
     """For each step of the write path, an API process exits there in the middle of a two-line order
     (with an Idempotency-Key); after a restart, each product's stock = start - units of recorded orders.
 
-    Each step orders its own two products: a transaction left open by a dead process keeps its
-    writes' documents busy until the server reaps it (60 s, as MongoDB's
-    ``transactionLifetimeLimitSeconds``), see docs/orders-and-stock.md.
+    Each step has its own shopper and two products: a transaction left open by a dead process
+    keeps the documents it wrote (products, the owner's pending slot) busy until the server reaps
+    it (60 s, as MongoDB's ``transactionLifetimeLimitSeconds``), see docs/orders-and-stock.md.
     """
     secret = secrets.token_urlsafe(48)
-    admin, shopper = asyncio.run(_seed(mongo_server.uri, db_name, secret, password_hash))
+    admin, _ = asyncio.run(_seed(mongo_server.uri, db_name, secret, password_hash, shoppers=len(STEPS) + 1))
+    shoppers = dict(zip(STEPS, SHOPPERS.items(), strict=True))
     env = _env(mongo_server.uri, db_name, secret, tmp_path)
-    with ApiServer(env=env) as server:
-        products = {
-            step: [
-                httpx.post(
-                    f"{server.base_url}/products",
-                    json={"name": f"{step}-{i}", "price": 1.25, "sizes": [{"size": "m", "quantity": START_STOCK}]},
-                    headers=admin,
-                ).json()["id"]
-                for i in range(2)
-            ]
-            for step in STEPS
-        }
+    products = asyncio.run(_insert_products(mongo_server.uri, db_name, [f"{step}-{i}" for step in STEPS for i in range(2)]))
+    products = {step: products[2 * k : 2 * k + 2] for k, step in enumerate(STEPS)}
     for step in STEPS:
         body = {"items": [{"productId": products[step][0], "qty": 2}, {"productId": products[step][1], "qty": 3}]}
         with ApiServer(env={**env, "ORDER_FAULT_STEP": step}) as crashing:
-            headers = {**shopper, "Idempotency-Key": f"crash-{step}"}
+            headers = {**shoppers[step][1], "Idempotency-Key": f"crash-{step}"}
             with pytest.raises(httpx.HTTPError):
-                httpx.post(f"{crashing.base_url}/orders", json=body, headers=headers, timeout=30)
+                response = httpx.post(f"{crashing.base_url}/orders", json=body, headers=headers, timeout=30)
+                pytest.fail(f"{step}: answered {response.status_code} {response.text}")
             assert crashing.wait(timeout_s=10) == FAULT_EXIT_STATUS, step
     with ApiServer(env=env) as server:
-        orders = httpx.get(f"{server.base_url}/orders/crash_shopper", params={"limit": 100}, headers=shopper).json()[
-            "data"
-        ]
+        all_orders = httpx.get(f"{server.base_url}/orders", params={"limit": 100}, headers=admin).json()["data"]
         # only a crash after the commit leaves an order (whose 201 was never sent)
-        assert [o["status"] for o in orders] == ["pending"]
-        assert {line["productDetails"]["id"] for line in orders[0]["items"]} == set(products["committed"])
+        assert [(o["userId"], o["status"]) for o in all_orders] == [(shoppers["committed"][0], "pending")]
         for step, ids in products.items():
+            orders = [o for o in all_orders if o["userId"] == shoppers[step][0]]
             for product_id in ids:
                 stock = httpx.get(f"{server.base_url}/products/{product_id}").json()["stock"]
                 assert stock == START_STOCK - _units_recorded(orders, product_id), (step, product_id)
+        # the shopper whose order committed can retry with the same key: the first order is replayed
+        username, headers = shoppers["committed"]
+        replay = httpx.post(
+            f"{server.base_url}/orders",
+            json={"items": [{"productId": products["committed"][0], "qty": 2}, {"productId": products["committed"][1], "qty": 3}]},
+            headers={**headers, "Idempotency-Key": "crash-committed"},
+        )
+        assert replay.status_code == 201 and replay.json()["id"] == all_orders[0]["id"]
+
+
+async def _insert_products(uri: str, db_name: str, names: list[str]) -> list[str]:
+    """Insert live products named ``names`` with ``START_STOCK`` units of size ``m``; their ids."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    now = datetime.now(UTC)
+    docs = [
+        new_product_document(
+            ProductCreate(name=name, price=Decimal("1.25"), sizes=[{"size": "m", "quantity": START_STOCK}]), now=now
+        )
+        for name in names
+    ]
+    try:
+        result = await client[db_name]["products"].insert_many(docs)
+    finally:
+        await client.close()
+    return [str(pid) for pid in result.inserted_ids]
 
 
 async def _place_until_killed(base: str, headers: dict[str, str], product_id: str, db: EmbeddedMongo) -> list[str]:
