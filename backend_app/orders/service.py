@@ -33,6 +33,7 @@ from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.types import from_bson_money, oid, to_decimal128
 from backend_app.idempotency import service as idempotency
+from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
 from backend_app.orders.exceptions import (
     InsufficientStockError,
@@ -275,8 +276,14 @@ class OrderBatcher:
                 raise BatchAborted() from exc
             faults.reach("order_inserted")
             for a, order_id in zip(accepted, order_ids, strict=True):
-                if a.request.claim is not None:
+                if a.request.claim is None:
+                    continue
+                try:
                     await idempotency.complete(db, claim=a.request.claim, response={"id": str(order_id)}, session=session)
+                except IdempotencyInFlightError:
+                    if len(batch) > 1:  # that key was taken over: only its own order must fail
+                        raise BatchAborted() from None
+                    raise
             if any(a.request.claim is not None for a in accepted):
                 faults.reach("key_completed")
             return order_ids
@@ -292,8 +299,13 @@ class OrderBatcher:
 
 
 def _fail(batch: list[_Request], exc: BaseException) -> None:
+    """Settle every unsettled future of ``batch`` with ``exc`` (cancelled, if ``exc`` is a cancellation)."""
     for request in batch:
-        if not request.future.done():
+        if request.future.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            request.future.cancel()
+        else:
             request.future.set_exception(exc)
 
 
