@@ -35,14 +35,13 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     """Create the indexes behind the order lists (idempotent; spec §4).
 
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
-    - ``by_status`` ``{status, _id}``: the admin's ``status`` filter and the dashboard's revenue.
+    - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
+      expiry sweep (an ``_id`` holds its creation second, so "pending and older than" is a range on it).
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
-    - ``pending_by_age`` ``{status, created_at}``: the expiry sweep (pending orders older than the TTL).
     - ``pending_slot_unique`` ``{userId, pending_slot}``, unique over pending orders: the cap on pending orders.
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
     """
     coll = db[COLLECTION]
-    await coll.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="pending_by_age")
     await coll.create_index(
         [("userId", ASCENDING), ("pending_slot", ASCENDING)],
         name="pending_slot_unique",
@@ -91,11 +90,16 @@ async def pending_slots(
 
 
 async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:
-    """Ids of up to ``limit`` pending orders created before ``older_than``, oldest first (index ``pending_by_age``)."""
+    """Ids of up to ``limit`` pending orders created before ``older_than``, oldest first.
+
+    The age is read from the ``_id`` (an ObjectId starts with its creation time in seconds, set by
+    the driver when the order is inserted), so the query is one range on index ``by_status``
+    ``{status, _id}`` and no extra index is maintained on every order write.
+    """
     cursor = (
         db[COLLECTION]
-        .find({"status": "pending", "created_at": {"$lt": older_than}}, {"_id": 1})
-        .sort([("created_at", ASCENDING)])
+        .find({"status": "pending", "_id": {"$lt": ObjectId.from_datetime(older_than)}}, {"_id": 1})
+        .sort([("_id", ASCENDING)])
         .limit(limit)
     )
     return [doc["_id"] async for doc in cursor]
