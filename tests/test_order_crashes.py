@@ -161,16 +161,27 @@ async def _place_until_killed(base: str, headers: dict[str, str], product_id: st
     return acknowledged
 
 
-def test_acknowledged_orders_survive_a_database_crash(tmp_path: Path, password_hash: str) -> None:
-    """SIGKILL of the (on-disk, --sync-on-commit) database under order load loses no acknowledged order."""
-    data = tmp_path / "db"
-    db = EmbeddedMongo(storage_path=data).start()
-    port = db.port
-    db_name = "durability"
+def _on_disk_shop(
+    tmp_path: Path, password_hash: str, db_name: str, **env_extra: str
+) -> tuple[EmbeddedMongo, dict[str, str], dict[str, str], dict[str, str]]:
+    """An on-disk embedded database in ``tmp_path/db`` (the app's default flags) with an admin and a
+    shopper seeded; returns it, the API server's environment, and both users' headers."""
+    db = EmbeddedMongo(storage_path=tmp_path / "db").start()
     secret = secrets.token_urlsafe(48)
     try:
         admin, shopper = asyncio.run(_seed(db.uri, db_name, secret, password_hash))
-        env = _env(db.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING="1000")
+    except BaseException:
+        db.stop()
+        raise
+    return db, _env(db.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING="1000", **env_extra), admin, shopper
+
+
+def test_acknowledged_orders_survive_a_database_crash(tmp_path: Path, password_hash: str) -> None:
+    """SIGKILL of the (on-disk, --sync-on-commit) database under order load loses no acknowledged order."""
+    data, db_name = tmp_path / "db", "durability"
+    db, env, admin, shopper = _on_disk_shop(tmp_path, password_hash, db_name)
+    port = db.port
+    try:
         with ApiServer(env=env) as server:
             product_id = httpx.post(
                 f"{server.base_url}/products",
@@ -207,14 +218,10 @@ async def _stock(uri: str, db_name: str) -> int:
 def test_outage_gives_503_then_recovers(tmp_path: Path, password_hash: str) -> None:
     """Database killed under order load: every call answers 503 database_unavailable within the
     server selection timeout + 1 s, never 500; once it is back, the service recovers by itself."""
-    data = tmp_path / "db"
-    db = EmbeddedMongo(storage_path=data).start()
+    data, db_name = tmp_path / "db", "outage"
+    db, env, admin, shopper = _on_disk_shop(tmp_path, password_hash, db_name, CACHE_ENABLED="false")
     port = db.port
-    db_name = "outage"
-    secret = secrets.token_urlsafe(48)
     try:
-        admin, shopper = asyncio.run(_seed(db.uri, db_name, secret, password_hash))
-        env = _env(db.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING="1000", CACHE_ENABLED="false")
         with ApiServer(env=env) as server:
             base = server.base_url
             product_id = httpx.post(
