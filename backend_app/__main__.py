@@ -7,10 +7,10 @@
   ``PROMETHEUS_MULTIPROC_DIR`` set, that directory is emptied first
   (docs/observability.md).
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
-  ``./data/db``) unless ``MONGODB_URI`` is configured, load the demo catalog
+  ``./data/db``, ``--sync-on-commit``) unless ``MONGODB_URI`` is configured, load the demo catalog
   into it when it has no products (``backend_app.demo``; ``DEMO_DATA=false``
   skips it; never with a configured ``MONGODB_URI``), then serve; Ctrl-C
-  stops both, the database cleanly.
+  or SIGTERM stops uvicorn, then the database, cleanly.
 - ``create-admin --username NAME --email EMAIL [--full-name TEXT] [--promote-existing]``:
   create that account as an active admin (spec §3). The password comes from
   ``ADMIN_PASSWORD`` or a prompt; running it again for an existing active
@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -97,29 +98,59 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[bool]:
     db = EmbeddedMongo(storage_path=data_dir, log_path=os.path.join("logs", "secantus.log"))
     print(f"Starting embedded SecantusDB (data in {data_dir}) ...", flush=True)
     try:
-        db.start()
-    except RuntimeError as exc:
-        raise SystemExit(
-            f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
-            "run this command with MONGODB_URI set to the URI `make run` printed."
-        ) from None
-    print(f"SecantusDB ready at {db.uri}", flush=True)
-    os.environ["MONGODB_URI"] = db.uri
-    get_settings.cache_clear()
-    try:
+        try:
+            db.start()
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"The embedded database in {data_dir} could not start ({exc}). If `make run` is using it, "
+                "run this command with MONGODB_URI set to the URI `make run` printed."
+            ) from None
+        print(f"SecantusDB ready at {db.uri}", flush=True)
+        os.environ["MONGODB_URI"] = db.uri
+        get_settings.cache_clear()
         yield True
     finally:
-        print("Stopping SecantusDB ...", flush=True)
-        db.stop()
+        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown (issue 9).
+        with _signals_ignored():
+            print("Stopping SecantusDB ...", flush=True)
+            db.stop()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for the body, then restore their handlers."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler of ``dev``: unwind like Ctrl-C, so the embedded database is stopped."""
+    raise KeyboardInterrupt
 
 
 def _dev(data_dir: str) -> None:
-    with _embedded_db_unless_configured(data_dir) as embedded, contextlib.suppress(KeyboardInterrupt):
-        if embedded:
-            from backend_app.demo import load_demo_catalog_cli
+    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database (issue 9).
 
-            load_demo_catalog_cli(get_settings())
-        _serve()
+    uvicorn handles both signals while it runs (graceful shutdown) and then
+    re-raises the one it caught; SIGTERM's default action would kill this
+    process before the database is stopped, leaving it holding the data
+    folder. So SIGTERM is turned into ``KeyboardInterrupt``, like SIGINT.
+    A new embedded database first gets the demo catalog (issue 11).
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt), _embedded_db_unless_configured(data_dir) as embedded:
+            if embedded:
+                from backend_app.demo import load_demo_catalog_cli
+
+                load_demo_catalog_cli(get_settings())
+            _serve()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 async def _import_products(settings: Settings | None, args: argparse.Namespace) -> int:

@@ -29,7 +29,9 @@ from backend_app.core.middleware import install_middleware
 from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
 from backend_app.idempotency import repository as idempotency_repository
+from backend_app.orders import faults as order_faults
 from backend_app.orders import repository as orders_repository
+from backend_app.orders import service as orders_service
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
 from backend_app.products.cache import create_page_cache
@@ -68,7 +70,8 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes; close both on shutdown.
+    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes, start the
+    order expiry sweeper (issue 9); stop the sweeper and close both on shutdown.
 
     ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
     """
@@ -79,16 +82,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.mongo_client = client
     app.state.db = client[settings.mongodb_db]
     app.state.catalog_cache = create_page_cache(settings)
+    order_faults.configure(settings)
     index_task = asyncio.create_task(_ensure_indexes_until_done(app))
+    # Every process sweeps; conditional state changes make concurrent sweepers safe (issue 9).
+    sweeper = asyncio.create_task(
+        orders_service.run_expiry_sweeper(
+            app.state.db,
+            ttl_seconds=settings.order_pending_ttl_seconds,
+            interval_s=settings.order_sweep_interval_seconds,
+        )
+    )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
     try:
         yield
     finally:
-        index_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await index_task
+        for task in (sweeper, index_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await client.close()
         if app.state.catalog_cache is not None:
             await app.state.catalog_cache.close()

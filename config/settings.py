@@ -127,6 +127,18 @@ class Settings(BaseSettings):
     #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404.
     metrics_token: SecretStr | None = None
 
+    #: Most pending orders (stock reservations) one user may hold; the order's owner counts, whoever
+    #: places it. One more → 409 ``too_many_pending_orders`` (issue 9).
+    order_max_pending: int = Field(default=10, ge=1)
+    #: A pending order older than this many seconds becomes ``expired`` and its stock returns (issue 9);
+    #: 0 = pending orders never expire.
+    order_pending_ttl_seconds: int = Field(default=86400, ge=0)
+    #: How often each process's background sweeper looks for pending orders past their TTL, in seconds.
+    order_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    #: Test-only fault injection: the API process exits (``os._exit(70)``) when the order write path
+    #: reaches this step (``backend_app.orders.faults.STEPS``). Ignored unless ``APP_ENV=test``.
+    order_fault_step: str | None = None
+
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

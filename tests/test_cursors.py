@@ -158,6 +158,7 @@ async def test_offset_page_offers_cursors(client, admin_headers):
     assert [p["id"] for p in before["data"]] == ids[0:2] and before["page"]["prev_cursor"] is None
 
 
+@pytest.mark.settings(order_max_pending=100)  # more pending orders per user than the default cap of 10
 async def test_order_lists_walk_by_cursor(client, admin_headers, alice, bob):
     pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 100}])
     placed = {"alice": [], "bob": []}

@@ -13,7 +13,7 @@ async def test_empty_shop(client, admin_headers):
         "highest_priced_product": None,
         "recent_products": [],
         "total_orders": 0,
-        "orders_by_status": {"pending": 0, "completed": 0, "cancelled": 0},
+        "orders_by_status": {"pending": 0, "completed": 0, "cancelled": 0, "expired": 0},
         "revenue": 0.0,
         "top_products": [],
         "low_stock": [],
@@ -55,7 +55,7 @@ async def test_summary_matches_hand_computed_values(client, admin_headers, alice
     assert body["highest_priced_product"] == {"id": lamp, "name": "Lamp", "price": 120.0}
     assert [p["id"] for p in body["recent_products"]] == [pen, sock, lamp, mug, tee]
     assert body["total_orders"] == 5
-    assert body["orders_by_status"] == {"pending": 1, "completed": 3, "cancelled": 1}
+    assert body["orders_by_status"] == {"pending": 1, "completed": 3, "cancelled": 1, "expired": 0}
     assert body["revenue"] == 223.96  # 74.97 + 9.00 + 139.99
     # units in orders not cancelled; ties broken by product id (tee was created before sock)
     assert body["top_products"] == [

@@ -37,13 +37,15 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
     assert response.json() == {"status": "unhealthy", "database": "disconnected"}
 
 
-async def test_database_failure_is_a_generic_500_without_driver_text() -> None:
+async def test_database_failure_is_a_503_without_driver_text() -> None:
+    """An unreachable database is 503 ``database_unavailable`` (issue 9: never a 500), with no driver text."""
     app = create_app(unreachable_settings())
     async with LifespanManager(app, startup_timeout=10):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/products")
-    problem = assert_problem(response, 500, "internal_error")
+    problem = assert_problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"] == "1"
     text = response.text.lower()
     for leak in ("serverselection", "pymongo", "127.0.0.1", "timeout", "traceback"):
         assert leak not in text, problem

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 import pymongo
 from fastapi import Depends, Request
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, WriteConcern, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
-from backend_app.core.errors import DomainError, ServiceUnavailableError
+from backend_app.core.errors import DatabaseUnavailableError, DomainError, ServiceUnavailableError, TransactionConflictError
 from backend_app.core.metrics import DatabaseCommandMetrics
 from config import Settings
 
 MongoDatabase = AsyncDatabase[dict[str, Any]]
+#: Write concern of every write that a ``201``/``200`` promises (orders, stock, status changes): acknowledged
+#: only once a majority of the replica set has it in its journal (issue 9: "a 201 survives a crash").
+DURABLE = WriteConcern("majority", j=True)
+#: How long :func:`run_in_transaction` keeps re-running a transaction that lost a write conflict, in seconds.
+TRANSACTION_RETRY_SECONDS = 10.0
 IndexInstaller = Callable[[MongoDatabase], Awaitable[None]]
 
 
@@ -78,16 +85,78 @@ async def ensure_indexes(db: MongoDatabase, installers: list[IndexInstaller]) ->
 async def run_in_transaction(
     client: AsyncMongoClient[dict[str, Any]],
     work: Callable[[AsyncClientSession], Awaitable[Any]],
+    *,
+    write_concern: WriteConcern = DURABLE,
+    retry_seconds: float = TRANSACTION_RETRY_SECONDS,
 ) -> Any:
     """Run ``work(session)`` in a multi-document transaction and return its result.
 
-    Uses the driver's ``with_transaction``, which retries the whole callback on
-    ``TransientTransactionError`` (write conflicts between concurrent
-    transactions) and the commit on ``UnknownTransactionCommitResult``.
-    Exceptions raised by ``work`` abort the transaction and propagate.
+    Like the driver's ``with_transaction`` (re-runs the whole callback on
+    ``TransientTransactionError``, i.e. write conflicts between concurrent
+    transactions, and retries a commit whose result is unknown), with two
+    differences:
+
+    - a lost connection or a server that cannot be selected is not retried
+      here: it raises :class:`DatabaseUnavailableError` (503) at once, so a
+      request during an outage fails within the server selection timeout
+      instead of retrying for the driver's 120 s (issue 9);
+    - conflicts are retried for ``retry_seconds`` (default 10 s), then
+      :class:`TransactionConflictError` (503) is raised.
+
+    The commit uses ``write_concern`` (default :data:`DURABLE`: majority, journaled).
+
+    Raises:
+        DatabaseUnavailableError: the database could not be reached (503).
+        TransactionConflictError: write conflicts outlasted ``retry_seconds`` (503).
+        Exception: whatever ``work`` raises (the transaction is aborted).
     """
+    deadline = time.monotonic() + retry_seconds
+    attempt = 0
     async with client.start_session() as session:
-        return await session.with_transaction(work)
+        while True:
+            attempt += 1
+            await session.start_transaction(write_concern=write_concern)
+            try:
+                result = await work(session)
+                await _commit(session, deadline)
+            except ConnectionFailure as exc:
+                await _abandon(session)
+                raise DatabaseUnavailableError() from exc
+            except PyMongoError as exc:
+                await _abandon(session)
+                if exc.has_error_label("TransientTransactionError"):
+                    if time.monotonic() >= deadline:
+                        raise TransactionConflictError() from exc
+                    await asyncio.sleep(random.random() * min(0.005 * 1.5**attempt, 0.5))  # noqa: S311 - jitter
+                    continue
+                raise
+            except BaseException:
+                await _abandon(session)
+                raise
+            return result
+
+
+async def _commit(session: AsyncClientSession, deadline: float) -> None:
+    """Commit, retrying while the result is unknown (the driver's rule) until ``deadline``."""
+    while True:
+        try:
+            await session.commit_transaction()
+        except ConnectionFailure:
+            raise
+        except PyMongoError as exc:
+            if exc.has_error_label("UnknownTransactionCommitResult") and time.monotonic() < deadline:
+                continue
+            raise
+        return
+
+
+async def _abandon(session: AsyncClientSession) -> None:
+    """Abort the session's transaction if one is open; errors ignored (the server aborts it itself)."""
+    if session.in_transaction:
+        try:
+            await asyncio.wait_for(session.abort_transaction(), timeout=1.0)
+        except (PyMongoError, TimeoutError):
+            pass
 
 
 @contextlib.contextmanager

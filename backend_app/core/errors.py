@@ -17,6 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,35 @@ class ServiceUnavailableError(DomainError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached (outage, fail-over, network): 503 ``database_unavailable`` (issue 9).
+
+    Raised by :func:`backend_app.core.db.run_in_transaction`; the driver's own
+    connection errors raised anywhere else are mapped to the same problem by
+    :func:`install_error_handlers`. Carries ``Retry-After: 1``.
+    """
+
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+    def __init__(self, detail: str = "The database is unreachable; retry shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class TransactionConflictError(ServiceUnavailableError):
+    """A transaction kept losing write conflicts until its retry budget ran out: 503 ``write_conflict``.
+
+    E.g. the documents it writes are held by a transaction that a crashed
+    process left open, until the server reaps it (issue 9). Retry later.
+    """
+
+    code = "write_conflict"
+    title = "Write conflict"
+
+    def __init__(self, detail: str = "The data is busy with a concurrent change; retry shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class ValidationIssue(BaseModel):
@@ -213,6 +243,12 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+async def _database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A driver ``ConnectionFailure`` (server selection timeout, lost connection, network timeout) → 503."""
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return await _domain_error_handler(request, DatabaseUnavailableError())
+
+
 async def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
     """The 500 problem for an exception nothing else handled; the traceback goes to the log only (spec §8)."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -229,7 +265,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app`` (the one exception mapping).
 
     Covers :class:`DomainError`, Starlette/FastAPI ``HTTPException`` (404 for
-    unknown routes, 405, 413, ...), request validation (422 with ``errors``) and any
+    unknown routes, 405, 413, ...), request validation (422 with ``errors``), the
+    driver's ``ConnectionFailure`` (503 ``database_unavailable``) and any
     other exception (500, no traceback or driver text in the body). Also makes
     the app's OpenAPI document declare the problem responses every operation
     can produce (:func:`complete_problem_responses`).
@@ -237,6 +274,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout are ConnectionFailures (issue 9: 503, never 500).
+    app.add_exception_handler(ConnectionFailure, _database_unavailable_handler)
     app.add_exception_handler(Exception, unhandled_error_response)
     generate_openapi = app.openapi
 
@@ -271,6 +310,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ALWAYS = {
     429: "Too many requests: the caller's rate limit is exhausted (see Retry-After).",
     500: "Internal server error.",
+    503: "The database is unreachable (`database_unavailable`); retry shortly.",
 }
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 

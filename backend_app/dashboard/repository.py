@@ -63,7 +63,7 @@ def sales_pipeline(*, top: int) -> list[dict[str, Any]]:
 
     Facets: ``by_status`` ``[{_id: status, n}]``; ``revenue`` ``[{total}]``
     (Σ ``total`` of completed orders); ``top`` ``[{_id: productId, name,
-    quantity}]`` (units in orders that were not cancelled, most first, at most ``top``).
+    quantity}]`` (units in orders neither cancelled nor expired, most first, at most ``top``).
     """
     return [
         {
@@ -74,7 +74,7 @@ def sales_pipeline(*, top: int) -> list[dict[str, Any]]:
                     {"$group": {"_id": None, "total": {"$sum": "$total"}}},
                 ],
                 "top": [
-                    {"$match": {"status": {"$ne": "cancelled"}}},
+                    {"$match": {"status": {"$nin": ["cancelled", "expired"]}}},
                     {"$unwind": "$items"},
                     {
                         "$group": {

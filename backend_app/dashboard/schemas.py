@@ -32,7 +32,7 @@ class LowStockProduct(BaseModel):
 
 
 class TopProduct(BaseModel):
-    """A product by units sold (orders not cancelled); ``name`` as captured at order time."""
+    """A product by units sold (orders neither cancelled nor expired); ``name`` as captured at order time."""
 
     id: str
     name: str
@@ -45,6 +45,7 @@ class OrdersByStatus(BaseModel):
     pending: int = 0
     completed: int = 0
     cancelled: int = 0
+    expired: int = Field(default=0, description="Pending orders the expiry sweep released (issue 9).")
 
 
 class DashboardSummary(BaseModel):
@@ -57,7 +58,7 @@ class DashboardSummary(BaseModel):
     total_orders: int
     orders_by_status: OrdersByStatus
     revenue: Money = Field(description="Σ total of completed orders.")
-    top_products: list[TopProduct] = Field(description="The 5 products with the most units in non-cancelled orders.")
+    top_products: list[TopProduct] = Field(description="The 5 products with the most units in orders neither cancelled nor expired.")
     low_stock: list[LowStockProduct] = Field(
         description="Live products with stock ≤ low_stock_threshold, lowest first."
     )

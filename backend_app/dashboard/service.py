@@ -61,7 +61,7 @@ async def summary(db: MongoDatabase, *, low_stock_threshold: int = DEFAULT_LOW_S
             )
             for p in catalog.get("recent", [])
         ],
-        total_orders=by_status.pending + by_status.completed + by_status.cancelled,
+        total_orders=by_status.pending + by_status.completed + by_status.cancelled + by_status.expired,
         orders_by_status=by_status,
         revenue=from_bson_money(revenue["total"]) if revenue else Decimal("0.00"),
         top_products=[

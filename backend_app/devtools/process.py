@@ -82,6 +82,33 @@ class ManagedProcess:
             self._log.close()
             self._log = None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (also its process group id), else ``None``."""
+        return self._process.pid if self._process is not None else None
+
+    def kill(self) -> int | None:
+        """SIGKILL the child's process group at once, as a crash would (no clean-up); returns its exit status."""
+        process, self._process = self._process, None
+        code = None
+        if process is not None:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            code = process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+    def wait(self, *, timeout_s: float) -> int | None:
+        """Wait up to ``timeout_s`` for the child to exit by itself; its exit status, or ``None`` if still running."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -68,3 +68,17 @@ class InvalidStatusTransitionError(ConflictError):
         super().__init__(
             f"An order that is {current!r} cannot become {requested!r}.", current=current, requested=requested
         )
+
+
+class TooManyPendingOrdersError(ConflictError):
+    """The order's owner already holds ``ORDER_MAX_PENDING`` pending orders: 409 (issue 9)."""
+
+    code = "too_many_pending_orders"
+    title = "Too many pending orders"
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        super().__init__(
+            f"User {user_id} already has {limit} pending orders; complete or cancel one first.",
+            userId=user_id,
+            limit=limit,
+        )

@@ -2,10 +2,17 @@
 
 Document shape::
 
-    {_id: ObjectId, userId: str, status: "pending" | "completed" | "cancelled",
+    {_id: ObjectId, userId: str, status: "pending" | "completed" | "cancelled" | "expired",
      items: [{productId: ObjectId, name: str, size: str | null, qty: int,
               unit_price: Decimal128, taken: [{size: str, qty: int}]}],
      total: Decimal128, created_at: datetime, updated_at: datetime}
+
+A pending order also carries ``pending_slot: int`` in ``0 .. ORDER_MAX_PENDING-1``,
+unique per user among pending orders (the partial unique index
+``pending_slot_unique``). That index is the race-safe cap on pending orders
+(issue 9): two placements that pick the same free slot of one user cannot
+both commit, in one process or across hosts. An order that leaves
+``pending`` leaves the index, which frees its slot.
 """
 
 from __future__ import annotations
@@ -28,11 +35,19 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     """Create the indexes behind the order lists (idempotent; spec §4).
 
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
-    - ``by_status`` ``{status, _id}``: the admin's ``status`` filter and the dashboard's revenue.
+    - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
+      expiry sweep (an ``_id`` holds its creation second, so "pending and older than" is a range on it).
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
+    - ``pending_slot_unique`` ``{userId, pending_slot}``, unique over pending orders: the cap on pending orders.
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
     """
     coll = db[COLLECTION]
+    await coll.create_index(
+        [("userId", ASCENDING), ("pending_slot", ASCENDING)],
+        name="pending_slot_unique",
+        unique=True,
+        partialFilterExpression={"status": "pending", "pending_slot": {"$exists": True}},
+    )
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
@@ -48,10 +63,51 @@ def order_filter(*, user_id: str | None = None, status: str | None = None) -> di
     return query
 
 
-async def insert_order(db: MongoDatabase, *, order: dict[str, Any], session: AsyncClientSession) -> ObjectId:
-    """Insert ``order`` inside ``session``'s transaction and return its ``_id``."""
-    result = await db[COLLECTION].insert_one(order, session=session)
-    return result.inserted_id
+async def insert_orders(
+    db: MongoDatabase, *, orders: list[dict[str, Any]], session: AsyncClientSession
+) -> list[ObjectId]:
+    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order.
+
+    Raises:
+        pymongo.errors.BulkWriteError: e.g. a ``pending_slot`` taken meanwhile (duplicate key).
+    """
+    result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
+    return list(result.inserted_ids)
+
+
+async def pending_slots(
+    db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession
+) -> dict[str, list[int | None]]:
+    """For each of ``user_ids`` with pending orders, the ``pending_slot`` of each (``None``: an order from
+    before slots existed), read inside ``session`` (index ``by_user_status``)."""
+    cursor = db[COLLECTION].find(
+        {"userId": {"$in": user_ids}, "status": "pending"}, {"userId": 1, "pending_slot": 1}, session=session
+    )
+    slots: dict[str, list[int | None]] = {}
+    async for doc in cursor:
+        slots.setdefault(doc["userId"], []).append(doc.get("pending_slot"))
+    return slots
+
+
+async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:
+    """Ids of up to ``limit`` pending orders created before ``older_than``, oldest first.
+
+    The age is read from the ``_id`` (an ObjectId starts with its creation time in seconds, set by
+    the driver when the order is inserted), so the query is one range on index ``by_status``
+    ``{status, _id}`` and no extra index is maintained on every order write.
+    """
+    cursor = (
+        db[COLLECTION]
+        .find({"status": "pending", "_id": {"$lt": ObjectId.from_datetime(older_than)}}, {"_id": 1})
+        .sort([("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return [doc["_id"] async for doc in cursor]
+
+
+async def get_by_id(db: MongoDatabase, *, order_id: ObjectId, session: AsyncClientSession) -> dict[str, Any] | None:
+    """The stored order ``order_id`` (no join, any owner), read inside ``session``."""
+    return await db[COLLECTION].find_one({"_id": order_id}, session=session)
 
 
 async def get_order(

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
-from backend_app.core import metrics
+from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
-from backend_app.core.errors import DomainError, problem_responses
+from backend_app.core.errors import problem_responses
 from backend_app.core.pagination import Page, Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
@@ -32,13 +32,14 @@ OwnerId = Annotated[UserId, Path(description="The username owning the orders.")]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderCreated,
-    responses=problem_responses(401, 403, 404, 409, 422, 500),
+    responses=problem_responses(401, 403, 404, 409, 422, 500, 503),
     summary="Place an order",
 )
 async def create_order(
     body: OrderCreate,
     db: Database,
     user: CurrentUser,
+    settings: AppSettings,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -55,7 +56,8 @@ async def create_order(
     ``userId`` defaults to the token's subject; another user's id → 403 unless
     the caller is an admin (spec §3); an admin naming a user that does not
     exist → 404 ``user_not_found``. 404 names an unknown product; 409
-    ``insufficient_stock`` lists each short line. With ``Idempotency-Key``:
+    ``insufficient_stock`` lists each short line; 409 ``too_many_pending_orders``
+    when the owner already holds ``ORDER_MAX_PENDING`` pending orders. With ``Idempotency-Key``:
     a replay returns the first order's id (header ``Idempotent-Replayed: true``),
     another body with the key → 422, a duplicate while the first runs → 409.
     """
@@ -63,15 +65,14 @@ async def create_order(
     ensure_self_or_admin(user, user_id)
     if user_id != user.username:  # an admin ordering for someone: that someone must exist (issue 10)
         await users_service.ensure_user_exists(db, username=user_id)
-    try:
-        order_id, replayed = await service.create_order(
-            db, caller=user.username, user_id=user_id, items=body.items, idempotency_key=idempotency_key
-        )
-    except DomainError as exc:
-        metrics.order_refused(exc.code)
-        raise
-    if not replayed:
-        metrics.order_event("placed")
+    order_id, replayed = await service.create_order(
+        db,
+        caller=user.username,
+        user_id=user_id,
+        items=body.items,
+        idempotency_key=idempotency_key,
+        max_pending=settings.order_max_pending,
+    )
     if replayed:
         response.headers[REPLAY_HEADER] = "true"
     return OrderCreated(id=order_id)
@@ -139,11 +140,11 @@ async def change_status(
 ) -> OrderPublic:
     """``{"status": "cancelled"}`` (owner or admin) or ``"completed"`` (admin), from ``pending`` only (else 409).
 
+    ``expired`` cannot be asked for (422): only the expiry sweep sets it.
+
     Cancelling puts the stock back in the same transaction.
     """
     ensure_self_or_admin(user, user_id)
-    order = await service.change_status(
+    return await service.change_status(
         db, user_id=user_id, order_id=order_id, status=body.status, as_admin=user.is_admin, actor=user.username
     )
-    metrics.order_event(body.status)
-    return order

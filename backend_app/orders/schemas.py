@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend_app.core.types import Money, ObjectIdStr
 from backend_app.users.schemas import Username as UserId
 
-OrderStatus = Literal["pending", "completed", "cancelled"]
+#: Every status an order can have. ``expired`` (issue 9) is set only by the expiry sweep, never through the API.
+OrderStatus = Literal["pending", "completed", "cancelled", "expired"]
+#: The statuses a ``PATCH`` may name (``expired`` → 422; illegal transitions among these → 409).
+SettableStatus = Literal["pending", "completed", "cancelled"]
 
 
 class OrderItemCreate(BaseModel):
@@ -82,8 +85,9 @@ class OrderUpdate(BaseModel):
 
     Legal transitions are ``pending → completed`` (admin) and
     ``pending → cancelled`` (owner or admin); anything else → 409.
+    ``expired`` is the expiry sweep's alone: asking for it → 422.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    status: OrderStatus
+    status: SettableStatus

@@ -1,28 +1,48 @@
-"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6)."""
+"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6).
+
+Placing an order (issue 9; design and measurements in docs/orders-and-stock.md)
+is a multi-document transaction committed with write concern majority +
+journal. Each process combines the orders that arrive while a transaction
+runs into the next one (:class:`OrderBatcher`), so concurrent buyers of a
+hot product share one commit instead of conflicting, aborting and re-running
+(which collapsed throughput); across processes and hosts the transaction
+alone still guarantees correctness (a conflict is re-run).
+
+Single points where an outcome is final (for metrics, issue 13):
+:func:`_placed`, :func:`_refused`, :func:`_status_changed` (cancel/complete)
+and :func:`_expired`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.auth.exceptions import ForbiddenError
+from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.core.pagination import PageMeta, PageParams
 from backend_app.core.types import from_bson_money, oid, to_decimal128
 from backend_app.idempotency import service as idempotency
-from backend_app.orders import repository
+from backend_app.idempotency.exceptions import IdempotencyInFlightError
+from backend_app.orders import faults, repository
 from backend_app.orders.exceptions import (
     InsufficientStockError,
     InvalidStatusTransitionError,
     OrderedProductNotFoundError,
     OrderNotFoundError,
+    TooManyPendingOrdersError,
     UnknownSizeError,
 )
 from backend_app.orders.schemas import (
@@ -31,14 +51,21 @@ from backend_app.orders.schemas import (
     OrderPublic,
     OrderStatus,
     ProductDetails,
+    SettableStatus,
     SizeTaken,
 )
 from backend_app.products import repository as products_repository
+
+logger = logging.getLogger(__name__)
 
 #: Cursor scope of the order lists (a cursor of another list is foreign here).
 LIST_SCOPE = "orders"
 #: Legal status changes (spec §5); anything else → 409.
 TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
+#: Pending-order cap used when the caller passes none (``ORDER_MAX_PENDING``'s default).
+DEFAULT_MAX_PENDING = 10
+#: Orders expired per sweep round at most (the next round takes the rest).
+EXPIRY_BATCH = 100
 #: The transitions an order's owner may make without the admin role (spec §3 table).
 OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
 
@@ -134,52 +161,278 @@ def _units_by_product(
     return {product_id: sizes for product_id, sizes in units.items() if sizes}
 
 
+@dataclass(slots=True)
+class _Request:
+    """One order waiting for its batch: what to place, and the future its caller awaits."""
+
+    user_id: str
+    lines: list[Line]
+    claim: idempotency.Claim | None
+    max_pending: int
+    future: asyncio.Future[ObjectId]
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """An order of a batch that passed every check: its document and the stock it takes."""
+
+    request: _Request
+    document: dict[str, Any]
+    takes: dict[ObjectId, dict[str, int]]
+
+
+class BatchAborted(Exception):
+    """A batch's conditional writes found a state its snapshot did not show; its orders are re-placed one by one."""
+
+
+class OrderBatcher:
+    """Places the orders of one process in batches: one transaction for all orders waiting at the time.
+
+    While a batch's transaction runs, new orders queue; the next batch takes
+    all of them (up to :attr:`max_batch`). A batch of *k* orders costs the
+    same seven round trips as one order (read products, read pending counts,
+    decrement stock, raise pending counts, insert orders, complete idempotency
+    keys, commit) and ONE durable commit, instead of *k* transactions that
+    conflict on a hot product and re-run. Each order is still checked on its
+    own, first come first served: a refused order (404/409/422) fails alone
+    and takes nothing; the others are placed together, all or nothing.
+
+    Across processes and hosts, concurrent batches touching the same product
+    or user conflict and the transaction re-runs (MongoDB's rule, also on the
+    embedded server). If a batch's writes do not match its snapshot (only
+    possible when another writer changed stock in between), the batch is
+    aborted and each of its orders is placed in a batch of its own.
+    """
+
+    def __init__(self, *, max_batch: int = 64) -> None:
+        self.max_batch = max_batch
+        self._queue: list[_Request] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def place(
+        self,
+        db: MongoDatabase,
+        *,
+        user_id: str,
+        lines: list[Line],
+        claim: idempotency.Claim | None,
+        max_pending: int,
+    ) -> ObjectId:
+        """Queue one order and wait until its batch committed; returns the new order's ``_id``.
+
+        Raises:
+            the order's own refusal (see :func:`place_order`), or the batch's
+            failure (e.g. ``DatabaseUnavailableError``).
+        """
+        future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(user_id, lines, claim, max_pending, future))
+        worker = self._worker
+        if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
+            self._worker = asyncio.create_task(self._drain(db))
+        return await asyncio.shield(future)
+
+    async def _drain(self, db: MongoDatabase) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                await self._run(db, batch)
+            except BatchAborted:
+                for request in batch:
+                    await self._run_settled(db, [request])
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                _fail(batch, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+
+    async def _run_settled(self, db: MongoDatabase, batch: list[_Request], *, attempts: int = 3) -> None:
+        """Run ``batch`` and settle every future, whatever happens (re-running an aborted batch)."""
+        for _attempt in range(attempts):
+            try:
+                await self._run(db, batch)
+            except BatchAborted:
+                continue
+            except BaseException as exc:  # noqa: BLE001
+                _fail(batch, exc)
+            return
+        _fail(batch, ServiceUnavailableError("Stock kept changing while the order was placed; retry."))
+
+    async def _run(self, db: MongoDatabase, batch: list[_Request]) -> None:
+        """Place ``batch`` in one transaction, then resolve every request's future."""
+        refusals: dict[int, DomainError] = {}
+
+        async def work(session: AsyncClientSession) -> list[ObjectId]:
+            refusals.clear()
+            accepted = await _check_batch(db, batch, refusals, session=session)
+            faults.reach("products_read")
+            takes = _units_by_product((pid, t.items()) for a in accepted for pid, t in a.takes.items())
+            if not await products_repository.take_stock_many(db, takes_by_product=takes, session=session):
+                raise BatchAborted()
+            faults.reach("stock_taken")
+            if not accepted:
+                return []
+            try:
+                order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+            except (BulkWriteError, DuplicateKeyError) as exc:
+                # A pending slot was taken by another process after our snapshot (write conflicts are
+                # re-run by run_in_transaction; a duplicate key is not): place these orders anew.
+                raise BatchAborted() from exc
+            faults.reach("order_inserted")
+            for a, order_id in zip(accepted, order_ids, strict=True):
+                if a.request.claim is None:
+                    continue
+                try:
+                    await idempotency.complete(db, claim=a.request.claim, response={"id": str(order_id)}, session=session)
+                except IdempotencyInFlightError:
+                    if len(batch) > 1:  # that key was taken over: only its own order must fail
+                        raise BatchAborted() from None
+                    raise
+            if any(a.request.claim is not None for a in accepted):
+                faults.reach("key_completed")
+            return order_ids
+
+        order_ids = iter(await run_in_transaction(db.client, work))
+        for i, request in enumerate(batch):
+            if request.future.done():
+                continue
+            if i in refusals:
+                request.future.set_exception(refusals[i])
+            else:
+                request.future.set_result(next(order_ids))
+
+
+def _fail(batch: list[_Request], exc: BaseException) -> None:
+    """Settle every unsettled future of ``batch`` with ``exc`` (cancelled, if ``exc`` is a cancellation)."""
+    for request in batch:
+        if request.future.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            request.future.cancel()
+        else:
+            request.future.set_exception(exc)
+
+
+async def _check_batch(
+    db: MongoDatabase, batch: list[_Request], refusals: dict[int, DomainError], *, session: AsyncClientSession
+) -> list[_Accepted]:
+    """Check each order of ``batch`` in turn against the snapshot and the orders before it.
+
+    Reads every product and every owner's pending orders once. An order is
+    refused (its index → error in ``refusals``) when a product is missing, a
+    size unknown, a line short of what earlier orders of the batch left, or
+    its owner at the cap counting earlier orders of the batch. An accepted
+    order gets its owner's lowest free ``pending_slot``.
+    """
+    product_ids = list(dict.fromkeys(line.product_id for request in batch for line in request.lines))
+    products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
+    pending = await repository.pending_slots(
+        db, user_ids=list(dict.fromkeys(r.user_id for r in batch)), session=session
+    )
+    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
+    accepted: list[_Accepted] = []
+    for i, request in enumerate(batch):
+        try:
+            missing = list(dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining))
+            if missing:
+                raise OrderedProductNotFoundError(missing)
+            taken = allocate(request.lines, remaining)
+            held = pending.setdefault(request.user_id, [])
+            if len(held) >= request.max_pending:
+                raise TooManyPendingOrdersError(request.user_id, request.max_pending)
+            slot = _lowest_free_slot(held)
+        except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
+            refusals[i] = exc
+            continue
+        held.append(slot)
+        takes = _units_by_product(
+            (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
+        )
+        for pid, per_size in takes.items():
+            for size in remaining[pid]["sizes"]:
+                size["quantity"] -= per_size.get(size["size"], 0)
+        document = _order_document(user_id=request.user_id, lines=request.lines, taken=taken, products=products)
+        document["pending_slot"] = slot
+        accepted.append(_Accepted(request, document, takes))
+    return accepted
+
+
+def _lowest_free_slot(held: list[int | None]) -> int:
+    """The smallest ``pending_slot`` ≥ 0 not in ``held`` (at most ``len(held)``)."""
+    used = set(held)
+    return next(slot for slot in range(len(held) + 1) if slot not in used)
+
+
+#: This process's order batchers, one per database (one event loop per process serves all requests).
+_BATCHERS: dict[tuple[int, str], OrderBatcher] = {}
+
+
+def batcher_for(db: MongoDatabase) -> OrderBatcher:
+    """The :class:`OrderBatcher` of ``db`` in this process (orders of one database share batches)."""
+    key = (id(db.client), db.name)
+    batcher = _BATCHERS.get(key)
+    if batcher is None:
+        batcher = _BATCHERS[key] = OrderBatcher()
+    return batcher
+
+
+def _placed(order_id: ObjectId, *, user_id: str, lines: int) -> None:
+    """The single point where an order is known placed (committed durably)."""
+    logger.debug("order placed", extra={"order_id": str(order_id), "owner": user_id, "lines": lines})
+    metrics.order_event("placed")
+
+
+def _refused(error: DomainError, *, user_id: str) -> None:
+    """The single point where placing an order is refused with a domain error (404/409/422)."""
+    logger.debug("order refused", extra={"code": error.code, "owner": user_id})
+    metrics.order_refused(error.code)
+
+
+def _status_changed(order_id: ObjectId, *, status: str) -> None:
+    """The single point where an admin or owner completed or cancelled an order (committed)."""
+    logger.debug("order status changed", extra={"order_id": str(order_id), "status": status})
+    metrics.order_event(status)
+
+
+def _expired(order_id: ObjectId) -> None:
+    """The single point where the sweep expired an order and returned its stock (committed)."""
+    logger.debug("order expired", extra={"order_id": str(order_id)})
+    metrics.order_event("expired")
+
+
 async def place_order(
-    db: MongoDatabase, *, user_id: str, items: list[OrderItemCreate], claim: idempotency.Claim | None = None
+    db: MongoDatabase,
+    *,
+    user_id: str,
+    items: list[OrderItemCreate],
+    claim: idempotency.Claim | None = None,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> str:
     """Place an order for ``user_id`` and return its id (brief ``POST /orders``).
 
-    Every line is checked and its stock taken in one multi-document
-    transaction, so concurrent orders never oversell and an order is never
-    half-applied (spec §5). Unit prices and names are captured from the
-    database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
-    With an idempotency ``claim``, the key is completed in the same
-    transaction as the order.
+    The order joins this process's next batch (:class:`OrderBatcher`): one
+    multi-document transaction, committed with
+    :data:`~backend_app.core.db.DURABLE` write concern, that reads the
+    products and the owner's pending orders, takes every line's stock with
+    one conditional update per product, inserts the order in a free pending
+    slot of its owner (the race-safe cap) and, with an idempotency ``claim``, completes the key. All of
+    it commits or none of it does (spec §5), so a process that dies at any
+    step leaves nothing half-placed. Unit prices and names are captured from
+    the database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
 
     Raises:
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
         UnknownSizeError: a line names a size the product lacks (422).
         InsufficientStockError: some lines are short (409).
+        TooManyPendingOrdersError: ``user_id`` holds ``max_pending`` pending orders (409).
+        DatabaseUnavailableError: the database is unreachable (503).
     """
     lines = merge_lines(items)
-    product_ids = list(dict.fromkeys(line.product_id for line in lines))
-
-    async def work(session: AsyncClientSession) -> ObjectId:
-        products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
-        missing = [str(pid) for pid in product_ids if pid not in products]
-        if missing:
-            raise OrderedProductNotFoundError(missing)
-        taken = allocate(lines, products)
-        takes_by_product = _units_by_product(
-            (line.product_id, line_taken.items()) for line, line_taken in zip(lines, taken, strict=True)
-        )
-        for product_id, takes in takes_by_product.items():
-            if not await products_repository.take_stock(db, product_id=product_id, takes=takes, session=session):
-                # The conditional update found less than the snapshot showed.
-                raise InsufficientStockError(
-                    [
-                        _short(line, _available(products[product_id], line.size))
-                        for line in lines
-                        if line.product_id == product_id
-                    ]
-                )
-        order = _order_document(user_id=user_id, lines=lines, taken=taken, products=products)
-        order_id = await repository.insert_order(db, order=order, session=session)
-        if claim is not None:
-            await idempotency.complete(db, claim=claim, response={"id": str(order_id)}, session=session)
-        return order_id
-
-    order_id = await run_in_transaction(db.client, work)
+    try:
+        order_id = await batcher_for(db).place(db, user_id=user_id, lines=lines, claim=claim, max_pending=max_pending)
+    except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
+        _refused(exc, user_id=user_id)
+        raise
+    faults.reach("committed")
+    _placed(order_id, user_id=user_id, lines=len(lines))
     return str(order_id)
 
 
@@ -244,6 +497,7 @@ async def create_order(
     user_id: str,
     items: list[OrderItemCreate],
     idempotency_key: str | None = None,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> tuple[str, bool]:
     """Place an order, honouring an ``Idempotency-Key`` (spec §5).
 
@@ -252,6 +506,7 @@ async def create_order(
         user_id: whose order it is (authorized by the router).
         items: the requested lines.
         idempotency_key: the header's value, if sent.
+        max_pending: the owner's pending-order cap (``ORDER_MAX_PENDING``).
 
     Returns:
         ``(order_id, replayed)``: ``replayed`` is True when an earlier request
@@ -263,15 +518,16 @@ async def create_order(
         plus everything :func:`place_order` raises.
     """
     if idempotency_key is None:
-        return await place_order(db, user_id=user_id, items=items), False
+        return await place_order(db, user_id=user_id, items=items, max_pending=max_pending), False
     fingerprint = idempotency.request_fingerprint(
         "POST /orders", {"userId": user_id, "items": [item.model_dump() for item in items]}
     )
     outcome = await idempotency.begin(db, owner=caller, key=idempotency_key, fingerprint=fingerprint)
     if isinstance(outcome, idempotency.Replay):
         return str(outcome.response["id"]), True
+    faults.reach("key_claimed")
     try:
-        order_id = await place_order(db, user_id=user_id, items=items, claim=outcome)
+        order_id = await place_order(db, user_id=user_id, items=items, claim=outcome, max_pending=max_pending)
     except BaseException:
         await idempotency.release(db, claim=outcome)
         raise
@@ -279,7 +535,7 @@ async def create_order(
 
 
 async def change_status(
-    db: MongoDatabase, *, user_id: str, order_id: str, status: OrderStatus, as_admin: bool, actor: str
+    db: MongoDatabase, *, user_id: str, order_id: str, status: SettableStatus, as_admin: bool, actor: str
 ) -> OrderPublic:
     """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; spec §5).
 
@@ -319,14 +575,84 @@ async def change_status(
                 session=session,
             )
         if status == "cancelled":
-            returns_by_product = _units_by_product(
-                (item["productId"], ((t["size"], t["qty"]) for t in item.get("taken", []))) for item in order["items"]
-            )
-            for product_id, returns in returns_by_product.items():
-                await products_repository.return_stock(db, product_id=product_id, returns=returns, session=session)
+            await _return_stock(db, order, session=session)
 
     await run_in_transaction(db.client, work)
+    _status_changed(order_oid, status=status)
     return await get_order(db, user_id=user_id, order_id=order_id)
+
+
+async def _return_stock(db: MongoDatabase, order: dict[str, Any], *, session: AsyncClientSession) -> None:
+    """Put every unit ``order`` took back into its size, inside ``session``'s transaction."""
+    returns_by_product = _units_by_product(
+        (item["productId"], ((t["size"], t["qty"]) for t in item.get("taken", []))) for item in order["items"]
+    )
+    for product_id, returns in returns_by_product.items():
+        await products_repository.return_stock(db, product_id=product_id, returns=returns, session=session)
+
+
+async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
+    """Move one pending order to ``expired`` and return its stock, exactly once; False if it is no longer pending.
+
+    One transaction: a conditional ``pending → expired`` update (which also
+    frees the owner's pending slot) and the stock returned. Two sweepers (workers or
+    hosts) racing for one order: the transactions write the same order
+    document, so one commits and the other re-runs, finds it ``expired`` and
+    changes nothing.
+    """
+
+    async def work(session: AsyncClientSession) -> bool:
+        order = await repository.get_by_id(db, order_id=order_id, session=session)
+        if order is None or order["status"] != "pending":
+            return False
+        if not await repository.set_status(db, order_id=order_id, current="pending", status="expired", session=session):
+            return False
+        await _return_stock(db, order, session=session)
+        return True
+
+    expired = bool(await run_in_transaction(db.client, work))
+    if expired:
+        _expired(order_id)
+    return expired
+
+
+async def expire_due_orders(
+    db: MongoDatabase, *, ttl_seconds: int, now: datetime | None = None, batch: int = EXPIRY_BATCH
+) -> int:
+    """Expire pending orders created more than ``ttl_seconds`` before ``now`` (``ORDER_PENDING_TTL_SECONDS``).
+
+    Returns the number this call expired (at most ``batch``); ``ttl_seconds``
+    0 means never, and returns 0. Safe to run in every process at once
+    (see :func:`expire_order`); no TTL index is involved (a TTL index would
+    delete orders and could not return their stock).
+    """
+    if ttl_seconds <= 0:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=ttl_seconds)
+    expired = 0
+    for order_id in await repository.find_expired_ids(db, older_than=cutoff, limit=batch):
+        if await expire_order(db, order_id=order_id):
+            expired += 1
+    return expired
+
+
+async def run_expiry_sweeper(db: MongoDatabase, *, ttl_seconds: int, interval_s: float) -> None:
+    """Background task of every API process: :func:`expire_due_orders` at start-up, then every ``interval_s``.
+
+    Errors (e.g. the database is down) are logged and the loop goes on; it
+    ends only when cancelled (app shutdown). Does nothing when ``ttl_seconds`` is 0.
+    """
+    if ttl_seconds <= 0:
+        return
+    while True:
+        try:
+            while await expire_due_orders(db, ttl_seconds=ttl_seconds) == EXPIRY_BATCH:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("order expiry sweep failed; retrying in %.0fs", interval_s, exc_info=True)
+        await asyncio.sleep(interval_s)
 
 
 async def get_order(db: MongoDatabase, *, user_id: str, order_id: str) -> OrderPublic:

@@ -589,37 +589,46 @@ async def find_live_by_ids(
     return {doc["_id"]: doc async for doc in cursor}
 
 
-async def take_stock(
-    db: MongoDatabase, *, product_id: ObjectId, takes: dict[str, int], session: AsyncClientSession
-) -> bool:
-    """Decrement the given sizes of one live product, only if each still has enough.
-
-    One conditional ``update_one``: the filter requires every size in ``takes``
-    to hold at least the quantity taken, so stock can never go negative even
-    without the surrounding transaction. Sizes are addressed with
-    ``arrayFilters`` (spec §9: the embedded server lacks positional ``$`` with
-    ``$elemMatch``).
-
-    Args:
-        takes: ``{size: units}`` to subtract, units > 0.
-        session: the order's transaction.
-
-    Returns:
-        True when the product was updated, False when a size ran short.
-    """
+def _take_stock_update(product_id: ObjectId, takes: dict[str, int], now: datetime) -> UpdateOne:
+    """The conditional decrement of :func:`take_stock_many` for one product."""
     # One ``$all`` of ``$elemMatch`` (every size must have enough) rather than a top-level
     # ``$and``: the embedded server plans any top-level ``$`` operator as a collection scan
     # (178 ms vs 3 ms per update on a 20,000-product catalog, measured).
     conditions = [{"$elemMatch": {"size": size, "quantity": {"$gte": qty}}} for size, qty in takes.items()]
     increments = {f"sizes.$[s{i}].quantity": -qty for i, qty in enumerate(takes.values())}
     array_filters = [{f"s{i}.size": size} for i, size in enumerate(takes)]
-    result = await _collection(db).update_one(
+    return UpdateOne(
         {"_id": product_id, "deleted_at": None, "sizes": {"$all": conditions}},
-        {"$inc": increments, "$set": {"updated_at": datetime.now(UTC)}},
+        {"$inc": increments, "$set": {"updated_at": now}},
         array_filters=array_filters,
-        session=session,
     )
-    return result.modified_count == 1
+
+
+async def take_stock_many(
+    db: MongoDatabase, *, takes_by_product: dict[ObjectId, dict[str, int]], session: AsyncClientSession
+) -> bool:
+    """Decrement the given sizes of several live products, each only if every size still has enough.
+
+    One ``bulk_write`` (one round trip) of one conditional ``update_one`` per
+    product: the filter requires every size in its ``takes`` to hold at least
+    the quantity taken, so stock can never go negative even without the
+    surrounding transaction. Sizes are addressed with ``arrayFilters``
+    (spec §9: the embedded server lacks positional ``$`` with ``$elemMatch``).
+
+    Args:
+        takes_by_product: ``{product_id: {size: units}}``, units > 0.
+        session: the order transaction.
+
+    Returns:
+        True when every product was updated; False when any size ran short
+        (the caller aborts the transaction, so no update stays applied).
+    """
+    if not takes_by_product:
+        return True
+    now = datetime.now(UTC)
+    operations = [_take_stock_update(pid, takes, now) for pid, takes in takes_by_product.items()]
+    result = await _collection(db).bulk_write(operations, ordered=True, session=session)
+    return result.modified_count == len(operations)
 
 
 async def return_stock(

@@ -1,0 +1,97 @@
+"""Stock invariants of batched order placement (issue 9): no oversell, all or nothing, durable commits."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymongo import monitoring
+
+from tests.helpers import assert_problem, create_product
+
+
+class _CommitWatcher(monitoring.CommandListener):
+    """Records the write concern of every ``commitTransaction`` while :attr:`active`."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.write_concerns: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.active and event.command_name == "commitTransaction":
+            self.write_concerns.append(dict(event.command.get("writeConcern", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+WATCHER = _CommitWatcher()
+monitoring.register(WATCHER)  # applies to clients created from now on (the app's is created in its lifespan)
+
+
+async def _stock(client, pid) -> int:
+    return (await client.get(f"/products/{pid}")).json()["stock"]
+
+
+async def test_fifty_buyers_twenty_units_exactly_twenty_sold(client, admin_headers, make_user):
+    pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 20}])
+    buyers = [await make_user(f"buyer_{i}") for i in range(50)]
+    responses = await asyncio.gather(
+        *[client.post("/orders", json={"items": [{"productId": pid, "qty": 1}]}, headers=h) for h in buyers]
+    )
+    placed = [r for r in responses if r.status_code == 201]
+    for r in responses:
+        if r.status_code != 201:
+            assert_problem(r, 409, "insufficient_stock")
+    assert len(placed) == 20 and len({r.json()["id"] for r in placed}) == 20
+    assert await _stock(client, pid) == 0
+    orders = (await client.get("/orders", params={"limit": 100}, headers=admin_headers)).json()["data"]
+    assert sum(line["qty"] for o in orders for line in o["items"]) == 20
+
+
+async def test_a_short_order_in_a_concurrent_batch_leaves_the_others_whole(client, admin_headers, make_user):
+    """Orders arriving together share a transaction; one short line refuses its own order only,
+    and every other product of that order keeps its stock."""
+    a = await create_product(client, admin_headers, name="A", sizes=[{"size": "m", "quantity": 10}])
+    b = await create_product(client, admin_headers, name="B", sizes=[{"size": "m", "quantity": 10}])
+    c = await create_product(client, admin_headers, name="C", sizes=[{"size": "m", "quantity": 2}])
+    users = [await make_user(f"mixed_{i}") for i in range(6)]
+    bodies = [
+        [{"productId": a, "qty": 1}],
+        [{"productId": a, "qty": 2}, {"productId": b, "qty": 3}, {"productId": c, "qty": 5}],  # c is short
+        [{"productId": b, "qty": 1}],
+        [{"productId": c, "qty": 2}],
+        [{"productId": a, "qty": 1}, {"productId": c, "qty": 1}],  # c is gone by now (FIFO) or short
+        [{"productId": b, "qty": 2}],
+    ]
+    responses = await asyncio.gather(
+        *[client.post("/orders", json={"items": body}, headers=h) for body, h in zip(bodies, users, strict=True)]
+    )
+    codes = [r.status_code for r in responses]
+    (short,) = assert_problem(responses[1], 409, "insufficient_stock")["lines"]
+    assert short["productId"] == c and short["requested"] == 5 and short["available"] <= 2
+    assert codes[0] == codes[2] == codes[5] == 201
+    assert sorted([codes[3], codes[4]]) == [201, 409]  # c has 2 units: exactly one of them gets them
+    taken_a = 1 + (1 if codes[4] == 201 else 0)
+    assert await _stock(client, a) == 10 - taken_a
+    assert await _stock(client, b) == 10 - 1 - 2
+    assert await _stock(client, c) == (0 if codes[3] == 201 else 1)
+
+
+async def test_orders_and_status_changes_commit_with_majority_journaled(client, admin_headers, alice):
+    pid = await create_product(client, admin_headers)
+    WATCHER.write_concerns.clear()
+    WATCHER.active = True
+    try:
+        order_id = (await client.post("/orders", json={"items": [{"productId": pid, "qty": 1}]}, headers=alice)).json()[
+            "id"
+        ]
+        cancelled = await client.patch(f"/orders/alice/{order_id}", json={"status": "cancelled"}, headers=alice)
+        assert cancelled.status_code == 200
+    finally:
+        WATCHER.active = False
+    assert len(WATCHER.write_concerns) == 2
+    assert all(wc == {"w": "majority", "j": True} for wc in WATCHER.write_concerns), WATCHER.write_concerns
