@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 EXIT_CONFLICT = 1
 EXIT_USAGE = 2
+#: The ``actor`` the audit trail records for ``import-products`` (no token on the command line).
+IMPORT_ACTOR = "cli:import-products"
 
 
 def _reset_metrics_dir() -> None:
@@ -159,6 +161,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from backend_app.audit import repository as audit_repository
     from backend_app.core.db import create_client
     from backend_app.products import importer
     from backend_app.products import repository as products_repository
@@ -174,6 +177,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
         db = client[settings.mongodb_db] if client is not None and settings is not None else None
         if db is not None:
             await products_repository.ensure_indexes(db)
+            await audit_repository.ensure_indexes(db)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
             checking = progress.add_task("validate", total=len(rows))
@@ -181,6 +185,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
             report = await importer.import_rows(
                 db,
                 rows,
+                actor=IMPORT_ACTOR,
                 upsert=args.upsert,
                 dry_run=args.dry_run,
                 on_validated=lambda n: progress.advance(checking, n),

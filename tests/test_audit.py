@@ -216,3 +216,37 @@ async def test_audit_queries_are_index_served(app: Any, mongo: Any, filters: Aud
         stages.append((plan["stage"], plan.get("indexName")))
         plan = plan.get("inputStage")
     assert "COLLSCAN" not in [s for s, _ in stages] and (("IXSCAN", index) in stages), stages
+
+
+async def test_bulk_writes_record_one_entry_per_product_written(
+    client: httpx.AsyncClient, admin_headers: Headers
+) -> None:
+    first = await client.post(
+        "/products/batch",
+        json=[{"name": "Mug", "price": 5, "sku": "MUG-1"}, {"name": "Cap", "price": 7}, {"name": "", "price": 1}],
+        headers=admin_headers,
+    )
+    assert [r["status"] for r in first.json()["results"]] == [201, 201, 422]
+    mug, cap = (r["id"] for r in first.json()["results"][:2])
+    again = await client.post(
+        "/products/batch",
+        params={"upsert": "true"},
+        json=[{"name": "Mug", "price": 6.5, "sku": "MUG-1"}, {"name": "Cap", "price": 7, "sku": "MUG-1"}],
+        headers=admin_headers,
+    )
+    assert [r["status"] for r in again.json()["results"]] == [200, 200]
+    refused = await client.post(
+        "/products/batch", json=[{"name": "Mug copy", "price": 1, "sku": "MUG-1"}], headers=admin_headers
+    )
+    assert refused.json()["results"][0]["status"] == 409
+
+    trail = await entries(client, admin_headers, entity_type="product")
+    assert [(e["action"], e["entity_id"], e["actor"]) for e in trail] == [
+        ("product.create", mug, "root_admin"),
+        ("product.create", cap, "root_admin"),
+        ("product.update", mug, "root_admin"),
+        ("product.update", mug, "root_admin"),
+    ]
+    assert trail[0]["before"] is None and trail[0]["after"]["name"] == "Mug"
+    assert (trail[2]["before"], trail[2]["after"]) == ({"price": 5.0}, {"price": 6.5})
+    assert (trail[3]["before"], trail[3]["after"]) == ({"name": "Mug", "price": 6.5}, {"name": "Cap", "price": 7.0})

@@ -50,10 +50,14 @@ async def ensure_indexes(db: MongoDatabase) -> None:
         await coll.create_index(keys, name=name)
 
 
-async def insert_entry(db: MongoDatabase, *, entry: dict[str, Any], session: AsyncClientSession | None) -> ObjectId:
-    """Insert one audit entry (inside ``session``'s transaction when given) and return its ``_id``."""
-    result = await db[COLLECTION].insert_one(entry, session=session)
-    return result.inserted_id
+async def insert_entries(
+    db: MongoDatabase, *, entries: list[dict[str, Any]], session: AsyncClientSession | None
+) -> None:
+    """Insert audit entries (inside ``session``'s transaction when given): one ``insert_one``, or one ordered ``insert_many``."""
+    if len(entries) == 1:
+        await db[COLLECTION].insert_one(entries[0], session=session)
+    elif entries:
+        await db[COLLECTION].insert_many(entries, ordered=True, session=session)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,7 +87,26 @@ async def record(
     Raises:
         Whatever the driver raises; inside a transaction that aborts the change too.
     """
-    entry = {
+    await repository.insert_entries(
+        db,
+        entries=[
+            new_entry(actor=actor, action=action, entity_type=entity_type, entity_id=entity_id, before=before, after=after)
+        ],
+        session=session,
+    )
+
+
+def new_entry(
+    *,
+    actor: str,
+    action: str,
+    entity_type: EntityType,
+    entity_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The stored form of one audit entry (secrets redacted), stamped now; see :func:`record` for the fields."""
+    return {
         "_id": ObjectId(),
         "at": datetime.now(UTC),
         "actor": actor,
@@ -97,7 +116,15 @@ async def record(
         "before": redact(dict(before)) if before is not None else None,
         "after": redact(dict(after)) if after is not None else None,
     }
-    await repository.insert_entry(db, entry=entry, session=session)
+
+
+async def record_many(db: MongoDatabase, *, entries: list[dict[str, Any]], session: AsyncClientSession) -> None:
+    """Record several changes made by one transaction (``entries`` from :func:`new_entry`), inside ``session``.
+
+    Used by the catalog's bulk write (``POST /products/batch``, ``import-products``):
+    one ``insert_many`` in the transaction that writes the products.
+    """
+    await repository.insert_entries(db, entries=entries, session=session)
 
 
 def _utc(value: datetime | None) -> datetime | None:

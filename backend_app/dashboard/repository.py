@@ -12,6 +12,7 @@ from typing import Any
 from backend_app.core.db import MongoDatabase
 from backend_app.orders.repository import COLLECTION as ORDERS
 from backend_app.products.repository import COLLECTION as PRODUCTS
+from backend_app.products.repository import PRICE_KEY
 
 #: ``stock`` of a product: Σ ``sizes.quantity``. Written with ``$map`` because
 #: the embedded server sums an array path (``$sum: "$sizes.quantity"``) to 0.
@@ -38,7 +39,9 @@ def catalog_pipeline(*, recent: int, low_stock_threshold: int, low_stock_limit: 
                     {"$group": {"_id": None, "average": {"$avg": "$rating"}}},
                 ],
                 "highest": [
-                    {"$sort": {"price": -1, "_id": 1}},
+                    # int64 price_cents, not Decimal128 price: the embedded server sorts Decimal128
+                    # about 10x slower (docs/catalog-at-scale.md, "Money").
+                    {"$sort": {PRICE_KEY: -1, "_id": 1}},
                     {"$limit": 1},
                     {"$project": {"name": 1, "price": 1}},
                 ],

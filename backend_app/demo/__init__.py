@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from backend_app.audit import repository as audit_repository
 from backend_app.core.db import MongoDatabase, create_client
 from backend_app.products import importer
 from backend_app.products import repository as products_repository
@@ -19,6 +20,8 @@ from config import Settings
 
 #: The demo products in the import format (JSON Lines; see ``README.md`` here).
 DEMO_FILE = Path(__file__).with_name("products.jsonl")
+#: The ``actor`` the audit trail records for the demo products.
+DEMO_ACTOR = "system:demo-catalog"
 
 
 async def load_demo_catalog(db: MongoDatabase) -> int | None:
@@ -30,7 +33,8 @@ async def load_demo_catalog(db: MongoDatabase) -> int | None:
     if await db[products_repository.COLLECTION].find_one({}, {"_id": 1}) is not None:
         return None
     await products_repository.ensure_indexes(db)
-    report = await importer.import_rows(db, importer.read_rows(DEMO_FILE))
+    await audit_repository.ensure_indexes(db)
+    report = await importer.import_rows(db, importer.read_rows(DEMO_FILE), actor=DEMO_ACTOR)
     return report.created
 
 

@@ -156,6 +156,7 @@ async def import_rows(
     db: MongoDatabase | None,
     rows: list[Row],
     *,
+    actor: str,
     upsert: bool = False,
     dry_run: bool = False,
     batch_size: int = service.WRITE_BATCH,
@@ -166,6 +167,7 @@ async def import_rows(
 
     Args:
         db: the database (unused, may be ``None``, with ``dry_run``).
+        actor: who imports, as the audit trail records it (e.g. ``cli:import-products``).
         on_validated / on_written: progress callbacks, called with a count of rows.
 
     Returns:
@@ -190,7 +192,7 @@ async def import_rows(
     if not dry_run and valid:
         assert db is not None
         for result in await service.write_products(
-            db, products=valid, upsert=upsert, batch_size=batch_size, progress=on_written
+            db, products=valid, actor=actor, upsert=upsert, batch_size=batch_size, progress=on_written
         ):
             if result.status == 201:
                 report.created += 1

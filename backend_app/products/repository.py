@@ -25,7 +25,7 @@ from typing import Any
 from bson import Int64, ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import OperationFailure
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.pagination import PageWindow, keyset_sort, merge_filters, read_window
@@ -39,8 +39,6 @@ COLLECTION = "products"
 LIST_PROJECTION = {"name": 1, "price": 1, "price_cents": 1, "category": 1, "created_at": 1}
 #: The stored field ``sort=price`` and the price filters use (integer cents).
 PRICE_KEY = "price_cents"
-#: MongoDB's duplicate-key error code (the ``sku`` unique index).
-DUPLICATE_KEY = 11000
 
 
 def to_cents(amount: Decimal) -> Int64:
@@ -492,82 +490,56 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
     return await read_window(filters.to_query(), window, read)
 
 
-async def insert_products(db: MongoDatabase, *, documents: list[dict[str, Any]]) -> dict[int, str]:
-    """``insert_many(ordered=False)`` of new product documents (each with its ``_id`` set by the caller).
+async def find_holding_skus(
+    db: MongoDatabase, *, skus: list[str], session: AsyncClientSession | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{sku: product}`` of every product, live or soft-deleted, holding one of ``skus`` (index ``sku_unique``).
 
-    Every document the server accepts is stored even when others are refused.
+    A soft-deleted product keeps its ``sku`` (the unique index covers it), so
+    it holds the SKU too.
+    """
+    if not skus:
+        return {}
+    cursor = _collection(db).find({"sku": {"$in": skus}}, session=session)
+    return {doc["sku"]: doc async for doc in cursor}
 
-    Returns:
-        ``{position in documents: reason}`` of the refused ones (only a ``sku``
-        already taken, the one error a valid document can meet).
+
+async def insert_product_documents(
+    db: MongoDatabase, *, documents: list[dict[str, Any]], session: AsyncClientSession
+) -> None:
+    """Insert new product documents (``_id`` set by the caller) in ``session``'s transaction: one ``insert_many``.
+
+    The catalog extent is widened outside the transaction, as in :func:`insert_product`.
 
     Raises:
-        pymongo.errors.BulkWriteError: any other write error (nothing is hidden).
+        pymongo.errors.BulkWriteError: e.g. a ``sku`` taken by a concurrent writer
+            meanwhile; inside the transaction this aborts it whole.
     """
     if not documents:
-        return {}
-    refused: dict[int, str] = {}
-    try:
-        await _collection(db).insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != DUPLICATE_KEY for err in errors):
-            raise
-        refused = {err["index"]: "sku already belongs to another product" for err in errors}
-    await record_extent(db, [d for i, d in enumerate(documents) if i not in refused])
-    return refused
+        return
+    await _collection(db).insert_many(documents, ordered=True, session=session)
+    await record_extent(db, documents)
 
 
-async def upsert_products_by_sku(
-    db: MongoDatabase, *, products: list[ProductCreate], now: datetime
-) -> tuple[dict[int, ObjectId], dict[int, ObjectId], dict[int, str]]:
-    """Create or update products by ``sku`` (each must have one).
+def replaced_document(current: dict[str, Any], product: ProductCreate, *, now: datetime) -> dict[str, Any]:
+    """``current`` with every content field replaced by ``product``'s (``created_at`` kept), as ``PUT`` stores it."""
+    return {**current, **_content(product), "updated_at": now}
 
-    One ``find`` of the live products holding these SKUs; those are updated by
-    ``_id`` (every field of the new content, ``created_at`` kept, as ``PUT``)
-    in one unordered ``bulk_write``; the others are created with
-    :func:`insert_products`. A SKU given twice: the first creates or updates,
-    the later ones update that product. A SKU held by a soft-deleted product,
-    or taken by a concurrent writer meanwhile, is refused (the unique index).
 
-    Returns:
-        ``(created, updated, refused)``: ``{position: _id}``, ``{position: _id}``,
-        ``{position: reason}``.
-    """
-    if not products:
-        return {}, {}, {}
-    coll = _collection(db)
-    skus = list(dict.fromkeys(p.sku for p in products))
-    live = {d["sku"]: d["_id"] async for d in coll.find({"sku": {"$in": skus}, "deleted_at": None}, {"sku": 1})}
-    new_ids: dict[str, ObjectId] = {}
-    creates: list[tuple[int, dict[str, Any]]] = []
-    updates: list[tuple[int, ObjectId]] = []
-    for pos, product in enumerate(products):
-        sku = product.sku
-        if sku in live:
-            updates.append((pos, live[sku]))
-        elif sku in new_ids:
-            updates.append((pos, new_ids[sku]))
-        else:
-            new_ids[sku] = ObjectId()
-            creates.append((pos, {"_id": new_ids[sku], **new_product_document(product, now=now)}))
-    refused_docs = await insert_products(db, documents=[doc for _, doc in creates])
-    created = {pos: doc["_id"] for i, (pos, doc) in enumerate(creates) if i not in refused_docs}
-    refused = {creates[i][0]: reason for i, reason in refused_docs.items()}
-    lost = {creates[i][1]["_id"] for i in refused_docs}
-    writes = [(pos, oid) for pos, oid in updates if oid not in lost]
-    for pos, oid in updates:
-        if oid in lost:
-            refused[pos] = "sku already belongs to another product"
-    if writes:
-        await coll.bulk_write(
-            [
-                UpdateOne({"_id": oid, "deleted_at": None}, {"$set": {**_content(products[pos]), "updated_at": now}})
-                for pos, oid in writes
-            ],
-            ordered=True,  # a SKU given twice: its updates land in input order
-        )
-    return created, dict(writes), refused
+async def replace_live_contents(
+    db: MongoDatabase, *, replacements: list[tuple[ObjectId, ProductCreate]], now: datetime, session: AsyncClientSession
+) -> None:
+    """Replace the content of live products by ``_id`` in input order (one ordered ``bulk_write``), in ``session``."""
+    if not replacements:
+        return
+    await _collection(db).bulk_write(
+        [
+            UpdateOne({"_id": product_id, "deleted_at": None}, {"$set": {**_content(product), "updated_at": now}})
+            for product_id, product in replacements
+        ],
+        ordered=True,
+        session=session,
+    )
 
 
 async def get_live_product(

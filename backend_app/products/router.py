@@ -57,7 +57,7 @@ async def create_product(body: ProductCreate, db: Database, admin: AdminUser) ->
 )
 async def create_products(
     db: Database,
-    _admin: AdminUser,
+    admin: AdminUser,
     items: Annotated[
         list[Any],
         Body(
@@ -82,7 +82,7 @@ async def create_products(
     ``index`` and the product ``id`` or the ``errors``. A body that is not a
     JSON array of 1..1000 elements → 422.
     """
-    return await service.create_products(db, items=items, upsert=upsert)
+    return await service.create_products(db, items=items, actor=admin.username, upsert=upsert)
 
 
 @router.get(

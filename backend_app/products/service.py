@@ -23,11 +23,11 @@ from typing import Any
 from bson import ObjectId
 from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, query_deadline, run_in_transaction
-from backend_app.core.errors import UnprocessableError, ValidationIssue
+from backend_app.core.errors import TransactionConflictError, UnprocessableError, ValidationIssue
 from backend_app.core.pagination import PageMeta, PageParams, SortOrder
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
@@ -154,19 +154,20 @@ async def _audit(
     after: dict[str, Any] | None,
 ) -> None:
     """Record a catalog write in the audit trail, in its transaction (public forms; changed fields only)."""
+    entry = _product_entry(actor, action, product_id, before, after)
+    await audit.record_many(db, entries=[entry], session=session)
+
+
+def _product_entry(
+    actor: str, action: str, product_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The audit entry of one catalog write: the product's public forms, only the changed fields when both exist."""
     old = to_public(before).model_dump(mode="json") if before is not None else None
     new = to_public(after).model_dump(mode="json") if after is not None else None
     if old is not None and new is not None:
         old, new = audit.changed_fields(old, new)
-    await audit.record(
-        db,
-        actor=actor,
-        action=action,
-        entity_type="product",
-        entity_id=product_id,
-        before=old,
-        after=new,
-        session=session,
+    return audit.new_entry(
+        actor=actor, action=action, entity_type="product", entity_id=product_id, before=old, after=new
     )
 
 
@@ -372,59 +373,56 @@ def validate_product(raw: Any) -> ProductCreate | list[ValidationIssue]:
         ]
 
 
+#: How often a bulk-write chunk is re-run when a concurrent writer took one of its SKUs meanwhile.
+CHUNK_ATTEMPTS = 3
+SKU_TAKEN = "sku already belongs to another product"
+
+
 async def write_products(
     db: MongoDatabase,
     *,
     products: Sequence[tuple[int, ProductCreate]],
+    actor: str,
     upsert: bool = False,
     batch_size: int = WRITE_BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> list[BatchItemResult]:
     """Store many validated products: the one bulk write of the catalog (batch endpoint and importer).
 
-    Products are written ``batch_size`` at a time with ``insert_many(ordered=False)``
-    (a refused product never stops the others). With ``upsert``, products
-    carrying a ``sku`` go through one unordered ``bulk_write`` of upserts
-    instead: a live product with that ``sku`` is updated (``200``), otherwise
-    one is created (``201``). Without it, a ``sku`` already taken is refused
-    (``409``). The catalog version is bumped **once**, after the last batch,
-    when anything was written.
+    Products are written ``batch_size`` at a time; each chunk is one
+    transaction holding its inserts (one ``insert_many``), its updates (one
+    ``bulk_write``) and one audit entry per product written (``product.create``
+    or ``product.update`` by ``actor``, issue 13), so the catalog and its audit
+    trail never disagree. A product whose ``sku`` is held by another product
+    (live or soft-deleted) is refused (``409``) and never stops the others;
+    with ``upsert``, a product whose ``sku`` a live product holds updates it
+    (``200``, every field replaced as by ``PUT``); a ``sku`` given twice in one
+    call: the first creates or updates, the later ones update that product
+    (without ``upsert``: ``409``). The catalog version is bumped **once**,
+    after the last chunk, when anything was written.
 
-    Failure: a batch written before the process or database dies stays written
-    (each batch is acknowledged on its own); re-running the same input with
-    ``upsert`` and SKUs converges without duplicates. Had the version bump not
-    happened, cached list pages may stay stale for at most ``CACHE_TTL_SECONDS``.
+    Failure: a chunk committed before the process or database dies stays
+    written with its audit entries; one not committed leaves nothing.
+    Re-running the same input with ``upsert`` and SKUs converges without
+    duplicates. Had the version bump not happened, cached list pages may stay
+    stale for at most ``CACHE_TTL_SECONDS``.
 
     Args:
         products: ``(index, product)`` pairs; ``index`` is echoed in each result.
-        progress: called with the number of products each batch settled.
+        actor: who writes: the admin's username, or ``cli:import-products``.
+        progress: called with the number of products each chunk settled.
 
     Returns:
         One :class:`BatchItemResult` per product, in input order.
+
+    Raises:
+        TransactionConflictError: a chunk kept meeting concurrent writers of its SKUs (503).
     """
     results: list[BatchItemResult] = []
     written = False
     for start in range(0, len(products), batch_size):
         chunk = products[start : start + batch_size]
-        now = datetime.now(UTC)
-        by_sku = [(i, p) for i, p in chunk if upsert and p.sku is not None]
-        plain = [(i, p) for i, p in chunk if not (upsert and p.sku is not None)]
-        documents = [{"_id": ObjectId(), **repository.new_product_document(p, now=now)} for _, p in plain]
-        refused = await repository.insert_products(db, documents=documents)
-        outcome: dict[int, BatchItemResult] = {}
-        for pos, (index, _) in enumerate(plain):
-            if pos in refused:
-                outcome[index] = _refused(index, 409, refused[pos])
-            else:
-                outcome[index] = BatchItemResult(index=index, status=201, id=str(documents[pos]["_id"]))
-        created, updated, taken = await repository.upsert_products_by_sku(db, products=[p for _, p in by_sku], now=now)
-        for pos, (index, _) in enumerate(by_sku):
-            if pos in created:
-                outcome[index] = BatchItemResult(index=index, status=201, id=str(created[pos]))
-            elif pos in updated:
-                outcome[index] = BatchItemResult(index=index, status=200, id=str(updated[pos]))
-            else:
-                outcome[index] = _refused(index, 409, taken.get(pos, "sku could not be matched"))
+        outcome = await _write_chunk(db, chunk=chunk, actor=actor, upsert=upsert)
         written = written or any(r.status in (200, 201) for r in outcome.values())
         results.extend(outcome[index] for index, _ in chunk)
         if progress is not None:
@@ -434,14 +432,70 @@ async def write_products(
     return results
 
 
+async def _write_chunk(
+    db: MongoDatabase, *, chunk: Sequence[tuple[int, ProductCreate]], actor: str, upsert: bool
+) -> dict[int, BatchItemResult]:
+    """Write one chunk of :func:`write_products` in one transaction; re-run if a concurrent writer took a SKU."""
+
+    async def work(session: AsyncClientSession) -> dict[int, BatchItemResult]:
+        now = datetime.now(UTC)
+        skus = list(dict.fromkeys(p.sku for _, p in chunk if p.sku is not None))
+        held = await repository.find_holding_skus(db, skus=skus, session=session)
+        current: dict[ObjectId, dict[str, Any]] = {}  # products this chunk writes, as they will stand
+        claimed: dict[str, ObjectId] = {}  # sku -> the product this chunk writes with it
+        inserts: list[dict[str, Any]] = []
+        replacements: list[tuple[ObjectId, ProductCreate]] = []
+        entries: list[dict[str, Any]] = []
+        outcome: dict[int, BatchItemResult] = {}
+        for index, product in chunk:
+            sku = product.sku
+            target = claimed.get(sku) if sku is not None else None
+            holder = held.get(sku) if sku is not None else None
+            if target is None and holder is not None and upsert and holder.get("deleted_at") is None:
+                target = claimed[sku] = holder["_id"]  # type: ignore[index]
+                current[target] = holder
+            if target is not None and upsert:
+                before = current[target]
+                current[target] = repository.replaced_document(before, product, now=now)
+                replacements.append((target, product))
+                entries.append(_product_entry(actor, "product.update", str(target), before, current[target]))
+                outcome[index] = BatchItemResult(index=index, status=200, id=str(target))
+            elif target is not None or holder is not None:
+                outcome[index] = _refused(index, 409, SKU_TAKEN)
+            else:
+                doc = {"_id": ObjectId(), **repository.new_product_document(product, now=now)}
+                if sku is not None:
+                    claimed[sku] = doc["_id"]
+                current[doc["_id"]] = doc
+                inserts.append(doc)
+                entries.append(_product_entry(actor, "product.create", str(doc["_id"]), None, doc))
+                outcome[index] = BatchItemResult(index=index, status=201, id=str(doc["_id"]))
+        await repository.insert_product_documents(db, documents=inserts, session=session)
+        await repository.replace_live_contents(db, replacements=replacements, now=now, session=session)
+        if entries:
+            await audit.record_many(db, entries=entries, session=session)
+        return outcome
+
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
+        try:
+            return await run_in_transaction(db.client, work)
+        except (DuplicateKeyError, BulkWriteError):
+            if attempt == CHUNK_ATTEMPTS:
+                raise TransactionConflictError() from None
+    raise AssertionError("unreachable")
+
+
+
 def _refused(index: int, status: int, reason: str) -> BatchItemResult:
     return BatchItemResult(
         index=index, status=status, errors=[ValidationIssue(loc=["sku"], msg=reason, type="conflict")]
     )
 
 
-async def create_products(db: MongoDatabase, *, items: list[Any], upsert: bool = False) -> BatchReport:
+async def create_products(db: MongoDatabase, *, items: list[Any], actor: str, upsert: bool = False) -> BatchReport:
     """``POST /products/batch``: validate each item like ``POST /products``, write the valid ones, report each.
+
+    Each product written is audited (``product.create`` / ``product.update`` by ``actor``).
 
     Returns:
         Results in request order: ``201``/``200`` with ``id``, ``409``/``422`` with ``errors``.
@@ -454,7 +508,7 @@ async def create_products(db: MongoDatabase, *, items: list[Any], upsert: bool =
             valid.append((index, checked))
         else:
             results[index] = BatchItemResult(index=index, status=422, errors=checked)
-    for result in await write_products(db, products=valid, upsert=upsert):
+    for result in await write_products(db, products=valid, actor=actor, upsert=upsert):
         results[result.index] = result
     return batch_report([results[i] for i in range(len(items))])
 
