@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from pymongo import AsyncMongoClient, WriteConcern, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from backend_app.core.errors import DatabaseUnavailableError, DomainError, ServiceUnavailableError, TransactionConflictError
 from backend_app.core.metrics import DatabaseCommandMetrics
@@ -170,7 +170,9 @@ def query_deadline(max_time_ms: int, *, error: Callable[[], DomainError]) -> Ite
     embedded server checks ``maxTimeMS`` only while filtering, never while
     sorting; issue 11). Every timeout the driver reports inside the block
     (``ExecutionTimeout`` from the server, ``NetworkTimeout`` from the client,
-    any ``PyMongoError`` whose ``timeout`` is true) becomes ``error()``.
+    any ``PyMongoError`` whose ``timeout`` is true) becomes ``error()``, except
+    a server selection time-out: no reachable server is an outage, left to the
+    central ``database_unavailable`` mapping.
 
     Raises:
         DomainError: ``error()`` (e.g. 503 ``query_timeout``) when the time ran out.
@@ -179,6 +181,9 @@ def query_deadline(max_time_ms: int, *, error: Callable[[], DomainError]) -> Ite
         with pymongo.timeout(max_time_ms / 1000):
             yield
     except PyMongoError as exc:
-        if exc.timeout:
+        # No server to send the query to is an outage (503 database_unavailable,
+        # mapped centrally), not a slow query, even when it is the deadline that
+        # ended the wait for one.
+        if exc.timeout and not isinstance(exc, ServerSelectionTimeoutError):
             raise error() from None
         raise
