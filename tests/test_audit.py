@@ -236,9 +236,12 @@ async def test_bulk_writes_record_one_entry_per_product_written(
     )
     assert [r["status"] for r in again.json()["results"]] == [200, 200]
     refused = await client.post(
-        "/products/batch", json=[{"name": "Mug copy", "price": 1, "sku": "MUG-1"}], headers=admin_headers
+        "/products/batch",
+        json=[{"name": "Mug copy", "price": 1, "sku": "MUG-1"}, {"name": "Hat", "price": 3, "sku": "HAT-1"}],
+        headers=admin_headers,
     )
-    assert refused.json()["results"][0]["status"] == 409
+    assert [r["status"] for r in refused.json()["results"]] == [409, 201]
+    hat = refused.json()["results"][1]["id"]
 
     trail = await entries(client, admin_headers, entity_type="product")
     assert [(e["action"], e["entity_id"], e["actor"]) for e in trail] == [
@@ -246,6 +249,7 @@ async def test_bulk_writes_record_one_entry_per_product_written(
         ("product.create", cap, "root_admin"),
         ("product.update", mug, "root_admin"),
         ("product.update", mug, "root_admin"),
+        ("product.create", hat, "root_admin"),
     ]
     assert trail[0]["before"] is None and trail[0]["after"]["name"] == "Mug"
     assert (trail[2]["before"], trail[2]["after"]) == ({"price": 5.0}, {"price": 6.5})

@@ -496,12 +496,16 @@ async def find_holding_skus(
     """``{sku: product}`` of every product, live or soft-deleted, holding one of ``skus`` (index ``sku_unique``).
 
     A soft-deleted product keeps its ``sku`` (the unique index covers it), so
-    it holds the SKU too.
+    it holds the SKU too. The query is one range on ``sku`` from the smallest
+    to the largest of ``skus``, filtered here: the embedded server evaluates
+    ``$in`` by scanning the whole collection (about 5 ms a product for 1,000
+    values), while a range is one index scan on both servers.
     """
     if not skus:
         return {}
-    cursor = _collection(db).find({"sku": {"$in": skus}}, session=session)
-    return {doc["sku"]: doc async for doc in cursor}
+    wanted = set(skus)
+    query = {"sku": {"$gte": min(wanted), "$lte": max(wanted)}}
+    return {doc["sku"]: doc async for doc in _collection(db).find(query, session=session) if doc["sku"] in wanted}
 
 
 async def insert_product_documents(

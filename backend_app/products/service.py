@@ -435,12 +435,21 @@ async def write_products(
 async def _write_chunk(
     db: MongoDatabase, *, chunk: Sequence[tuple[int, ProductCreate]], actor: str, upsert: bool
 ) -> dict[int, BatchItemResult]:
-    """Write one chunk of :func:`write_products` in one transaction; re-run if a concurrent writer took a SKU."""
+    """Write one chunk of :func:`write_products` in one transaction.
+
+    Optimistic without ``upsert``: the chunk is written without looking its
+    SKUs up; if the unique index refuses one (nothing is written, the
+    transaction aborts), it is re-run with the SKUs looked up, refusing those
+    held. With ``upsert`` the SKUs are always looked up. A SKU taken by a
+    concurrent writer between the lookup and the write re-runs it again.
+    """
+
+    look_up = upsert  # without upsert, SKUs are looked up only after the unique index refused one
 
     async def work(session: AsyncClientSession) -> dict[int, BatchItemResult]:
         now = datetime.now(UTC)
         skus = list(dict.fromkeys(p.sku for _, p in chunk if p.sku is not None))
-        held = await repository.find_holding_skus(db, skus=skus, session=session)
+        held = await repository.find_holding_skus(db, skus=skus, session=session) if look_up else {}
         current: dict[ObjectId, dict[str, Any]] = {}  # products this chunk writes, as they will stand
         claimed: dict[str, ObjectId] = {}  # sku -> the product this chunk writes with it
         inserts: list[dict[str, Any]] = []
@@ -480,8 +489,11 @@ async def _write_chunk(
         try:
             return await run_in_transaction(db.client, work)
         except (DuplicateKeyError, BulkWriteError):
+            # A SKU held by a product outside the chunk: the transaction wrote
+            # nothing; re-run it knowing which SKUs are held.
             if attempt == CHUNK_ATTEMPTS:
                 raise TransactionConflictError() from None
+            look_up = True
     raise AssertionError("unreachable")
 
 
