@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend_app.core.security import _verify_sync
-from tests.auth_helpers import PASSWORD, bearer, login, register, register_and_login
-from tests.helpers import assert_problem
+from tests.support.auth_helpers import PASSWORD, bearer, login, register, register_and_login
+from tests.support.helpers import assert_problem
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,8 +12,8 @@ import pytest
 
 from backend_app.core.security import create_token
 from config import Settings
-from tests.auth_helpers import bearer, forge
-from tests.helpers import assert_problem
+from tests.support.auth_helpers import bearer, forge
+from tests.support.helpers import assert_problem
 
 pytestmark = pytest.mark.asyncio
 

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from config import Settings
 from config.settings import DEV_JWT_SECRET
-from tests.auth_helpers import PASSWORD, bearer, login, register
-from tests.helpers import assert_problem
+from tests.support.auth_helpers import PASSWORD, bearer, login, register
+from tests.support.helpers import assert_problem
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-passw0rd-long"
 
 

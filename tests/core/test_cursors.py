@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 SORTS = ["_id", "price", "-price", "created_at", "-created_at"]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 SMALL_BODY = {"max_body_bytes": 2048}
 SECURITY_HEADERS = {

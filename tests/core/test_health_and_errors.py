@@ -8,7 +8,7 @@ from asgi_lifespan import LifespanManager
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
 from config import Settings
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 
 async def test_health_reports_a_connected_database(client: httpx.AsyncClient) -> None:

@@ -24,7 +24,7 @@ from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.products import repository as products_repository
 from backend_app.products import service as products_service
-from tests.helpers import create_product
+from tests.support.helpers import create_product
 
 
 def _stages(explain: dict) -> list[tuple[str, str | None]]:

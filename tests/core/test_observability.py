@@ -24,9 +24,9 @@ from backend_app.core import metrics, security, tracing
 from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
 from backend_app.main import create_app
 from config import Settings
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scrape-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from backend_app.core.ratelimit import AUTH_LIMITED_PATHS
 from backend_app.devtools.embedded_db import free_port
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 LIMITED = {"rate_limit_enabled": True, "rate_limit_default": "3/minute", "rate_limit_auth": "2/minute"}
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 CATASTROPHIC = [
     "(a+)+$",

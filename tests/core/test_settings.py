@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from config import Settings
 from config.settings import DEV_JWT_SECRET
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "s" * 48
 PRODUCTION = {"app_env": "production", "mongodb_uri": "mongodb://db.internal:27017/?replicaSet=rs0"}
 

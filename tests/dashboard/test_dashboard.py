@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 
 async def test_empty_shop(client, admin_headers):

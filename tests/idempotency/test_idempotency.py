@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.idempotency import service as idempotency
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 
 async def _stock(client, pid):

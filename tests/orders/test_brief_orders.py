@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 MISSING_ID = "0123456789abcdef01234567"

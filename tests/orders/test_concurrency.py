@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections import Counter
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 CLIENTS = 50
 

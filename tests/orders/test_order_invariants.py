@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import monitoring
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 
 class _CommitWatcher(monitoring.CommandListener):

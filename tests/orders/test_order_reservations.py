@@ -9,7 +9,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from backend_app.orders import service
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 
 async def _stock(client, pid):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 MISSING_ID = "65f1c0ffee0000000000beef"
 

@@ -26,7 +26,7 @@ from backend_app.products import repository
 from backend_app.products.cache import CachedPage, MemoryPageStore, RedisPageStore, catalog_changed
 from backend_app.products.schemas import ProductCreate
 from config import Settings
-from tests.helpers import create_product
+from tests.support.helpers import create_product
 
 Headers = dict[str, str]
 

@@ -30,7 +30,7 @@ from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.products import repository
 from backend_app.products.schemas import ProductCreate
 from config import Settings, get_settings
-from tests.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product
 
 Headers = dict[str, str]
 

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth_helpers import bearer, login, register_and_login
+from tests.support.auth_helpers import bearer, login, register_and_login
 from tests.conftest import TEST_PASSWORD
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 pytestmark = pytest.mark.asyncio
 
