@@ -179,37 +179,3 @@ async def test_admin_orders_for_another_user(
     assert placed.status_code == 201
     bobs = (await client.get("/orders/bob", headers=bob)).json()["data"]
     assert [order["id"] for order in bobs] == [placed.json()["id"]]
-
-
-async def test_brief_calls_keep_their_shapes_with_a_bearer_token(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], alice: dict[str, str]
-) -> None:
-    """The brief's four calls, carrying ``Authorization: Bearer``, answer exactly the brief's shapes."""
-    created = await client.post(
-        "/products",
-        json={"name": "string", "price": 100.0, "sizes": [{"size": "string", "quantity": 5}]},
-        headers=admin_headers,
-    )
-    assert created.status_code == 201
-    product_id = created.json()["id"]
-    assert re.fullmatch(r"[0-9a-f]{24}", product_id)
-
-    listed = await client.get("/products", params={"limit": 10, "offset": 0}, headers=alice)
-    assert listed.status_code == 200
-    item = listed.json()["data"][0]
-    assert {"id", "name", "price"} <= item.keys() and "sizes" not in item
-    assert isinstance(item["price"], float)
-    assert set(listed.json()["page"]) >= {"next", "limit", "previous"}
-
-    order = await client.post(
-        "/orders", json={"userId": "alice", "items": [{"productId": product_id, "qty": 3}]}, headers=alice
-    )
-    assert order.status_code == 201
-    assert re.fullmatch(r"[0-9a-f]{24}", order.json()["id"])
-
-    orders = await client.get("/orders/alice", params={"limit": 10, "offset": 0}, headers=alice)
-    assert orders.status_code == 200
-    first = orders.json()["data"][0]
-    assert first["total"] == 300.0
-    assert first["items"][0]["qty"] == 3
-    assert first["items"][0]["productDetails"] == {"name": "string", "id": product_id}

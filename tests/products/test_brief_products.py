@@ -75,15 +75,14 @@ async def test_list_shape_matches_the_brief(client: httpx.AsyncClient, admin_hea
     response = await client.get("/products")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) >= {"data", "page"}
+    assert set(body) == {"data", "page"}
     item = body["data"][0]
     assert {"id", "name", "price"} <= set(item)
     assert "sizes" not in item
     assert isinstance(item["price"], float) and item["price"] == 19.99
     assert HEX24.match(item["id"])
-    assert body["page"] == {"next": None, "limit": 1, "previous": None} | {
-        k: v for k, v in body["page"].items() if k not in {"next", "limit", "previous"}
-    }
+    # the brief's three page keys, plus the keyset cursors (spec §2), null on a single page
+    assert body["page"] == {"next": None, "limit": 1, "previous": None, "next_cursor": None, "prev_cursor": None}
 
 
 async def test_list_is_in_ascending_id_order(client: httpx.AsyncClient, admin_headers) -> None:

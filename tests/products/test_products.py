@@ -9,24 +9,6 @@ from tests.support.helpers import assert_problem, create_product
 MISSING_ID = "65f1c0ffee0000000000beef"
 
 
-async def test_brief_shapes_of_create_and_list(client, admin_headers):
-    response = await client.post(
-        "/products",
-        json={"name": "string", "price": 100.0, "sizes": [{"size": "string", "quantity": 0}]},
-        headers=admin_headers,
-    )
-    assert response.status_code == 201
-    assert set(response.json()) == {"id"} and len(response.json()["id"]) == 24
-    listing = await client.get("/products")
-    assert listing.status_code == 200
-    body = listing.json()
-    assert set(body) == {"data", "page"}
-    item = body["data"][0]
-    assert {"id", "name", "price"} <= set(item) and "sizes" not in item
-    assert item["price"] == 100.0 and isinstance(item["price"], float)
-    assert body["page"] == {"next": None, "limit": 1, "previous": None, "next_cursor": None, "prev_cursor": None}
-
-
 async def test_get_product_has_sizes_and_derived_stock(client, admin_headers):
     pid = await create_product(
         client,
@@ -207,15 +189,3 @@ async def test_list_sorts(client, admin_headers):
     assert await ids("-price") == [a, c, d, b]
     assert await ids("created_at") == [a, b, c, d]
     assert await ids("-created_at") == [d, c, b, a]
-
-
-async def test_offset_pagination_brief_page(client, admin_headers):
-    ids = [await create_product(client, admin_headers, name=f"p{i}") for i in range(5)]
-    first = (await client.get("/products", params={"limit": 2})).json()
-    assert [p["id"] for p in first["data"]] == ids[:2]
-    assert first["page"]["next"] == "2" and first["page"]["limit"] == 2 and first["page"]["previous"] is None
-    last = (await client.get("/products", params={"limit": 2, "offset": 4})).json()
-    assert [p["id"] for p in last["data"]] == ids[4:]
-    assert last["page"]["next"] is None and last["page"]["limit"] == 1 and last["page"]["previous"] == 2
-    for bad in ({"limit": 0}, {"limit": 101}, {"offset": -1}, {"offset": 10_001}):
-        assert_problem(await client.get("/products", params=bad), 422)
