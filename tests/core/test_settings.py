@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,19 @@ def test_production_accepts_specific_trusted_proxies() -> None:
     assert settings.trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.7"]
     # Outside production a catch-all is the operator's call (e.g. a test rig).
     assert build(trusted_proxies="0.0.0.0/0").trusted_proxies == ["0.0.0.0/0"]
+
+
+@pytest.mark.parametrize("secret", [None, "", "x" * 31, "ab"])
+def test_production_refuses_a_missing_or_short_jwt_secret(secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET must be set to at least 32 bytes"):
+        Settings(_env_file=None, app_env="production", mongodb_uri="mongodb://db.example:27017", jwt_secret=secret)
+
+
+def test_development_uses_the_documented_dev_secret_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    with caplog.at_level(logging.WARNING, logger="config.settings"):
+        settings = Settings(_env_file=None, app_env="development")
+    assert settings.signing_key == DEV_JWT_SECRET
+    assert "insecure development secret" in caplog.text
