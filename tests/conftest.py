@@ -23,9 +23,7 @@ from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer
 from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
-
-#: Password of every user the fixtures create.
-TEST_PASSWORD = "s3cret-passw0rd"
+from tests.support.helpers import TEST_PASSWORD
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ from backend_app.main import app as published_app
 from backend_app.main import create_app
 from backend_app.users import repository as users_repository
 from config import Settings
-from tests.conftest import TEST_PASSWORD
+from tests.support.helpers import TEST_PASSWORD
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "30"))

@@ -11,8 +11,7 @@ import pytest
 
 from backend_app.audit import repository as audit_repository
 from backend_app.audit.repository import AuditFilter
-from tests.conftest import TEST_PASSWORD
-from tests.support.helpers import assert_problem, create_product
+from tests.support.helpers import TEST_PASSWORD, assert_problem, create_product
 
 Headers = dict[str, str]
 

@@ -17,8 +17,7 @@ from fastapi import FastAPI
 from backend_app.main import create_app
 from config import Settings
 from tests.support.auth_helpers import PASSWORD, bearer, forge, login, register, register_and_login
-from tests.conftest import TEST_PASSWORD
-from tests.support.helpers import assert_problem, create_product
+from tests.support.helpers import TEST_PASSWORD, assert_problem, create_product
 
 NEW_PASSWORD = "a brand new passphrase"
 

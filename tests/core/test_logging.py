@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from backend_app.core.logging import LOG_FILE_NAME, configure_logging
 from backend_app.core.security import create_token
 from config import Settings
-from tests.conftest import TEST_PASSWORD
+from tests.support.helpers import TEST_PASSWORD
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

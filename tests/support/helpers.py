@@ -6,6 +6,9 @@ from typing import Any
 
 import httpx
 
+#: Password of every user the fixtures create (``make_user``, ``alice``, ``bob``, ``admin_headers``).
+TEST_PASSWORD = "s3cret-passw0rd"
+
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
 

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from tests.support.auth_helpers import bearer, login, register_and_login
-from tests.conftest import TEST_PASSWORD
-from tests.support.helpers import assert_problem
+from tests.support.helpers import TEST_PASSWORD, assert_problem
 
 pytestmark = pytest.mark.asyncio
 
