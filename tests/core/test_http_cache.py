@@ -1,10 +1,20 @@
-"""``core.http_cache``: entity-tag syntax and ``If-None-Match`` evaluation (RFC 9110 §8.8.3, §13.1.2)."""
+"""Unit tests, no database: ``core.http_cache``'s entity-tag syntax, ``If-None-Match`` evaluation and
+``Cache-Control`` scope (RFC 9110 §8.8.3, §13.1.2; RFC 9111 §5.2.2.7)."""
 
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
-from backend_app.core.http_cache import ANY, EntityTag, entity_tag, none_match_fails, parse_entity_tags
+from backend_app.core.http_cache import (
+    ANY,
+    EntityTag,
+    cache_control,
+    entity_tag,
+    none_match_fails,
+    parse_entity_tags,
+    weak_match,
+)
 
 CURRENT = entity_tag(b'{"data":[]}')
 
@@ -58,3 +68,24 @@ def test_malformed_field_values_are_refused(value: str) -> None:
 )
 def test_if_none_match_evaluation(lines: list[str], fails: bool) -> None:
     assert none_match_fails(lines, CURRENT) is fails
+
+
+@pytest.mark.parametrize("tag", [EntityTag("abc"), EntityTag("abc", weak=True), EntityTag("")])
+def test_a_tag_prints_as_the_header_syntax_it_was_parsed_from(tag: EntityTag) -> None:
+    assert parse_entity_tags(str(tag)) == [tag]
+
+
+def test_weak_comparison_ignores_the_weak_prefix_only() -> None:
+    assert weak_match(EntityTag("a"), EntityTag("a", weak=True))
+    assert not weak_match(EntityTag("a"), EntityTag("b"))
+
+
+def _request(headers: dict[str, str]) -> Request:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    return Request({"type": "http", "method": "GET", "path": "/products", "query_string": b"", "headers": raw})
+
+
+def test_cache_control_is_private_for_requests_with_authorization() -> None:
+    assert cache_control(_request({}), "no-cache") == "public, no-cache"
+    assert cache_control(_request({"Authorization": "Bearer x"}), "no-cache") == "private, no-cache"
+    assert cache_control(_request({"Authorization": "Bearer x"}), "") == "private"

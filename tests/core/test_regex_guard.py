@@ -1,4 +1,8 @@
-"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (spec §4)."""
+"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (spec §4).
+
+The ``test_guard_*`` tests call ``core.regex_guard.check_safe_regex`` directly (no database); the others go through
+``GET /products``.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,27 @@ def test_guard_refuses_catastrophic_patterns(pattern):
 @pytest.mark.parametrize("pattern", FINE)
 def test_guard_accepts_ordinary_patterns(pattern):
     assert check_safe_regex(pattern) == pattern
+
+
+@pytest.mark.parametrize("pattern", FOLDED_ALTERNATIONS)
+def test_guard_refuses_alternation_inside_a_repeated_group_as_written(pattern):
+    with pytest.raises(UnsafePatternError, match=r"alternation inside a repeated group|\(extended\) flag"):
+        check_safe_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", ["[", "(abc", "a{2,1}", "*a"])
+def test_guard_refuses_patterns_that_do_not_compile(pattern):
+    with pytest.raises(UnsafePatternError, match="not a valid regular expression"):
+        check_safe_regex(pattern)
+
+
+def test_guard_length_limit_is_inclusive_and_configurable():
+    assert check_safe_regex("x" * 100) == "x" * 100
+    with pytest.raises(UnsafePatternError, match="longer than 100 characters"):
+        check_safe_regex("x" * 101)
+    assert check_safe_regex("x" * 5, max_length=5) == "x" * 5
+    with pytest.raises(UnsafePatternError, match="longer than 4 characters"):
+        check_safe_regex("x" * 5, max_length=4)
 
 
 @pytest.mark.parametrize("pattern", ["[", "(abc", "a{2,1}", "*a", "x" * 101])
