@@ -134,3 +134,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("redis-server is not installed and could not be installed with apt-get (see Makefile)")
     with RedisServer(workdir=tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/e2e/`` with ``e2e`` (they start real processes), so ``-m "not e2e"`` skips them."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
