@@ -23,9 +23,7 @@ from backend_app.devtools.redis_server import REDIS_SERVER, RedisServer
 from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
-
-#: Password of every user the fixtures create.
-TEST_PASSWORD = "s3cret-passw0rd"
+from tests.support.helpers import TEST_PASSWORD
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +134,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("redis-server is not installed and could not be installed with apt-get (see Makefile)")
     with RedisServer(workdir=tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/e2e/`` with ``e2e`` (they start real processes), so ``-m "not e2e"`` skips them."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,170 @@
+"""``python -m backend_app``: ``create-admin`` (idempotent) and the production guard stopping ``serve`` (spec §3, §8)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend_app.devtools.embedded_db import EmbeddedMongo
+from tests.support.auth_helpers import PASSWORD, bearer, login, register
+from tests.support.helpers import assert_problem
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "admin-passw0rd-long"
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m backend_app ARGS`` in the repository, detached from any terminal."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "JWT_", "ADMIN_"))}
+    return subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "backend_app", *args],
+        cwd=REPO,
+        env={**base, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+        check=False,
+    )
+
+
+def create_admin(
+    username: str, *flags: str, db_env: dict[str, str], email: str = "new-admin@example.com"
+) -> subprocess.CompletedProcess[str]:
+    """``create-admin --username USERNAME --email EMAIL FLAGS`` with ``ADMIN_PASSWORD`` set."""
+    return run_cli(
+        "create-admin",
+        "--username",
+        username,
+        "--email",
+        email,
+        *flags,
+        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+
+
+@pytest.fixture
+def db_env(mongo_server: EmbeddedMongo, db_name: str) -> dict[str, str]:
+    """Environment pointing the CLI at this test's database."""
+    return {"APP_ENV": "test", "MONGODB_URI": mongo_server.uri, "MONGODB_DB": db_name}
+
+
+async def test_create_admin_is_idempotent_and_the_admin_can_log_in(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    args = ("create-admin", "--username", "boss", "--email", "Boss@Example.com", "--full-name", "The Boss")
+    first = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD})
+    assert first.returncode == 0, first.stderr
+    assert "Created admin 'boss'" in first.stdout
+    assert ADMIN_PASSWORD not in first.stdout + first.stderr
+
+    again = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": "a-different-password"})
+    assert again.returncode == 0, again.stderr
+    assert "already exists; nothing to do" in again.stdout
+
+    pair = await login(client, "boss", ADMIN_PASSWORD)  # the first password still holds
+    users = await client.get("/users", headers=bearer(pair["access_token"]))
+    assert users.status_code == 200, users.text
+    assert [(u["username"], u["role"], u["email"]) for u in users.json()["data"]] == [
+        ("boss", "admin", "boss@example.com")
+    ]
+
+
+async def test_create_admin_refuses_an_existing_username(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    # Anyone can register the name first: the command must not hand it admin rights.
+    assert (await register(client, "squatter")).status_code == 201
+    result = create_admin("squatter", db_env=db_env)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "already exists and is not an active admin" in result.stderr
+    assert "--promote-existing" in result.stderr
+    assert "Traceback" not in result.stderr
+    pair = await login(client, "squatter", PASSWORD)  # unchanged: still a shopper with its own password
+    assert_problem(await client.get("/users", headers=bearer(pair["access_token"])), 403)
+    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": ADMIN_PASSWORD}), 401)
+
+
+async def test_create_admin_promote_existing_sets_the_password_and_ends_every_session(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    assert (await register(client, "squatter")).status_code == 201
+    before = await login(client, "squatter")
+    result = create_admin("squatter", "--promote-existing", db_env=db_env)
+    assert result.returncode == 0, result.stderr
+    assert "now an active admin with the new password" in result.stdout
+    assert ADMIN_PASSWORD not in result.stdout + result.stderr
+    # The squatter's tokens and password are dead; ADMIN_PASSWORD signs in as admin.
+    assert_problem(await client.get("/auth/me", headers=bearer(before["access_token"])), 401, "invalid_token")
+    assert_problem(await client.post("/auth/refresh", json={"refresh_token": before["refresh_token"]}), 401)
+    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": PASSWORD}), 401)
+    after = await login(client, "squatter", ADMIN_PASSWORD)
+    users = await client.get("/users", headers=bearer(after["access_token"]))
+    assert users.status_code == 200
+    assert users.json()["data"][0]["email"] == "squatter@example.com"  # the account's email is kept
+
+
+async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    assert (await register(client, "boss")).status_code == 201
+    result = create_admin("Boss", db_env=db_env)
+    assert result.returncode == 1
+    assert "username is taken" in result.stderr
+
+
+async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    result = run_cli(
+        "create-admin",
+        "--username",
+        "prompted",
+        "--email",
+        "p@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
+    )
+    assert result.returncode == 0, result.stderr
+    await login(client, "prompted", ADMIN_PASSWORD)
+    mismatch = run_cli(
+        "create-admin",
+        "--username",
+        "prompted2",
+        "--email",
+        "p2@example.com",
+        env=db_env,
+        stdin=f"{ADMIN_PASSWORD}\nsomething-else\n",
+    )
+    assert mismatch.returncode != 0
+    assert "differ" in mismatch.stderr
+
+
+async def test_create_admin_refuses_bad_input(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
+    assert (await register(client, "taken", email="taken@example.com")).status_code == 201
+    env = {**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    conflict = run_cli("create-admin", "--username", "newboss", "--email", "taken@example.com", env=env)
+    assert conflict.returncode == 1
+    assert "email is already registered" in conflict.stderr
+    short = run_cli(
+        "create-admin", "--username", "newboss", "--email", "n@example.com", env={**db_env, "ADMIN_PASSWORD": "short"}
+    )
+    assert short.returncode == 2
+    assert "password" in short.stderr and "Traceback" not in short.stderr
+    bad_name = run_cli("create-admin", "--username", "a b", "--email", "n@example.com", env=env)
+    assert bad_name.returncode == 2
+    assert_problem(await client.post("/auth/login", json={"username": "newboss", "password": ADMIN_PASSWORD}), 401)
+
+
+def test_production_start_up_stops_with_a_clear_message() -> None:
+    result = run_cli(
+        "serve", env={"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_SECRET": "too-short"}
+    )
+    assert result.returncode == 2
+    assert "configuration error: JWT_SECRET must be set to at least 32 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run_cli("serve", env={"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1"})
+    assert missing.returncode == 2
+    assert "JWT_SECRET" in missing.stderr

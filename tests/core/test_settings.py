@@ -1,0 +1,135 @@
+"""Settings (spec §8): production guards with clear messages, parsing, and a complete .env.example."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+from config.settings import DEV_JWT_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG_SECRET = "s" * 48
+PRODUCTION = {"app_env": "production", "mongodb_uri": "mongodb://db.internal:27017/?replicaSet=rs0"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MONGODB_URI", "DATABASE_URL", "JWT_SECRET", "APP_ENV", "ALLOWED_ORIGINS", "TRUSTED_PROXIES"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def build(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def refusal(**values: Any) -> str:
+    with pytest.raises(ValidationError) as caught:
+        build(**values)
+    return str(caught.value)
+
+
+def test_production_starts_with_the_required_settings() -> None:
+    settings = build(**PRODUCTION, jwt_secret=STRONG_SECRET, allowed_origins="https://shop.example")
+    assert settings.signing_key == STRONG_SECRET
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"jwt_secret": STRONG_SECRET}, "MONGODB_URI (or DATABASE_URL) must be set"),
+        ({**PRODUCTION}, "JWT_SECRET must be set to at least 32 bytes"),
+        ({**PRODUCTION, "jwt_secret": "short-secret"}, "JWT_SECRET must be set to at least 32 bytes"),
+        ({**PRODUCTION, "jwt_secret": DEV_JWT_SECRET}, "not the development default"),
+        ({**PRODUCTION, "jwt_secret": STRONG_SECRET, "allowed_origins": "*"}, "ALLOWED_ORIGINS must list exact"),
+        ({**PRODUCTION, "jwt_secret": STRONG_SECRET, "trusted_proxies": "*"}, "TRUSTED_PROXIES must list"),
+    ],
+)
+def test_production_refuses_unsafe_settings_with_a_clear_message(values: dict[str, Any], message: str) -> None:
+    assert message in refusal(**{"app_env": "production", **values})
+
+
+def test_production_guard_messages_say_how_to_fix() -> None:
+    assert "secrets.token_urlsafe" in refusal(**PRODUCTION)
+    assert "replica set or Atlas" in refusal(app_env="production", jwt_secret=STRONG_SECRET)
+
+
+def test_development_allows_the_defaults() -> None:
+    settings = build(app_env="development")
+    assert settings.rate_limit_enabled is True
+    assert settings.rate_limit_default == "120/minute"
+    assert settings.rate_limit_auth == "10/minute"
+    assert settings.rate_limit_storage_uri == "memory://"
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.allowed_origins == [] and settings.trusted_proxies == []
+
+
+def test_comma_separated_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://shop.example, https://admin.example")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1")
+    settings = build()
+    assert settings.allowed_origins == ["https://shop.example", "https://admin.example"]
+    assert settings.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rate_limit_default": "lots"}, "is not a rate limit"),
+        ({"rate_limit_auth": "10 per fortnight"}, "is not a rate limit"),
+        ({"rate_limit_storage_uri": "memcached://cache:11211"}, "RATE_LIMIT_STORAGE_URI must be"),
+        ({"log_level": "chatty"}, "log_level"),
+    ],
+)
+def test_bad_values_are_refused(values: dict[str, Any], message: str) -> None:
+    assert message in refusal(**values)
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / "config" / ".env.example").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    missing = {name.upper() for name in Settings.model_fields} - documented
+    assert not missing, f".env.example does not document {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("algorithm", "needed"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+def test_production_jwt_secret_length_follows_the_algorithm(algorithm: str, needed: int) -> None:
+    short = "k" * (needed - 1)
+    message = refusal(**PRODUCTION, jwt_algorithm=algorithm, jwt_secret=short)
+    assert f"at least {needed} bytes for JWT_ALGORITHM={algorithm}" in message
+    assert build(**PRODUCTION, jwt_algorithm=algorithm, jwt_secret="k" * needed).jwt_algorithm == algorithm
+
+
+@pytest.mark.parametrize("proxies", ["0.0.0.0/0", "::/0", "10.0.0.1,0.0.0.0/0", "0.0.0.0/0.0.0.0", "::0/0"])
+def test_production_refuses_catch_all_trusted_proxies(proxies: str) -> None:
+    message = refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies=proxies)
+    assert "TRUSTED_PROXIES must list" in message
+    assert "forge X-Forwarded-For" in message
+
+
+def test_production_accepts_specific_trusted_proxies() -> None:
+    settings = build(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies="10.0.0.0/8,::1,192.0.2.7")
+    assert settings.trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.7"]
+    # Outside production a catch-all is the operator's call (e.g. a test rig).
+    assert build(trusted_proxies="0.0.0.0/0").trusted_proxies == ["0.0.0.0/0"]
+
+
+@pytest.mark.parametrize("secret", [None, "", "x" * 31, "ab"])
+def test_production_refuses_a_missing_or_short_jwt_secret(secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET must be set to at least 32 bytes"):
+        Settings(_env_file=None, app_env="production", mongodb_uri="mongodb://db.example:27017", jwt_secret=secret)
+
+
+def test_development_uses_the_documented_dev_secret_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    with caplog.at_level(logging.WARNING, logger="config.settings"):
+        settings = Settings(_env_file=None, app_env="development")
+    assert settings.signing_key == DEV_JWT_SECRET
+    assert "insecure development secret" in caplog.text
