@@ -1,4 +1,4 @@
-"""The brief's product calls, shape by shape (spec §1): POST /products and GET /products."""
+"""The brief's product calls, shape by shape (docs/contract.md §1): POST /products and GET /products."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ async def test_list_is_in_ascending_id_order(client: httpx.AsyncClient, admin_he
 
 
 class TestPageMetadata:
-    """``page`` = {next: str|null, limit: count in page, previous: int|null} at every edge (spec §1)."""
+    """``page`` = {next: str|null, limit: count in page, previous: int|null} at every edge (docs/contract.md §1)."""
 
     @pytest.fixture
     async def ids(self, client: httpx.AsyncClient, admin_headers) -> list[str]:

@@ -1,4 +1,4 @@
-"""Signed keyset cursors on the list endpoints (spec §2)."""
+"""Signed keyset cursors on the list endpoints (docs/contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Container files (spec §8-9): the Dockerfile, .dockerignore and docker-compose.yml.
+"""Container files (docs/contract.md §8-9): the Dockerfile, .dockerignore and docker-compose.yml.
 
 No Docker engine runs here, so the compose file is validated with the
 client's ``docker compose config`` (or the standalone ``docker-compose``)

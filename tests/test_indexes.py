@@ -1,4 +1,4 @@
-"""Every list query the indexes are meant to serve is an index scan, not a collection scan (spec §4).
+"""Every list query the indexes are meant to serve is an index scan, not a collection scan (docs/contract.md §4).
 
 The queries explained here are built by the same functions the repositories
 run (``ProductFilter.to_query``, ``order_filter``, ``keyset_stages``,

@@ -39,7 +39,7 @@ async def list_audit(
         datetime | None, Query(description="Changes before this instant (ISO 8601; UTC if no offset).")
     ] = None,
 ) -> Page[AuditEntry]:
-    """Admin changes, oldest first, with the brief's ``page`` metadata and cursors (spec §1, §2).
+    """Admin changes, oldest first, with the brief's ``page`` metadata and cursors (docs/contract.md §1, §2).
 
     Each entry: ``actor``, ``action``, ``entity_type``, ``entity_id``, ``at``,
     ``before``, ``after``. ``since`` not before ``until`` → 422.

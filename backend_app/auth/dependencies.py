@@ -7,7 +7,7 @@
 - ``Throttle``: the app's per-account failed sign-in throttle.
 
 The user is re-read from the database on every request, so a deactivated
-user's tokens, or a demoted admin's, stop working at once (spec §3).
+user's tokens, or a demoted admin's, stop working at once (docs/contract.md §3).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def require_admin(user: Annotated[UserPublic, Depends(get_current_user)]) 
 
 
 def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
-    """Allow a user to act on their own ``user_id``; admins on any (spec §3 table).
+    """Allow a user to act on their own ``user_id``; admins on any (docs/contract.md §3 table).
 
     Raises:
         ForbiddenError: a non-admin named another user (403).

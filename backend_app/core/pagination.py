@@ -1,4 +1,4 @@
-"""Pagination: the brief's offsets (spec §1) and signed keyset cursors (spec §2).
+"""Pagination: the brief's offsets (docs/contract.md §1) and signed keyset cursors (docs/contract.md §2).
 
 ``page`` is ``{"next": "<offset>" | null, "limit": <count in this page>,
 "previous": <offset> | null, "next_cursor": "<opaque>" | null,
@@ -60,7 +60,7 @@ _CURSOR_KEY_LABEL = b"storefront/cursor/v1"
 
 
 class InvalidCursorError(DomainError):
-    """A cursor is tampered, truncated, foreign, or reused with other filters or sort: 400 (spec §2)."""
+    """A cursor is tampered, truncated, foreign, or reused with other filters or sort: 400 (docs/contract.md §2)."""
 
     status = 400
     code = "invalid_cursor"
@@ -168,7 +168,7 @@ class CursorCodec:
 
         Raises:
             InvalidCursorError: malformed, truncated, bad signature, another
-                version, or issued for other filters or another sort (spec §2).
+                version, or issued for other filters or another sort (docs/contract.md §2).
         """
         try:
             payload_text, mac_text = token.split(".")
@@ -258,7 +258,7 @@ def page_params(
         ),
     ] = None,
 ) -> PageParams:
-    """FastAPI dependency reading ``limit``, ``offset`` and ``cursor`` (spec §1, §2).
+    """FastAPI dependency reading ``limit``, ``offset`` and ``cursor`` (docs/contract.md §1, §2).
 
     Raises:
         UnprocessableError: ``cursor`` and ``offset`` both given (422).
@@ -268,7 +268,7 @@ def page_params(
     return PageParams(limit=limit, offset=offset or 0, cursor=cursor, codec=CursorCodec(settings.signing_key))
 
 
-#: ``limit`` + ``offset`` + ``cursor`` of a list route (spec §1, §2).
+#: ``limit`` + ``offset`` + ``cursor`` of a list route (docs/contract.md §1, §2).
 Pagination = Annotated[PageParams, Depends(page_params)]
 
 
@@ -276,7 +276,7 @@ Pagination = Annotated[PageParams, Depends(page_params)]
 
 
 class PageMeta(BaseModel):
-    """The brief's ``page`` object plus the cursors of spec §2.
+    """The brief's ``page`` object plus the cursors of docs/contract.md §2.
 
     ``next`` is a string (the brief's type), ``previous`` an integer and
     ``limit`` the number of records in this page, not the requested limit.
@@ -291,7 +291,7 @@ class PageMeta(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    """A list response: ``{"data": [...], "page": {...}}`` (spec §1)."""
+    """A list response: ``{"data": [...], "page": {...}}`` (docs/contract.md §1)."""
 
     data: list[T]
     page: PageMeta
@@ -364,7 +364,7 @@ class PageWindow:
         Returns:
             The page's documents and its :class:`PageMeta`: offsets in offset
             mode (with cursors to switch to keyset paging), ``next``/``previous``
-            null in cursor mode (spec §2).
+            null in cursor mode (docs/contract.md §2).
         """
         if self.position is None:  # offset mode: the brief's page, plus cursors to switch to keyset paging
             data, meta = offset_page(rows, OffsetParams(limit=self.limit, offset=self.skip))
@@ -453,7 +453,7 @@ def keyset_stages(base: Mapping[str, Any], window: PageWindow) -> list[dict[str,
     - Sort by ``key`` then ``_id``: ``[base ∧ {key: last_key, _id: beyond last},
       base ∧ {key: beyond last_key}]`` — two plain ranges instead of one
       ``$or``, so each is an index range scan on ``{..., key, _id}`` (the
-      embedded server plans any ``$or`` as a collection scan; spec §9).
+      embedded server plans any ``$or`` as a collection scan; docs/contract.md §9).
 
     Stages are disjoint and ordered, so concatenating their results in
     :func:`keyset_sort` order gives the page.

@@ -32,7 +32,7 @@ COLLECTION = "orders"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind the order lists (idempotent; spec §4).
+    """Create the indexes behind the order lists (idempotent; docs/contract.md §4).
 
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
@@ -142,7 +142,7 @@ def _with_product_details(
     ``productDetails`` comes from one ``$lookup`` on ``products`` (brief: no
     N+1 reads); a product that no longer exists falls back to the name and id
     captured at order time. Items are unwound first because the embedded
-    server cannot ``$lookup`` on an array ``localField`` (spec §9), then
+    server cannot ``$lookup`` on an array ``localField`` (docs/contract.md §9), then
     regrouped in their original order.
     """
     return [

@@ -1,4 +1,4 @@
-"""HTTP routes of orders: thin views over ``orders.service`` (spec §1, §3, §5).
+"""HTTP routes of orders: thin views over ``orders.service`` (docs/contract.md §1, §3, §5).
 
 Every route needs a user; users act on their own orders, admins on anyone's.
 """
@@ -54,7 +54,7 @@ async def create_order(
     """Place an order (brief): stock for every line is taken atomically, or none is.
 
     ``userId`` defaults to the token's subject; another user's id → 403 unless
-    the caller is an admin (spec §3); an admin naming a user that does not
+    the caller is an admin (docs/contract.md §3); an admin naming a user that does not
     exist → 404 ``user_not_found``. 404 names an unknown product; 409
     ``insufficient_stock`` lists each short line; 409 ``too_many_pending_orders``
     when the owner already holds ``ORDER_MAX_PENDING`` pending orders. With ``Idempotency-Key``:

@@ -1,4 +1,6 @@
-"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6).
+"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes.
+
+Contract: docs/contract.md §1, §5, §6.
 
 Placing an order (issue 9; design and measurements in docs/orders-and-stock.md)
 is a multi-document transaction committed with write concern majority +
@@ -60,13 +62,13 @@ logger = logging.getLogger(__name__)
 
 #: Cursor scope of the order lists (a cursor of another list is foreign here).
 LIST_SCOPE = "orders"
-#: Legal status changes (spec §5); anything else → 409.
+#: Legal status changes (docs/contract.md §5); anything else → 409.
 TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
 #: Pending-order cap used when the caller passes none (``ORDER_MAX_PENDING``'s default).
 DEFAULT_MAX_PENDING = 10
 #: Orders expired per sweep round at most (the next round takes the rest).
 EXPIRY_BATCH = 100
-#: The transitions an order's owner may make without the admin role (spec §3 table).
+#: The transitions an order's owner may make without the admin role (docs/contract.md §3 table).
 OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
 
 
@@ -80,7 +82,7 @@ class Line:
 
 
 def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
-    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (spec §5)."""
+    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (docs/contract.md §5)."""
     merged: dict[tuple[str, str | None], Line] = {}
     for item in items:
         key = (item.productId.lower(), item.size)
@@ -92,7 +94,7 @@ def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
 
 
 def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> list[dict[str, int]]:
-    """Decide which sizes each line takes from (spec §5).
+    """Decide which sizes each line takes from (docs/contract.md §5).
 
     Lines naming a size take from it; then a line without a size takes from a
     single-size product's only size, or across the sizes in listed order from
@@ -414,9 +416,9 @@ async def place_order(
     products and the owner's pending orders, takes every line's stock with
     one conditional update per product, inserts the order in a free pending
     slot of its owner (the race-safe cap) and, with an idempotency ``claim``, completes the key. All of
-    it commits or none of it does (spec §5), so a process that dies at any
+    it commits or none of it does (docs/contract.md §5), so a process that dies at any
     step leaves nothing half-placed. Unit prices and names are captured from
-    the database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
+    the database at order time; ``total`` = Σ qty × unit price, exact (docs/contract.md §6).
 
     Raises:
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
@@ -499,7 +501,7 @@ async def create_order(
     idempotency_key: str | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> tuple[str, bool]:
-    """Place an order, honouring an ``Idempotency-Key`` (spec §5).
+    """Place an order, honouring an ``Idempotency-Key`` (docs/contract.md §5).
 
     Args:
         caller: the authenticated username; idempotency keys are scoped to it.
@@ -537,7 +539,7 @@ async def create_order(
 async def change_status(
     db: MongoDatabase, *, user_id: str, order_id: str, status: SettableStatus, as_admin: bool, actor: str
 ) -> OrderPublic:
-    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; spec §5).
+    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; docs/contract.md §5).
 
     ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
     admin). Cancelling puts every unit taken back into its size, in the same
@@ -672,7 +674,7 @@ async def list_orders(
 ) -> tuple[list[OrderPublic], PageMeta]:
     """One page of orders in ascending ``_id`` order, optionally of one user and/or one status.
 
-    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (spec §3).
+    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (docs/contract.md §3).
 
     Raises:
         InvalidCursorError: the cursor is bad or was issued for other filters (400).

@@ -6,7 +6,7 @@ Document shape::
      description, category, rating, sizes: [{size: str, quantity: int}], created_at,
      updated_at, deleted_at: datetime | null}
 
-``deleted_at`` is the soft-delete marker (spec §4); live products have ``null``.
+``deleted_at`` is the soft-delete marker (docs/contract.md §4); live products have ``null``.
 ``price`` is the exact amount every reader uses (``core.types.from_bson_money``);
 ``price_cents`` is the same amount in integer minor units, kept beside it by every
 write path here (and backfilled at start-up) only to filter and sort by price:
@@ -50,7 +50,7 @@ def to_cents(amount: Decimal) -> Int64:
 
 @dataclass(frozen=True, slots=True)
 class ProductFilter:
-    """Filters of ``GET /products`` (spec §1, §4).
+    """Filters of ``GET /products`` (docs/contract.md §1, §4).
 
     Attributes:
         name_pattern: a validated regular expression matched case-insensitively
@@ -82,7 +82,7 @@ class ProductFilter:
         if self.min_price is not None:
             price["$gte"] = to_cents(self.min_price)
         if self.max_price is not None:
-            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals, spec §4): the
+            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals, docs/contract.md §4): the
             # embedded server's compound-index range drops rows equal to a ``$lte`` bound
             # when more index fields follow (seen on SecantusDB 0.7.0b3); ``$lt`` is exact.
             price["$lt"] = to_cents(self.max_price + CENT)
@@ -93,7 +93,7 @@ class ProductFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values that a cursor is bound to (spec §2)."""
+        """The filter values that a cursor is bound to (docs/contract.md §2)."""
         return asdict(self)
 
 
@@ -120,7 +120,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind every catalog query (idempotent; spec §4).
+    """Create the indexes behind every catalog query (idempotent; docs/contract.md §4).
 
     - ``live_by_id``: the default listing and ``_id`` cursors.
     - ``live_by_price`` / ``live_by_created``: ``sort=price|created_at`` (either
@@ -271,7 +271,7 @@ async def set_size_quantity(
     """Set the stock of one existing size of a live product; returns the new document or ``None``.
 
     ``None`` when the product is not live or has no such size. The size is
-    addressed with ``arrayFilters`` (spec §9).
+    addressed with ``arrayFilters`` (docs/contract.md §9).
     """
     return await _collection(db).find_one_and_update(
         {"_id": product_id, "deleted_at": None, "sizes.size": size},
@@ -339,7 +339,7 @@ AXES: dict[str, KeyAxis] = {
 }
 #: Each window is this many times wider than the one before (relative axes: up to doubling the value).
 WINDOW_GROWTH = 4
-#: Prices in cents that valid products have, ``[1, 100,000,001)`` (spec §4: > 0, ≤ 1,000,000).
+#: Prices in cents that valid products have, ``[1, 100,000,001)`` (docs/contract.md §4: > 0, ≤ 1,000,000).
 PRICE_EXTENT = (1, 100_000_001)
 
 
@@ -613,7 +613,7 @@ async def take_stock_many(
     product: the filter requires every size in its ``takes`` to hold at least
     the quantity taken, so stock can never go negative even without the
     surrounding transaction. Sizes are addressed with ``arrayFilters``
-    (spec §9: the embedded server lacks positional ``$`` with ``$elemMatch``).
+    (docs/contract.md §9: the embedded server lacks positional ``$`` with ``$elemMatch``).
 
     Args:
         takes_by_product: ``{product_id: {size: units}}``, units > 0.
@@ -636,7 +636,7 @@ async def return_stock(
 ) -> None:
     """Add ``returns`` (``{size: units}``) back to a product's sizes, inside ``session``'s transaction.
 
-    Used when an order is cancelled (spec §5). Soft-deleted products get their
+    Used when an order is cancelled (docs/contract.md §5). Soft-deleted products get their
     stock back too (a later restore sees it); a size removed since the order
     was placed is skipped (its ``arrayFilters`` entry matches nothing).
     """

@@ -1,6 +1,6 @@
-"""HTTP routes of the catalog: thin views over ``products.service`` (spec §1, §4).
+"""HTTP routes of the catalog: thin views over ``products.service`` (docs/contract.md §1, §4).
 
-Reads are public; every write needs the admin role (spec §3 table).
+Reads are public; every write needs the admin role (docs/contract.md §3 table).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ async def list_products(
         ProductSort, Query(description="Order: `_id` (default), `price`, `-price`, `created_at`, `-created_at`.")
     ] = "_id",
 ) -> Response:
-    """List live products with the brief's ``page`` metadata and opaque cursors (spec §1, §2, §4).
+    """List live products with the brief's ``page`` metadata and opaque cursors (docs/contract.md §1, §2, §4).
 
     Served from the catalog page cache when the catalog has not changed, with an
     ``ETag`` (``If-None-Match`` → 304). Malformed or foreign ``cursor`` → 400

@@ -1,4 +1,4 @@
-"""Catalog rules: validating filters, reading and writing products (spec §1, §4).
+"""Catalog rules: validating filters, reading and writing products (docs/contract.md §1, §4).
 
 Every product write goes through one of :func:`create_product`,
 :func:`replace_product`, :func:`update_product`, :func:`delete_product` and
@@ -52,7 +52,7 @@ from backend_app.products.schemas import (
     SizeStock,
 )
 
-#: Longest accepted ``name`` pattern, in characters (spec §4).
+#: Longest accepted ``name`` pattern, in characters (docs/contract.md §4).
 MAX_PATTERN_LENGTH = 100
 #: Cursor scope of ``GET /products`` (a cursor of another list is foreign here).
 LIST_SCOPE = "products"
@@ -78,7 +78,7 @@ def validate_name_pattern(pattern: str) -> str:
 
     Raises:
         InvalidNamePatternError: too long, does not compile, or could
-            backtrack catastrophically (``core.regex_guard``; spec §4).
+            backtrack catastrophically (``core.regex_guard``; docs/contract.md §4).
     """
     try:
         return check_safe_regex(pattern, max_length=MAX_PATTERN_LENGTH)
@@ -316,7 +316,7 @@ async def list_products(
     page: PageParams,
     max_time_ms: int,
 ) -> tuple[list[ProductListItem], PageMeta]:
-    """One page of live products (brief ``GET /products``; spec §2, §4).
+    """One page of live products (brief ``GET /products``; docs/contract.md §2, §4).
 
     Raises:
         InvalidNamePatternError: ``name`` is not an acceptable pattern (422).

@@ -1,4 +1,4 @@
-"""HTTP routes of user management, for admins only (spec §3 "Who may do what")."""
+"""HTTP routes of user management, for admins only (docs/contract.md §3 "Who may do what")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""User rules: registration, admin listing and updates, the first admin (spec §3)."""
+"""User rules: registration, admin listing and updates, the first admin (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
         role: ``user`` for self-registration; ``admin`` only from ``create-admin``.
 
     Raises:
-        UserAlreadyExistsError: the username or the email is taken (409, spec §3).
+        UserAlreadyExistsError: the username or the email is taken (409, docs/contract.md §3).
     """
     password_hash = await hash_password(user.password)
     try:
@@ -59,8 +59,8 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
 async def list_users(
     db: MongoDatabase, *, username: str | None, email: str | None, page: PageParams
 ) -> tuple[list[UserPublic], PageMeta]:
-    """One page of users in ascending ``_id`` order, filtered by username / email prefix (spec §3),
-    by offset or by cursor (spec §2).
+    """One page of users in ascending ``_id`` order, filtered by username / email prefix (docs/contract.md §3),
+    by offset or by cursor (docs/contract.md §2).
 
     Raises:
         InvalidCursorError: the cursor is forged or belongs to other filters or another list (400).
