@@ -19,6 +19,7 @@ from backend_app.audit import repository as audit_repository
 from backend_app.audit.router import router as audit_router
 from backend_app.auth import repository as auth_repository
 from backend_app.auth.router import router as auth_router
+from backend_app.auth.users_router import router as users_router
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
@@ -37,7 +38,6 @@ from backend_app.products import repository as products_repository
 from backend_app.products.cache import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
-from backend_app.users.router import router as users_router
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from backend_app.core.errors import DatabaseUnavailableError, DomainError, ServiceUnavailableError, TransactionConflictError
+from backend_app.core.errors import (
+    DatabaseUnavailableError,
+    DomainError,
+    ServiceUnavailableError,
+    TransactionConflictError,
+)
 from backend_app.core.metrics import DatabaseCommandMetrics
 from config import Settings
 

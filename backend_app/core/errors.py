@@ -47,6 +47,14 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class ForbiddenError(DomainError):
+    """An authenticated caller lacks the right for this call (not an admin, another user's resource): 403."""
+
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
 class NotFoundError(DomainError):
     """A resource does not exist (or is soft-deleted): 404."""
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from backend_app.core.db import Database, ping
+from backend_app.core.middleware import mark_no_store
 
 router = APIRouter(tags=["health"])
 
@@ -78,4 +79,5 @@ async def ready(request: Request, db: Database) -> Readiness | JSONResponse:
     )
     if body.status == "ready":
         return body
-    return JSONResponse(body.model_dump(), status_code=503, headers={"Cache-Control": "no-store"})
+    mark_no_store(request)
+    return JSONResponse(body.model_dump(), status_code=503)

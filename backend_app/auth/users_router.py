@@ -1,4 +1,9 @@
-"""HTTP routes of user management, for admins only (docs/contract.md §3 "Who may do what")."""
+"""HTTP routes of user management (``/users``), for admins only (docs/contract.md §3 "Who may do what").
+
+They live in ``auth`` rather than ``users`` so that the dependency runs one way:
+``auth`` (who is calling, and these admin routes) uses ``users`` (the user
+records, their rules and queries); ``users`` never imports ``auth``.
+"""
 
 from __future__ import annotations
 
