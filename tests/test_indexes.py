@@ -19,7 +19,9 @@ from decimal import Decimal
 
 import pytest
 
-from backend_app.core.pagination import CursorCodec, PageParams, keyset_sort, keyset_stages
+from backend_app.core.cursors import CursorCodec
+from backend_app.core.keyset import keyset_sort, keyset_stages
+from backend_app.core.pagination import PageParams
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.products import repository as products_repository

@@ -22,7 +22,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, find_window
+from backend_app.core.keyset import find_window
+from backend_app.core.pagination import PageWindow
 
 COLLECTION = "audit_log"
 #: The order of every audit list: ``at``, then ``_id``.

@@ -12,7 +12,8 @@ from backend_app.audit.schemas import AuditEntry, EntityType
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

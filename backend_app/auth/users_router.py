@@ -14,7 +14,8 @@ from fastapi import APIRouter, Path, Query
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 from backend_app.users import service
 from backend_app.users.schemas import Username, UserPublic, UserUpdate
 

@@ -25,7 +25,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, keyset_sort, read_window
+from backend_app.core.keyset import keyset_sort, read_window
+from backend_app.core.pagination import PageWindow
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"

@@ -15,7 +15,8 @@ from backend_app.auth.dependencies import CurrentUser, OwnedUserId
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
 from backend_app.orders.dependencies import OrderPlacement, OrdersOwnerFilter

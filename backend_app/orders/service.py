@@ -33,7 +33,8 @@ from backend_app.audit import service as audit
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import DomainError, ForbiddenError, ServiceUnavailableError
-from backend_app.core.pagination import PageMeta, PageParams
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 from backend_app.core.types import from_bson_money, oid, to_decimal128
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError

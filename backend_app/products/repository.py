@@ -28,7 +28,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, keyset_sort, merge_filters, read_window
+from backend_app.core.keyset import keyset_sort, merge_filters, read_window
+from backend_app.core.pagination import PageWindow
 from backend_app.core.types import CENT, to_decimal128
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
@@ -388,7 +389,7 @@ def key_windows(
     to fit the next width (:func:`_width`); plain iteration works too.
 
     Args:
-        stage: a keyset stage (``core.pagination.keyset_stages``) whose
+        stage: a keyset stage (``core.keyset.keyset_stages``) whose
             condition on the key is absent or a range.
         direction: ``1`` ascending, ``-1`` descending (the scan direction).
         extent: ``(lowest, highest + 1)`` coordinates the data spans; ``None``:

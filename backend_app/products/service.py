@@ -26,9 +26,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from backend_app.audit import service as audit
+from backend_app.core.cursors import SortOrder
 from backend_app.core.db import MongoDatabase, query_deadline, run_in_transaction
 from backend_app.core.errors import UnprocessableError, ValidationIssue
-from backend_app.core.pagination import PageMeta, PageParams, SortOrder
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository

@@ -25,7 +25,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, find_window
+from backend_app.core.keyset import find_window
+from backend_app.core.pagination import PageWindow
 
 COLLECTION = "users"
 

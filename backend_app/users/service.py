@@ -10,7 +10,8 @@ from pymongo.errors import DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.pagination import PageMeta, PageParams
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
 from backend_app.users.exceptions import (
