@@ -35,7 +35,7 @@ from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
-from backend_app.products.cache import create_page_cache
+from backend_app.products.cache_wiring import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
 from config import Settings, get_settings

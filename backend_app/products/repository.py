@@ -651,7 +651,7 @@ async def return_stock(
     )
 
 
-# --- Catalog version (read and bumped by products.cache) ------------------------------------------
+# --- Catalog version (read by products.responses, bumped by products.catalog_version) ------------------------------------------
 #
 # One document ``{_id: "catalog", version: int, epoch: ObjectId}`` in ``catalog_meta``. ``version``
 # is incremented after every catalog write; ``epoch`` is set when the document is first created, so

@@ -18,7 +18,7 @@ from backend_app.core.http_cache import CONDITIONAL_GET_RESPONSES
 from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
-from backend_app.products import cache, service
+from backend_app.products import responses, service
 from backend_app.products.schemas import (
     MAX_BATCH,
     BatchReport,
@@ -138,7 +138,7 @@ async def list_products(
         )
         return Page[ProductListItem](data=data, page=meta)
 
-    return await cache.list_response(request, db, compute)
+    return await responses.list_response(request, db, compute)
 
 
 @router.get(
@@ -149,7 +149,7 @@ async def list_products(
 )
 async def get_product(request: Request, product_id: ProductId, db: Database) -> Response:
     """The full product with ``sizes`` and derived ``stock`` (``ETag``); unknown or deleted → 404."""
-    return cache.detail_response(request, await service.get_product(db, product_id=product_id))
+    return responses.detail_response(request, await service.get_product(db, product_id=product_id))
 
 
 @router.put(

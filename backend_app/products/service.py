@@ -4,7 +4,7 @@ Every product write goes through one of :func:`create_product`,
 :func:`replace_product`, :func:`update_product`, :func:`delete_product` and
 :func:`set_quantity` (stock taken or returned by orders goes through
 ``orders.service``), and each bumps the catalog version after its write succeeds
-(``products.cache.catalog_changed``), so cached list pages are never served
+(``products.catalog_version.catalog_changed``), so cached list pages are never served
 stale. Orders do not bump it: they change stock, which list pages do not show.
 
 Each of these writes runs in a transaction with its audit entry
@@ -34,7 +34,7 @@ from backend_app.core.pagination import PageParams
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository
-from backend_app.products.cache import catalog_changed
+from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.exceptions import (
     InvalidNamePatternError,
     ProductNotFoundError,
