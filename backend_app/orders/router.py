@@ -62,7 +62,7 @@ async def create_order(
     a replay returns the first order's id (header ``Idempotent-Replayed: true``),
     another body with the key → 422, a duplicate while the first runs → 409.
     """
-    order_id, replayed = await service.create_order(
+    order_id, replayed = await service.place_order_idempotently(
         db,
         caller=placement.caller.username,
         user_id=placement.owner,

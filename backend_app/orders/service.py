@@ -35,7 +35,7 @@ from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import DomainError, ForbiddenError, ServiceUnavailableError
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
-from backend_app.core.types import from_bson_money, oid, to_decimal128
+from backend_app.core.types import from_bson_money, oid
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
@@ -351,8 +351,9 @@ async def _check_batch(
         for pid, per_size in takes.items():
             for size in remaining[pid]["sizes"]:
                 size["quantity"] -= per_size.get(size["size"], 0)
-        document = _order_document(user_id=request.user_id, lines=request.lines, taken=taken, products=products)
-        document["pending_slot"] = slot
+        document = _order_document(
+            user_id=request.user_id, lines=request.lines, taken=taken, products=products, pending_slot=slot
+        )
         accepted.append(_Accepted(request, document, takes))
     return accepted
 
@@ -408,7 +409,10 @@ async def place_order(
     claim: idempotency.Claim | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> str:
-    """Place an order for ``user_id`` and return its id (brief ``POST /orders``).
+    """Place an order for ``user_id`` and return its id (brief ``POST /orders``), once per call.
+
+    No idempotency here: the route calls :func:`place_order_idempotently`, which
+    calls this with the key's ``claim``.
 
     The order joins this process's next batch (:class:`OrderBatcher`): one
     multi-document transaction, committed with
@@ -439,33 +443,36 @@ async def place_order(
 
 
 def _order_document(
-    *, user_id: str, lines: list[Line], taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
+    *,
+    user_id: str,
+    lines: list[Line],
+    taken: list[dict[str, int]],
+    products: dict[ObjectId, dict[str, Any]],
+    pending_slot: int,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact (§6).
+
+    The rule is here; the stored shape is ``repository.new_order_document``'s.
+    """
     total = Decimal(0)
-    items = []
+    new_lines = []
     for line, line_taken in zip(lines, taken, strict=True):
         product = products[line.product_id]
         unit_price = from_bson_money(product["price"])
         total += unit_price * line.qty
-        items.append(
-            {
-                "productId": line.product_id,
-                "name": product["name"],
-                "size": line.size,
-                "qty": line.qty,
-                "unit_price": to_decimal128(unit_price),
-                "taken": [{"size": size, "qty": qty} for size, qty in line_taken.items()],
-            }
+        new_lines.append(
+            repository.NewOrderLine(
+                product_id=line.product_id,
+                name=product["name"],
+                size=line.size,
+                qty=line.qty,
+                unit_price=unit_price,
+                taken=line_taken,
+            )
         )
-    return {
-        "userId": user_id,
-        "status": "pending",
-        "items": items,
-        "total": to_decimal128(total),
-        "created_at": now,
-        "updated_at": now,
-    }
+    return repository.new_order_document(
+        user_id=user_id, lines=new_lines, total=total, pending_slot=pending_slot, now=datetime.now(UTC)
+    )
 
 
 def to_public(doc: dict[str, Any]) -> OrderPublic:
@@ -492,7 +499,7 @@ def to_public(doc: dict[str, Any]) -> OrderPublic:
     )
 
 
-async def create_order(
+async def place_order_idempotently(
     db: MongoDatabase,
     *,
     caller: str,
@@ -501,7 +508,10 @@ async def create_order(
     idempotency_key: str | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> tuple[str, bool]:
-    """Place an order, honouring an ``Idempotency-Key`` (docs/contract.md §5).
+    """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders`` (docs/contract.md §5).
+
+    Without a key it is :func:`place_order`. With one, a retry with the same
+    key and body replays the first order's id instead of placing another.
 
     Args:
         caller: the authenticated username; idempotency keys are scoped to it.
