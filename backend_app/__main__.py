@@ -69,7 +69,8 @@ def _serve(*, reload: bool = False) -> None:
     settings = get_settings()
     _reset_metrics_dir()
     uvicorn.run(
-        "backend_app.main:app",
+        "backend_app.main:create_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
         reload=reload,

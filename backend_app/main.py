@@ -1,6 +1,8 @@
 """The ASGI application: ``create_app()`` wires settings, database, routers and error handling.
 
-``backend_app.main:app`` is the app uvicorn serves (``python -m backend_app serve``).
+Nothing is built at import: uvicorn calls the factory (``python -m backend_app serve``,
+or ``uvicorn --factory backend_app.main:create_app``). ``backend_app.main:app`` still
+works, built on first access.
 """
 
 from __future__ import annotations
@@ -150,4 +152,15 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """``backend_app.main.app``: an app built by :func:`create_app` on first access, not at import.
+
+    The supported entry points call the factory (``python -m backend_app serve``,
+    ``uvicorn --factory backend_app.main:create_app``); this keeps plain
+    ``uvicorn backend_app.main:app`` and ``from backend_app.main import app``
+    working for tools that expect a module-level app (PEP 562).
+    """
+    if name == "app":
+        built = globals()["app"] = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
