@@ -1,4 +1,4 @@
-"""``python -m backend_app create-admin`` (idempotent) and the production start-up guard (docs/contract.md §3, §8)."""
+"""``python -m backend_app create-admin`` (idempotent) and the production start-up guard (spec §3, §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Concurrent orders never oversell, never go negative, never half-apply (docs/contract.md §5)."""
+"""Concurrent orders never oversell, never go negative, never half-apply (spec §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (docs/contract.md §4)."""
+"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (spec §4)."""
 
 from __future__ import annotations
 
