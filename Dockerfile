@@ -29,6 +29,7 @@ RUN groupadd --system --gid 10001 storefront \
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY backend_app ./backend_app
+# (backend_app/devtools, the development and test tooling, is left out by .dockerignore.)
 COPY config ./config
 RUN mkdir -p /app/logs && chown storefront:storefront /app/logs
 USER storefront:storefront

@@ -12,7 +12,7 @@
   skips it; never with a configured ``MONGODB_URI``), then serve; Ctrl-C
   or SIGTERM stops uvicorn, then the database, cleanly.
 - ``create-admin --username NAME --email EMAIL [--full-name TEXT] [--promote-existing]``:
-  create that account as an active admin (spec §3). The password comes from
+  create that account as an active admin (docs/contract.md §3). The password comes from
   ``ADMIN_PASSWORD`` or a prompt; running it again for an existing active
   admin changes nothing. Any other existing account with that name is
   refused (exit status 1: anyone could have registered it) unless
@@ -71,7 +71,8 @@ def _serve(*, reload: bool = False) -> None:
     settings = get_settings()
     _reset_metrics_dir()
     uvicorn.run(
-        "backend_app.main:app",
+        "backend_app.main:create_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
         reload=reload,

@@ -1,6 +1,8 @@
 """The ASGI application: ``create_app()`` wires settings, database, routers and error handling.
 
-``backend_app.main:app`` is the app uvicorn serves (``python -m backend_app serve``).
+Nothing is built at import: uvicorn calls the factory (``python -m backend_app serve``,
+or ``uvicorn --factory backend_app.main:create_app``). ``backend_app.main:app`` still
+works, built on first access.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from backend_app.audit import repository as audit_repository
 from backend_app.audit.router import router as audit_router
 from backend_app.auth import repository as auth_repository
 from backend_app.auth.router import router as auth_router
+from backend_app.auth.users_router import router as users_router
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
 from backend_app.core.health import router as health_router
@@ -34,15 +37,14 @@ from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.orders.router import router as orders_router
 from backend_app.products import repository as products_repository
-from backend_app.products.cache import create_page_cache
+from backend_app.products.cache_wiring import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
-from backend_app.users.router import router as users_router
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-#: Each domain's index installer, run at start-up (spec §4: every list query has an index).
+#: Each domain's index installer, run at start-up (docs/contract.md §4: every list query has an index).
 INDEX_INSTALLERS: list[IndexInstaller] = [
     products_repository.ensure_indexes,
     orders_repository.ensure_indexes,
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     """
     settings = settings or get_settings()
     configure_logging(settings)
-    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc assets served by the app, no CDN (spec §8).
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc assets served by the app, no CDN (docs/contract.md §8).
     app = FastAPIOffline(
         title="storefront",
         version=__version__,
@@ -150,4 +152,15 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """``backend_app.main.app``: an app built by :func:`create_app` on first access, not at import.
+
+    The supported entry points call the factory (``python -m backend_app serve``,
+    ``uvicorn --factory backend_app.main:create_app``); this keeps plain
+    ``uvicorn backend_app.main:app`` and ``from backend_app.main import app``
+    working for tools that expect a module-level app (PEP 562).
+    """
+    if name == "app":
+        built = globals()["app"] = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

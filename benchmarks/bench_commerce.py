@@ -17,7 +17,7 @@ Run from the repository root::
 Figures are medians of ``--repeat`` requests (milliseconds, client side,
 including HTTP over loopback). The server's ``MONGODB_MAX_TIME_MS`` is raised
 to 120 s for the run, because the embedded server scans and sorts every
-matching document (spec §9).
+matching document (docs/contract.md §9).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ async def main(args: argparse.Namespace, uri: str) -> None:
         "RATE_LIMIT_ENABLED": "false",
         # Measure the database paths: with the page cache on, repeated pages would be cache hits.
         "CACHE_ENABLED": "false",
-        # The embedded server scans and sorts every matching document (spec §9): a price-sorted
+        # The embedded server scans and sorts every matching document (docs/contract.md §9): a price-sorted
         # first page of 20,000 products takes seconds, beyond the default 2 s limit.
         "MONGODB_MAX_TIME_MS": "120000",
     }

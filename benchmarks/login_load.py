@@ -1,4 +1,4 @@
-"""Login burst vs. catalog latency: bcrypt must not block the event loop (spec §3, auth issue §8).
+"""Login burst vs. catalog latency: bcrypt must not block the event loop (docs/contract.md §3, auth issue §8).
 
 Starts SecantusDB (``EmbeddedMongo``) and one uvicorn worker as subprocesses on
 free loopback ports, then measures the latency of ``GET /products?limit=10``

@@ -2,7 +2,7 @@
 
 Creates the 194 products (stock from the data; clothing and shoe categories
 get sizes S/M/L), places the 208 carts as orders for their users (as an admin,
-who may order for anyone, spec §3), then checks:
+who may order for anyone, docs/contract.md §3), then checks:
 
 - every accepted order's ``total`` equals the cart's ``total`` exactly;
 - every product's stock fell by exactly what the accepted orders took;
@@ -152,7 +152,7 @@ async def replay(base_url: str, admin_token: str, data_dir: Path, concurrency: i
                 continue
             if Decimal(str(order["total"])) != Decimal(str(cart["total"])):
                 failures.append(f"cart {cart['id']}: total {order['total']} != {cart['total']}")
-            # Duplicate lines of a cart are merged into one (spec §5), first-seen order kept.
+            # Duplicate lines of a cart are merged into one (docs/contract.md §5), first-seen order kept.
             expected_lines: dict[str, int] = {}
             for line in cart["products"]:
                 expected_lines[line["title"]] = expected_lines.get(line["title"], 0) + line["quantity"]

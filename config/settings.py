@@ -1,7 +1,7 @@
 """Application settings, read from the environment and an optional ``.env`` file.
 
 Every setting is documented in ``config/.env.example``; the
-names follow the API contract, spec §8.
+names follow the API contract, docs/contract.md §8.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017"
-#: Development-only signing key; refused in production (spec §8). Never use it on a server.
+#: Development-only signing key; refused in production (docs/contract.md §8). Never use it on a server.
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - documented dev default
 MIN_JWT_SECRET_BYTES = 32
 #: Shortest ``JWT_SECRET`` per ``JWT_ALGORITHM`` in production: the HMAC's output size (RFC 7518 §3.2).
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     Raises:
         pydantic.ValidationError: a value has the wrong type, or (in
-            ``production``) a required setting is missing (spec §8).
+            ``production``) a required setting is missing (docs/contract.md §8).
     """
 
     model_config = SettingsConfigDict(
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MONGODB_URI", "DATABASE_URL", "mongodb_uri")
     )
     mongodb_db: str = "storefront"
-    #: Server-side time limit of list queries, in milliseconds (spec §4).
+    #: Server-side time limit of list queries, in milliseconds (docs/contract.md §4).
     mongodb_max_time_ms: int = Field(default=2000, ge=1)
     #: How long the driver waits to find a server before failing a call, in ms.
     mongodb_server_selection_timeout_ms: int = Field(default=5000, ge=1)
@@ -66,21 +66,21 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "storefront"
     jwt_audience: str = "storefront-api"
-    #: Lifetime of access tokens, in seconds (spec §3: 15 min).
+    #: Lifetime of access tokens, in seconds (docs/contract.md §3: 15 min).
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
-    #: Lifetime of refresh tokens, in seconds (spec §3: 7 days).
+    #: Lifetime of refresh tokens, in seconds (docs/contract.md §3: 7 days).
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     #: Longest life of one login's refresh chain, in days, however often it is refreshed (issue 10).
     session_max_age_days: float = Field(default=30, gt=0)
 
-    #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (spec §8).
+    #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (docs/contract.md §8).
     allowed_origins: CommaList = Field(default_factory=list)
-    #: Peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed: IPs or CIDRs (spec §8).
+    #: Peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed: IPs or CIDRs (docs/contract.md §8).
     trusted_proxies: CommaList = Field(default_factory=list)
-    #: Largest accepted request body, in bytes; larger → 413 (spec §8: default 1 MiB).
+    #: Largest accepted request body, in bytes; larger → 413 (docs/contract.md §8: default 1 MiB).
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
 
-    #: Rate limiting on/off (spec §8). Tests turn it off unless a test is about it.
+    #: Rate limiting on/off (docs/contract.md §8). Tests turn it off unless a test is about it.
     rate_limit_enabled: bool = True
     #: Budget of each caller (user, or client IP when anonymous) over all routes; ``limits`` syntax.
     rate_limit_default: str = "120/minute"

@@ -1,6 +1,6 @@
 """Shared fixtures: one SecantusDB process per test session, a fresh database per test.
 
-The app always reaches the database over TCP through a MongoDB URI (spec §9);
+The app always reaches the database over TCP through a MongoDB URI (docs/contract.md §9);
 nothing here mocks the driver.
 """
 

@@ -22,7 +22,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, find_window
+from backend_app.core.keyset import find_window
+from backend_app.core.pagination import PageWindow
 
 COLLECTION = "audit_log"
 #: The order of every audit list: ``at``, then ``_id``.
@@ -89,7 +90,7 @@ class AuditFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values a cursor is bound to (spec §2)."""
+        """The filter values a cursor is bound to (docs/contract.md §2)."""
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
 
 

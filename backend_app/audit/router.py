@@ -12,7 +12,8 @@ from backend_app.audit.schemas import AuditEntry, EntityType
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -39,7 +40,7 @@ async def list_audit(
         datetime | None, Query(description="Changes before this instant (ISO 8601; UTC if no offset).")
     ] = None,
 ) -> Page[AuditEntry]:
-    """Admin changes, oldest first, with the brief's ``page`` metadata and cursors (spec §1, §2).
+    """Admin changes, oldest first, with the brief's ``page`` metadata and cursors (docs/contract.md §1, §2).
 
     Each entry: ``actor``, ``action``, ``entity_type``, ``entity_id``, ``at``,
     ``before``, ``after``. ``since`` not before ``until`` → 422.

@@ -24,9 +24,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from backend_app.audit import repository
 from backend_app.audit.repository import AuditFilter
 from backend_app.audit.schemas import AuditEntry, EntityType
+from backend_app.core.cursors import SortOrder
 from backend_app.core.db import MongoDatabase
 from backend_app.core.errors import UnprocessableError
-from backend_app.core.pagination import PageMeta, PageParams, SortOrder
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 
 #: Cursor scope of ``GET /audit``.
 LIST_SCOPE = "audit"

@@ -4,25 +4,31 @@
   (401 otherwise).
 - ``AdminUser``: a ``CurrentUser`` with the ``admin`` role (403 otherwise).
 - ``CurrentCaller``: the ``CurrentUser`` with the login session of its token.
+- ``OwnedUserId``: a ``{user_id}`` path parameter the caller may act on: their
+  own username, or any username for an admin (403 otherwise).
 - ``Throttle``: the app's per-account failed sign-in throttle.
 
+Routes declare these; none checks ownership by hand (an unchecked route would
+be an IDOR).
+
 The user is re-read from the database on every request, so a deactivated
-user's tokens, or a demoted admin's, stop working at once (spec §3).
+user's tokens, or a demoted admin's, stop working at once (docs/contract.md §3).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from backend_app.auth import service
-from backend_app.auth.exceptions import ForbiddenError, NotAuthenticatedError
+from backend_app.auth.exceptions import NotAuthenticatedError
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
+from backend_app.core.errors import ForbiddenError
 from backend_app.core.ratelimit import SignInThrottle
-from backend_app.users.schemas import UserPublic
+from backend_app.users.schemas import Username, UserPublic
 
 #: The OpenAPI security scheme; ``tokenUrl`` makes Swagger UI's Authorize button work.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -92,7 +98,10 @@ async def require_admin(user: Annotated[UserPublic, Depends(get_current_user)]) 
 
 
 def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
-    """Allow a user to act on their own ``user_id``; admins on any (spec §3 table).
+    """Allow a user to act on their own ``user_id``; admins on any (docs/contract.md §3 table).
+
+    Called by the ownership dependencies below (:func:`get_owned_user_id`,
+    ``orders.router``'s placement and list filters), never by a route itself.
 
     Raises:
         ForbiddenError: a non-admin named another user (403).
@@ -101,7 +110,25 @@ def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
         raise ForbiddenError("You may only access your own orders.")
 
 
+async def get_owned_user_id(
+    user_id: Annotated[Username, Path(description="The username owning the orders.")],
+    user: Annotated[UserPublic, Depends(get_current_user)],
+) -> str:
+    """The ``{user_id}`` path parameter, once the caller may act on it (docs/contract.md §3).
+
+    Returns:
+        the username from the path (the caller's own, or anyone's for an admin).
+
+    Raises:
+        NotAuthenticatedError, InvalidTokenError: no or a bad bearer token (401).
+        ForbiddenError: a non-admin named another user (403).
+    """
+    ensure_self_or_admin(user, user_id)
+    return user_id
+
+
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 CurrentCaller = Annotated[service.Caller, Depends(get_current_caller)]
 Throttle = Annotated[SignInThrottle, Depends(get_signin_throttle)]
 AdminUser = Annotated[UserPublic, Depends(require_admin)]
+OwnedUserId = Annotated[str, Depends(get_owned_user_id)]

@@ -1,4 +1,7 @@
-"""Authentication and authorization errors (RFC 6750 §3 ``WWW-Authenticate`` challenges)."""
+"""Authentication errors (RFC 6750 §3 ``WWW-Authenticate`` challenges).
+
+The generic 403 (:class:`backend_app.core.errors.ForbiddenError`) lives in ``core/errors.py``.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ class InvalidTokenError(DomainError):
 
 
 class InvalidCredentialsError(DomainError):
-    """Unknown user or wrong password (the same answer for both; spec §3): 401."""
+    """Unknown user or wrong password (the same answer for both; docs/contract.md §3): 401."""
 
     status = 401
     code = "invalid_credentials"
@@ -70,10 +73,3 @@ class SignInThrottledError(DomainError):
             headers={"Retry-After": str(retry_after)},
         )
 
-
-class ForbiddenError(DomainError):
-    """An authenticated user lacks the right for this call: 403."""
-
-    status = 403
-    code = "forbidden"
-    title = "Forbidden"

@@ -1,4 +1,4 @@
-"""HTTP routes of authentication: register, login, OAuth2 token, refresh, logout, me, password (spec §3).
+"""HTTP routes of authentication: register, login, OAuth2 token, refresh, logout, me, password (docs/contract.md §3).
 
 Every response here carries ``Cache-Control: no-store`` (RFC 6749 §5.1), set
 by ``core.middleware.SecurityHeadersMiddleware``.

@@ -1,6 +1,6 @@
 """MongoDB access: one ``AsyncMongoClient`` per process, opened in the app lifespan.
 
-Spec §9: PyMongo's async API, one client per process, indexes ensured at
+docs/contract.md §9: PyMongo's async API, one client per process, indexes ensured at
 start-up. Repositories receive an ``AsyncDatabase`` through the ``Database``
 dependency alias; nothing else in the app creates clients.
 """
@@ -21,7 +21,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
-from backend_app.core.errors import DatabaseUnavailableError, DomainError, ServiceUnavailableError, TransactionConflictError
+from backend_app.core.errors import (
+    DatabaseUnavailableError,
+    DomainError,
+    ServiceUnavailableError,
+    TransactionConflictError,
+)
 from backend_app.core.metrics import DatabaseCommandMetrics
 from config import Settings
 
@@ -70,7 +75,7 @@ async def ping(db: MongoDatabase, *, timeout_s: float = 2.0) -> bool:
 
 
 async def ensure_indexes(db: MongoDatabase, installers: list[IndexInstaller]) -> None:
-    """Run each domain's index installer; ``create_index`` is idempotent (spec §4).
+    """Run each domain's index installer; ``create_index`` is idempotent (docs/contract.md §4).
 
     Raises:
         ServiceUnavailableError: the database could not be reached.

@@ -2,7 +2,7 @@
 
 Every error the API returns is ``application/problem+json`` with ``type``,
 ``title``, ``status``, ``detail`` and a stable snake_case ``code``; 422 adds
-``errors`` (spec §8). Services raise :class:`DomainError` subclasses; this
+``errors`` (docs/contract.md §8). Services raise :class:`DomainError` subclasses; this
 module is the only place that turns exceptions into HTTP responses.
 """
 
@@ -45,6 +45,14 @@ class DomainError(Exception):
         self.detail = detail
         self.headers = headers
         self.extra = extra
+
+
+class ForbiddenError(DomainError):
+    """An authenticated caller lacks the right for this call (not an admin, another user's resource): 403."""
+
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
 
 
 class NotFoundError(DomainError):
@@ -250,7 +258,10 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> JSO
 
 
 async def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The 500 problem for an exception nothing else handled; the traceback goes to the log only (spec §8)."""
+    """The 500 problem for an exception nothing else handled (docs/contract.md §8).
+
+    The traceback goes to the log only.
+    """
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         status=500,
@@ -299,14 +310,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries declaring problem+json bodies for ``statuses``.
 
     Used on every route so the published schema lists its error responses
-    (spec §8). Only ``application/problem+json`` is declared, the one media
+    (docs/contract.md §8). Only ``application/problem+json`` is declared, the one media
     type errors are sent with; the ``Problem`` schema is added to the
     document's components by :func:`complete_problem_responses`.
     """
     return {status: _problem_response_spec(status) for status in statuses}
 
 
-#: Problems any operation can answer with, whatever its route declares (spec §8).
+#: Problems any operation can answer with, whatever its route declares (docs/contract.md §8).
 _ALWAYS = {
     429: "Too many requests: the caller's rate limit is exhausted (see Retry-After).",
     500: "Internal server error.",

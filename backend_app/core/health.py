@@ -1,4 +1,4 @@
-"""Health endpoints: ``GET /health`` (spec §8), ``GET /health/live`` and ``GET /health/ready`` (probes).
+"""Health endpoints: ``GET /health`` (docs/contract.md §8), ``GET /health/live`` and ``GET /health/ready`` (probes).
 
 - ``/health/live``: the process answers (no database call). A liveness probe:
   failing it means "restart me", so it must not fail while only the database is down.
@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from backend_app.core.db import Database, ping
+from backend_app.core.middleware import mark_no_store
 
 router = APIRouter(tags=["health"])
 
@@ -78,4 +79,5 @@ async def ready(request: Request, db: Database) -> Readiness | JSONResponse:
     )
     if body.status == "ready":
         return body
-    return JSONResponse(body.model_dump(), status_code=503, headers={"Cache-Control": "no-store"})
+    mark_no_store(request)
+    return JSONResponse(body.model_dump(), status_code=503)

@@ -241,4 +241,4 @@ async def metrics(request: Request) -> Response:
     """
     _authorize(request, request.app.state.settings)
     body, content_type = exposition(request.headers.get("accept", ""))
-    return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+    return Response(body, headers={"Content-Type": content_type})  # no-store: core.middleware.NO_STORE_PATHS

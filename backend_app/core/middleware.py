@@ -1,4 +1,4 @@
-"""HTTP hardening and observability middleware, and their order (spec §8).
+"""HTTP hardening and observability middleware, and their order (docs/contract.md §8).
 
 :func:`install_middleware` wires, outermost first:
 
@@ -62,13 +62,25 @@ HTML_CSP = "frame-ancestors 'none'"
 #: HSTS sent in production (the API is served over TLS there, usually by a proxy).
 HSTS = "max-age=63072000; includeSubDomains"
 #: Paths (and everything under them) whose responses carry tokens or personal data: never cached
-#: (RFC 6749 §5.1, RFC 9111 §5.2.2.5). The one place ``Cache-Control: no-store`` is set (issue 10).
-NO_STORE_PATHS = ("/auth", "/users", "/orders", "/dashboard", "/audit")
+#: (RFC 6749 §5.1, RFC 9111 §5.2.2.5), and the metrics scrape. The one place ``Cache-Control: no-store``
+#: is set (issue 10); a route that must not be stored elsewhere calls :func:`mark_no_store`.
+NO_STORE_PATHS = ("/auth", "/users", "/orders", "/dashboard", "/audit", "/metrics")
+#: Key in the ASGI scope's ``state`` (``request.state``) with which a route asks for ``no-store``.
+_NO_STORE_STATE = "no_store"
 
 
 def is_no_store_path(path: str) -> bool:
-    """Whether responses to ``path`` carry personal data (auth, users, orders, dashboard): ``no-store``."""
+    """Whether responses to ``path`` carry personal data (auth, users, orders, dashboard) or metrics: ``no-store``."""
     return any(path == prefix or path.startswith(prefix + "/") for prefix in NO_STORE_PATHS)
+
+
+def mark_no_store(request: Request) -> None:
+    """Ask :class:`SecurityHeadersMiddleware` to send this one response with ``Cache-Control: no-store``.
+
+    For a response outside :data:`NO_STORE_PATHS` that must not be stored (e.g. a
+    failing readiness probe), so that no route sets the header itself.
+    """
+    setattr(request.state, _NO_STORE_STATE, True)
 
 
 #: CORS: what a browser page from an allowed origin may send and read.
@@ -110,8 +122,9 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
     """Adds :data:`SECURITY_HEADERS`, a Content-Security-Policy, HSTS (production) and ``Cache-Control: no-store``.
 
     ``Cache-Control: no-store`` (and ``Pragma: no-cache``) is set on every
-    response (success or error) under :data:`NO_STORE_PATHS`, replacing
-    whatever the route set: the only mechanism that sets it.
+    response (success or error) under :data:`NO_STORE_PATHS`, and on a
+    response whose route called :func:`mark_no_store`, replacing whatever the
+    route set: the only mechanism that sets it.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
@@ -119,7 +132,8 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
         self.hsts = hsts
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        no_store = is_no_store_path(scope.get("path", ""))
+        no_store_path = is_no_store_path(scope.get("path", ""))
+        state = scope.setdefault("state", {})  # shared with ``request.state`` of the route (mark_no_store)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -130,7 +144,7 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
                 headers.setdefault("Content-Security-Policy", HTML_CSP if is_html else API_CSP)
                 if self.hsts:
                     headers.setdefault("Strict-Transport-Security", HSTS)
-                if no_store:
+                if no_store_path or state.get(_NO_STORE_STATE):
                     headers["Cache-Control"] = "no-store"
                     headers["Pragma"] = "no-cache"
             await send(message)
@@ -142,7 +156,7 @@ class ProblemCORSMiddleware(CORSMiddleware):
     """Starlette's CORS middleware; a refused preflight is a ``400`` problem (``cors_refused``), not plain text."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
-        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json (spec §8)."""
+        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json (docs/contract.md §8)."""
         response = super().preflight_response(request_headers)
         if response.status_code != 400:
             return response

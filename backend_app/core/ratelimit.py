@@ -1,4 +1,4 @@
-"""Rate limiting with slowapi: per user when authenticated, per client IP otherwise (spec §8).
+"""Rate limiting with slowapi: per user when authenticated, per client IP otherwise (docs/contract.md §8).
 
 How it is wired
     :class:`RateLimitMiddleware` (pure ASGI, added by ``core.middleware``) runs

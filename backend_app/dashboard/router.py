@@ -1,4 +1,4 @@
-"""HTTP route of the admin dashboard (spec §3 table, §7)."""
+"""HTTP route of the admin dashboard (docs/contract.md §3 table, §7)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ _SETTINGS_PREFIXES = ("MONGODB_", "DATABASE_URL", "JWT_", "APP_ENV", "ADMIN_", "
 
 
 class ApiServer(ManagedProcess):
-    """``uvicorn backend_app.main:app`` on ``127.0.0.1:port``, ready when ``/health`` is 200.
+    """``uvicorn --factory backend_app.main:create_app`` on ``127.0.0.1:port``, ready when ``/health`` is 200.
 
     Args:
         env: the server's settings as environment variables (``MONGODB_URI``,
@@ -50,9 +50,9 @@ class ApiServer(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        """``python -m uvicorn backend_app.main:app`` on the chosen port and worker count."""
+        """``python -m uvicorn --factory backend_app.main:create_app`` on the chosen port and worker count."""
         return [
-            sys.executable, "-m", "uvicorn", "backend_app.main:app",
+            sys.executable, "-m", "uvicorn", "--factory", "backend_app.main:create_app",
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--workers", str(self.workers),

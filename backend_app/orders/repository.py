@@ -17,7 +17,10 @@ both commit, in one process or across hosts. An order that leaves
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
@@ -25,14 +28,16 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, keyset_sort, read_window
+from backend_app.core.keyset import keyset_sort, read_window
+from backend_app.core.pagination import PageWindow
+from backend_app.core.types import to_decimal128
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind the order lists (idempotent; spec §4).
+    """Create the indexes behind the order lists (idempotent; docs/contract.md §4).
 
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
@@ -51,6 +56,55 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrderLine:
+    """One line of an order being placed, in plain values.
+
+    Attributes:
+        product_id: the product's ``_id``.
+        name: the product's name at order time.
+        size: the size asked for, or ``None``.
+        qty: units ordered (>= 1).
+        unit_price: the product's price at order time (exact decimal).
+        taken: units taken from each size, ``{size: qty}`` (they sum to ``qty``).
+    """
+
+    product_id: ObjectId
+    name: str
+    size: str | None
+    qty: int
+    unit_price: Decimal
+    taken: Mapping[str, int]
+
+
+def new_order_document(
+    *, user_id: str, lines: Sequence[NewOrderLine], total: Decimal, pending_slot: int, now: datetime
+) -> dict[str, Any]:
+    """The stored form (module docstring) of a new ``pending`` order of ``user_id`` in ``pending_slot``.
+
+    Money is stored as ``Decimal128``; ``created_at`` and ``updated_at`` are ``now`` (UTC).
+    """
+    return {
+        "userId": user_id,
+        "status": "pending",
+        "items": [
+            {
+                "productId": line.product_id,
+                "name": line.name,
+                "size": line.size,
+                "qty": line.qty,
+                "unit_price": to_decimal128(line.unit_price),
+                "taken": [{"size": size, "qty": qty} for size, qty in line.taken.items()],
+            }
+            for line in lines
+        ],
+        "total": to_decimal128(total),
+        "created_at": now,
+        "updated_at": now,
+        "pending_slot": pending_slot,
+    }
 
 
 def order_filter(*, user_id: str | None = None, status: str | None = None) -> dict[str, Any]:
@@ -142,7 +196,7 @@ def _with_product_details(
     ``productDetails`` comes from one ``$lookup`` on ``products`` (brief: no
     N+1 reads); a product that no longer exists falls back to the name and id
     captured at order time. Items are unwound first because the embedded
-    server cannot ``$lookup`` on an array ``localField`` (spec §9), then
+    server cannot ``$lookup`` on an array ``localField`` (docs/contract.md §9), then
     regrouped in their original order.
     """
     return [

@@ -1,6 +1,8 @@
-"""HTTP routes of orders: thin views over ``orders.service`` (spec §1, §3, §5).
+"""HTTP routes of orders: thin views over ``orders.service`` (docs/contract.md §1, §3, §5).
 
-Every route needs a user; users act on their own orders, admins on anyone's.
+Every route needs a user; users act on their own orders, admins on anyone's. Each route
+declares who it serves as a dependency (``OwnedUserId``, ``OrderPlacement``,
+``OrdersOwnerFilter``), so no route checks ownership by hand.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
+from backend_app.auth.dependencies import CurrentUser, OwnedUserId
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
-from backend_app.orders.schemas import OrderCreate, OrderCreated, OrderPublic, OrderStatus, OrderUpdate, UserId
-from backend_app.users import service as users_service
+from backend_app.orders.dependencies import OrderPlacement, OrdersOwnerFilter
+from backend_app.orders.schemas import OrderCreated, OrderPublic, OrderStatus, OrderUpdate
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -25,7 +28,6 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 REPLAY_HEADER = "Idempotent-Replayed"
 
 OrderId = Annotated[ObjectIdStr, Path(description="The order's 24-hex id.")]
-OwnerId = Annotated[UserId, Path(description="The username owning the orders.")]
 
 
 @router.post(
@@ -36,9 +38,8 @@ OwnerId = Annotated[UserId, Path(description="The username owning the orders.")]
     summary="Place an order",
 )
 async def create_order(
-    body: OrderCreate,
+    placement: OrderPlacement,
     db: Database,
-    user: CurrentUser,
     settings: AppSettings,
     response: Response,
     idempotency_key: Annotated[
@@ -54,22 +55,18 @@ async def create_order(
     """Place an order (brief): stock for every line is taken atomically, or none is.
 
     ``userId`` defaults to the token's subject; another user's id → 403 unless
-    the caller is an admin (spec §3); an admin naming a user that does not
+    the caller is an admin (docs/contract.md §3); an admin naming a user that does not
     exist → 404 ``user_not_found``. 404 names an unknown product; 409
     ``insufficient_stock`` lists each short line; 409 ``too_many_pending_orders``
     when the owner already holds ``ORDER_MAX_PENDING`` pending orders. With ``Idempotency-Key``:
     a replay returns the first order's id (header ``Idempotent-Replayed: true``),
     another body with the key → 422, a duplicate while the first runs → 409.
     """
-    user_id = body.userId or user.username
-    ensure_self_or_admin(user, user_id)
-    if user_id != user.username:  # an admin ordering for someone: that someone must exist (issue 10)
-        await users_service.ensure_user_exists(db, username=user_id)
-    order_id, replayed = await service.create_order(
+    order_id, replayed = await service.place_order_idempotently(
         db,
-        caller=user.username,
-        user_id=user_id,
-        items=body.items,
+        caller=placement.caller.username,
+        user_id=placement.owner,
+        items=placement.body.items,
         idempotency_key=idempotency_key,
         max_pending=settings.order_max_pending,
     )
@@ -87,16 +84,12 @@ async def create_order(
 async def list_orders(
     db: Database,
     page: Pagination,
-    user: CurrentUser,
-    user_id: Annotated[UserId | None, Query(description="Only this user's orders (admins; users: themselves).")] = None,
+    user_id: OrdersOwnerFilter,
     status_filter: Annotated[
         OrderStatus | None, Query(alias="status", description="Only orders in this status.")
     ] = None,
 ) -> Page[OrderPublic]:
     """Orders in ascending ``_id`` order: an admin sees everyone's, a user their own (another ``user_id`` → 403)."""
-    if not user.is_admin:
-        user_id = user_id or user.username
-        ensure_self_or_admin(user, user_id)
     data, meta = await service.list_orders(db, user_id=user_id, status=status_filter, page=page)
     return Page[OrderPublic](data=data, page=meta)
 
@@ -107,12 +100,11 @@ async def list_orders(
     responses=problem_responses(400, 401, 403, 422, 500),
     summary="List a user's orders",
 )
-async def list_user_orders(user_id: OwnerId, db: Database, page: Pagination, user: CurrentUser) -> Page[OrderPublic]:
+async def list_user_orders(db: Database, page: Pagination, user_id: OwnedUserId) -> Page[OrderPublic]:
     """A user's orders in ascending ``_id`` order, each line with ``productDetails`` joined by ``$lookup``.
 
     Users see their own orders only (other → 403); admins see anyone's.
     """
-    ensure_self_or_admin(user, user_id)
     data, meta = await service.list_orders(db, user_id=user_id, page=page)
     return Page[OrderPublic](data=data, page=meta)
 
@@ -123,9 +115,8 @@ async def list_user_orders(user_id: OwnerId, db: Database, page: Pagination, use
     responses=problem_responses(401, 403, 404, 422, 500),
     summary="Get one order",
 )
-async def get_order(user_id: OwnerId, order_id: OrderId, db: Database, user: CurrentUser) -> OrderPublic:
+async def get_order(user_id: OwnedUserId, order_id: OrderId, db: Database) -> OrderPublic:
     """One order with its lines, status and timestamps; not this user's or unknown → 404."""
-    ensure_self_or_admin(user, user_id)
     return await service.get_order(db, user_id=user_id, order_id=order_id)
 
 
@@ -136,7 +127,7 @@ async def get_order(user_id: OwnerId, order_id: OrderId, db: Database, user: Cur
     summary="Change an order's status",
 )
 async def change_status(
-    user_id: OwnerId, order_id: OrderId, body: OrderUpdate, db: Database, user: CurrentUser
+    user_id: OwnedUserId, order_id: OrderId, body: OrderUpdate, db: Database, user: CurrentUser
 ) -> OrderPublic:
     """``{"status": "cancelled"}`` (owner or admin) or ``"completed"`` (admin), from ``pending`` only (else 409).
 
@@ -144,7 +135,6 @@ async def change_status(
 
     Cancelling puts the stock back in the same transaction.
     """
-    ensure_self_or_admin(user, user_id)
     return await service.change_status(
         db, user_id=user_id, order_id=order_id, status=body.status, as_admin=user.is_admin, actor=user.username
     )

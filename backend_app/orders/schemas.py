@@ -1,4 +1,4 @@
-"""Request and response models of orders (spec §1, §5)."""
+"""Request and response models of orders (docs/contract.md §1, §5)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class OrderItemCreate(BaseModel):
 class OrderCreate(BaseModel):
     """Body of ``POST /orders`` (brief): ``{"userId", "items": [{"productId", "qty"}]}``.
 
-    ``userId`` may be omitted: the order is then the caller's (spec §3).
+    ``userId`` may be omitted: the order is then the caller's (docs/contract.md §3).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,7 +81,7 @@ class OrderPublic(BaseModel):
 
 
 class OrderUpdate(BaseModel):
-    """Body of ``PATCH /orders/{user_id}/{order_id}``: ``{"status": "completed" | "cancelled"}`` (spec §5).
+    """Body of ``PATCH /orders/{user_id}/{order_id}``: ``{"status": "completed" | "cancelled"}`` (docs/contract.md §5).
 
     Legal transitions are ``pending → completed`` (admin) and
     ``pending → cancelled`` (owner or admin); anything else → 409.

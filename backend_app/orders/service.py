@@ -1,4 +1,6 @@
-"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes (spec §1, §5, §6).
+"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes.
+
+Contract: docs/contract.md §1, §5, §6.
 
 Placing an order (issue 9; design and measurements in docs/orders-and-stock.md)
 is a multi-document transaction committed with write concern majority +
@@ -28,12 +30,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
-from backend_app.auth.exceptions import ForbiddenError
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.errors import DomainError, ServiceUnavailableError
-from backend_app.core.pagination import PageMeta, PageParams
-from backend_app.core.types import from_bson_money, oid, to_decimal128
+from backend_app.core.errors import DomainError, ForbiddenError, ServiceUnavailableError
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
+from backend_app.core.types import from_bson_money, oid
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
@@ -60,13 +62,13 @@ logger = logging.getLogger(__name__)
 
 #: Cursor scope of the order lists (a cursor of another list is foreign here).
 LIST_SCOPE = "orders"
-#: Legal status changes (spec §5); anything else → 409.
+#: Legal status changes (docs/contract.md §5); anything else → 409.
 TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
 #: Pending-order cap used when the caller passes none (``ORDER_MAX_PENDING``'s default).
 DEFAULT_MAX_PENDING = 10
 #: Orders expired per sweep round at most (the next round takes the rest).
 EXPIRY_BATCH = 100
-#: The transitions an order's owner may make without the admin role (spec §3 table).
+#: The transitions an order's owner may make without the admin role (docs/contract.md §3 table).
 OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
 
 
@@ -80,7 +82,7 @@ class Line:
 
 
 def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
-    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (spec §5)."""
+    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (docs/contract.md §5)."""
     merged: dict[tuple[str, str | None], Line] = {}
     for item in items:
         key = (item.productId.lower(), item.size)
@@ -92,7 +94,7 @@ def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
 
 
 def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> list[dict[str, int]]:
-    """Decide which sizes each line takes from (spec §5).
+    """Decide which sizes each line takes from (docs/contract.md §5).
 
     Lines naming a size take from it; then a line without a size takes from a
     single-size product's only size, or across the sizes in listed order from
@@ -349,8 +351,9 @@ async def _check_batch(
         for pid, per_size in takes.items():
             for size in remaining[pid]["sizes"]:
                 size["quantity"] -= per_size.get(size["size"], 0)
-        document = _order_document(user_id=request.user_id, lines=request.lines, taken=taken, products=products)
-        document["pending_slot"] = slot
+        document = _order_document(
+            user_id=request.user_id, lines=request.lines, taken=taken, products=products, pending_slot=slot
+        )
         accepted.append(_Accepted(request, document, takes))
     return accepted
 
@@ -406,7 +409,10 @@ async def place_order(
     claim: idempotency.Claim | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> str:
-    """Place an order for ``user_id`` and return its id (brief ``POST /orders``).
+    """Place an order for ``user_id`` and return its id (brief ``POST /orders``), once per call.
+
+    No idempotency here: the route calls :func:`place_order_idempotently`, which
+    calls this with the key's ``claim``.
 
     The order joins this process's next batch (:class:`OrderBatcher`): one
     multi-document transaction, committed with
@@ -414,9 +420,9 @@ async def place_order(
     products and the owner's pending orders, takes every line's stock with
     one conditional update per product, inserts the order in a free pending
     slot of its owner (the race-safe cap) and, with an idempotency ``claim``, completes the key. All of
-    it commits or none of it does (spec §5), so a process that dies at any
+    it commits or none of it does (docs/contract.md §5), so a process that dies at any
     step leaves nothing half-placed. Unit prices and names are captured from
-    the database at order time; ``total`` = Σ qty × unit price, exact (spec §6).
+    the database at order time; ``total`` = Σ qty × unit price, exact (docs/contract.md §6).
 
     Raises:
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
@@ -437,33 +443,36 @@ async def place_order(
 
 
 def _order_document(
-    *, user_id: str, lines: list[Line], taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
+    *,
+    user_id: str,
+    lines: list[Line],
+    taken: list[dict[str, int]],
+    products: dict[ObjectId, dict[str, Any]],
+    pending_slot: int,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact (§6).
+
+    The rule is here; the stored shape is ``repository.new_order_document``'s.
+    """
     total = Decimal(0)
-    items = []
+    new_lines = []
     for line, line_taken in zip(lines, taken, strict=True):
         product = products[line.product_id]
         unit_price = from_bson_money(product["price"])
         total += unit_price * line.qty
-        items.append(
-            {
-                "productId": line.product_id,
-                "name": product["name"],
-                "size": line.size,
-                "qty": line.qty,
-                "unit_price": to_decimal128(unit_price),
-                "taken": [{"size": size, "qty": qty} for size, qty in line_taken.items()],
-            }
+        new_lines.append(
+            repository.NewOrderLine(
+                product_id=line.product_id,
+                name=product["name"],
+                size=line.size,
+                qty=line.qty,
+                unit_price=unit_price,
+                taken=line_taken,
+            )
         )
-    return {
-        "userId": user_id,
-        "status": "pending",
-        "items": items,
-        "total": to_decimal128(total),
-        "created_at": now,
-        "updated_at": now,
-    }
+    return repository.new_order_document(
+        user_id=user_id, lines=new_lines, total=total, pending_slot=pending_slot, now=datetime.now(UTC)
+    )
 
 
 def to_public(doc: dict[str, Any]) -> OrderPublic:
@@ -490,7 +499,7 @@ def to_public(doc: dict[str, Any]) -> OrderPublic:
     )
 
 
-async def create_order(
+async def place_order_idempotently(
     db: MongoDatabase,
     *,
     caller: str,
@@ -499,7 +508,10 @@ async def create_order(
     idempotency_key: str | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> tuple[str, bool]:
-    """Place an order, honouring an ``Idempotency-Key`` (spec §5).
+    """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders`` (docs/contract.md §5).
+
+    Without a key it is :func:`place_order`. With one, a retry with the same
+    key and body replays the first order's id instead of placing another.
 
     Args:
         caller: the authenticated username; idempotency keys are scoped to it.
@@ -537,7 +549,7 @@ async def create_order(
 async def change_status(
     db: MongoDatabase, *, user_id: str, order_id: str, status: SettableStatus, as_admin: bool, actor: str
 ) -> OrderPublic:
-    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; spec §5).
+    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; docs/contract.md §5).
 
     ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
     admin). Cancelling puts every unit taken back into its size, in the same
@@ -672,7 +684,7 @@ async def list_orders(
 ) -> tuple[list[OrderPublic], PageMeta]:
     """One page of orders in ascending ``_id`` order, optionally of one user and/or one status.
 
-    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (spec §3).
+    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (docs/contract.md §3).
 
     Raises:
         InvalidCursorError: the cursor is bad or was issued for other filters (400).

@@ -16,7 +16,7 @@ class ProductNotFoundError(NotFoundError):
 
 
 class InvalidNamePatternError(UnprocessableError):
-    """The ``name`` filter is not an acceptable regular expression: 422 (spec §4)."""
+    """The ``name`` filter is not an acceptable regular expression: 422 (docs/contract.md §4)."""
 
     code = "invalid_pattern"
     title = "Invalid name pattern"

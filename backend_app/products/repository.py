@@ -6,7 +6,7 @@ Document shape::
      description, category, rating, sizes: [{size: str, quantity: int}], created_at,
      updated_at, deleted_at: datetime | null}
 
-``deleted_at`` is the soft-delete marker (spec §4); live products have ``null``.
+``deleted_at`` is the soft-delete marker (docs/contract.md §4); live products have ``null``.
 ``price`` is the exact amount every reader uses (``core.types.from_bson_money``);
 ``price_cents`` is the same amount in integer minor units, kept beside it by every
 write path here (and backfilled at start-up) only to filter and sort by price:
@@ -28,7 +28,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, keyset_sort, merge_filters, read_window
+from backend_app.core.keyset import keyset_sort, merge_filters, read_window
+from backend_app.core.pagination import PageWindow
 from backend_app.core.types import CENT, to_decimal128
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
@@ -48,7 +49,7 @@ def to_cents(amount: Decimal) -> Int64:
 
 @dataclass(frozen=True, slots=True)
 class ProductFilter:
-    """Filters of ``GET /products`` (spec §1, §4).
+    """Filters of ``GET /products`` (docs/contract.md §1, §4).
 
     Attributes:
         name_pattern: a validated regular expression matched case-insensitively
@@ -80,7 +81,7 @@ class ProductFilter:
         if self.min_price is not None:
             price["$gte"] = to_cents(self.min_price)
         if self.max_price is not None:
-            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals, spec §4): the
+            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals, docs/contract.md §4): the
             # embedded server's compound-index range drops rows equal to a ``$lte`` bound
             # when more index fields follow (seen on SecantusDB 0.7.0b3); ``$lt`` is exact.
             price["$lt"] = to_cents(self.max_price + CENT)
@@ -91,7 +92,7 @@ class ProductFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values that a cursor is bound to (spec §2)."""
+        """The filter values that a cursor is bound to (docs/contract.md §2)."""
         return asdict(self)
 
 
@@ -118,7 +119,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind every catalog query (idempotent; spec §4).
+    """Create the indexes behind every catalog query (idempotent; docs/contract.md §4).
 
     - ``live_by_id``: the default listing and ``_id`` cursors.
     - ``live_by_price`` / ``live_by_created``: ``sort=price|created_at`` (either
@@ -269,7 +270,7 @@ async def set_size_quantity(
     """Set the stock of one existing size of a live product; returns the new document or ``None``.
 
     ``None`` when the product is not live or has no such size. The size is
-    addressed with ``arrayFilters`` (spec §9).
+    addressed with ``arrayFilters`` (docs/contract.md §9).
     """
     return await _collection(db).find_one_and_update(
         {"_id": product_id, "deleted_at": None, "sizes.size": size},
@@ -337,7 +338,7 @@ AXES: dict[str, KeyAxis] = {
 }
 #: Each window is this many times wider than the one before (relative axes: up to doubling the value).
 WINDOW_GROWTH = 4
-#: Prices in cents that valid products have, ``[1, 100,000,001)`` (spec §4: > 0, ≤ 1,000,000).
+#: Prices in cents that valid products have, ``[1, 100,000,001)`` (docs/contract.md §4: > 0, ≤ 1,000,000).
 PRICE_EXTENT = (1, 100_000_001)
 
 
@@ -386,7 +387,7 @@ def key_windows(
     to fit the next width (:func:`_width`); plain iteration works too.
 
     Args:
-        stage: a keyset stage (``core.pagination.keyset_stages``) whose
+        stage: a keyset stage (``core.keyset.keyset_stages``) whose
             condition on the key is absent or a range.
         direction: ``1`` ascending, ``-1`` descending (the scan direction).
         extent: ``(lowest, highest + 1)`` coordinates the data spans; ``None``:
@@ -589,7 +590,7 @@ async def take_stock_many(
     product: the filter requires every size in its ``takes`` to hold at least
     the quantity taken, so stock can never go negative even without the
     surrounding transaction. Sizes are addressed with ``arrayFilters``
-    (spec §9: the embedded server lacks positional ``$`` with ``$elemMatch``).
+    (docs/contract.md §9: the embedded server lacks positional ``$`` with ``$elemMatch``).
 
     Args:
         takes_by_product: ``{product_id: {size: units}}``, units > 0.
@@ -612,7 +613,7 @@ async def return_stock(
 ) -> None:
     """Add ``returns`` (``{size: units}``) back to a product's sizes, inside ``session``'s transaction.
 
-    Used when an order is cancelled (spec §5). Soft-deleted products get their
+    Used when an order is cancelled (docs/contract.md §5). Soft-deleted products get their
     stock back too (a later restore sees it); a size removed since the order
     was placed is skipped (its ``arrayFilters`` entry matches nothing).
     """
@@ -626,7 +627,7 @@ async def return_stock(
     )
 
 
-# --- Catalog version (read and bumped by products.cache) ------------------------------------------
+# --- Catalog version (read by products.responses, bumped by products.catalog_version) ------------------------------------------
 #
 # One document ``{_id: "catalog", version: int, epoch: ObjectId}`` in ``catalog_meta``. ``version``
 # is incremented after every catalog write; ``epoch`` is set when the document is first created, so

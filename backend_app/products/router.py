@@ -1,6 +1,6 @@
-"""HTTP routes of the catalog: thin views over ``products.service`` (spec §1, §4).
+"""HTTP routes of the catalog: thin views over ``products.service`` (docs/contract.md §1, §4).
 
-Reads are public; every write needs the admin role (spec §3 table).
+Reads are public; every write needs the admin role (docs/contract.md §3 table).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
 from backend_app.core.http_cache import CONDITIONAL_GET_RESPONSES
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
-from backend_app.products import cache, service
+from backend_app.products import responses, service
 from backend_app.products.schemas import (
     MAX_BATCH,
     BatchReport,
@@ -116,7 +117,7 @@ async def list_products(
         ProductSort, Query(description="Order: `_id` (default), `price`, `-price`, `created_at`, `-created_at`.")
     ] = "_id",
 ) -> Response:
-    """List live products with the brief's ``page`` metadata and opaque cursors (spec §1, §2, §4).
+    """List live products with the brief's ``page`` metadata and opaque cursors (docs/contract.md §1, §2, §4).
 
     Served from the catalog page cache when the catalog has not changed, with an
     ``ETag`` (``If-None-Match`` → 304). Malformed or foreign ``cursor`` → 400
@@ -137,7 +138,7 @@ async def list_products(
         )
         return Page[ProductListItem](data=data, page=meta)
 
-    return await cache.list_response(request, db, compute)
+    return await responses.list_response(request, db, compute)
 
 
 @router.get(
@@ -148,7 +149,7 @@ async def list_products(
 )
 async def get_product(request: Request, product_id: ProductId, db: Database) -> Response:
     """The full product with ``sizes`` and derived ``stock`` (``ETag``); unknown or deleted → 404."""
-    return cache.detail_response(request, await service.get_product(db, product_id=product_id))
+    return responses.detail_response(request, await service.get_product(db, product_id=product_id))
 
 
 @router.put(

@@ -1,4 +1,4 @@
-"""Request and response models of the catalog (spec §1, §4)."""
+"""Request and response models of the catalog (docs/contract.md §1, §4)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ Sku = Annotated[
     ),
 ]
 
-#: ``sort`` values of ``GET /products`` (spec §4); ``-`` means descending, ``_id`` breaks ties.
+#: ``sort`` values of ``GET /products`` (docs/contract.md §4); ``-`` means descending, ``_id`` breaks ties.
 ProductSort = Literal["_id", "price", "-price", "created_at", "-created_at"]
 
 
@@ -56,7 +56,8 @@ class ProductCreate(BaseModel):
 
     The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
     ``description``, ``category``, ``rating``, ``sku`` and ``stock`` are optional
-    (spec §4; ``sku``: docs/catalog-at-scale.md). ``stock`` without ``sizes`` stores one size ``"one-size"``.
+    (docs/contract.md §4; ``sku``: docs/catalog-at-scale.md). ``stock`` without ``sizes``
+    stores one size ``"one-size"``.
     On ``PUT``, an omitted optional field is cleared. Unknown fields → 422.
     """
 
@@ -83,7 +84,7 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
-    """Body of ``PATCH /products/{id}``: only the fields given change (spec §4).
+    """Body of ``PATCH /products/{id}``: only the fields given change (docs/contract.md §4).
 
     ``name``, ``price`` and ``sizes`` cannot be ``null``; ``description``,
     ``category`` and ``rating`` can (``null`` clears them). ``sizes``, when

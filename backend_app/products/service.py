@@ -1,10 +1,10 @@
-"""Catalog rules: validating filters, reading and writing products (spec §1, §4).
+"""Catalog rules: validating filters, reading and writing products (docs/contract.md §1, §4).
 
 Every product write goes through one of :func:`create_product`,
 :func:`replace_product`, :func:`update_product`, :func:`delete_product` and
 :func:`set_quantity` (stock taken or returned by orders goes through
 ``orders.service``), and each bumps the catalog version after its write succeeds
-(``products.cache.catalog_changed``), so cached list pages are never served
+(``products.catalog_version.catalog_changed``), so cached list pages are never served
 stale. Orders do not bump it: they change stock, which list pages do not show.
 
 Each of these writes runs in a transaction with its audit entry
@@ -26,13 +26,15 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
+from backend_app.core.cursors import SortOrder
 from backend_app.core.db import MongoDatabase, query_deadline, run_in_transaction
 from backend_app.core.errors import TransactionConflictError, UnprocessableError, ValidationIssue
-from backend_app.core.pagination import PageMeta, PageParams, SortOrder
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
 from backend_app.products import repository
-from backend_app.products.cache import catalog_changed
+from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.exceptions import (
     InvalidNamePatternError,
     ProductNotFoundError,
@@ -52,7 +54,7 @@ from backend_app.products.schemas import (
     SizeStock,
 )
 
-#: Longest accepted ``name`` pattern, in characters (spec §4).
+#: Longest accepted ``name`` pattern, in characters (docs/contract.md §4).
 MAX_PATTERN_LENGTH = 100
 #: Cursor scope of ``GET /products`` (a cursor of another list is foreign here).
 LIST_SCOPE = "products"
@@ -78,7 +80,7 @@ def validate_name_pattern(pattern: str) -> str:
 
     Raises:
         InvalidNamePatternError: too long, does not compile, or could
-            backtrack catastrophically (``core.regex_guard``; spec §4).
+            backtrack catastrophically (``core.regex_guard``; docs/contract.md §4).
     """
     try:
         return check_safe_regex(pattern, max_length=MAX_PATTERN_LENGTH)
@@ -317,7 +319,7 @@ async def list_products(
     page: PageParams,
     max_time_ms: int,
 ) -> tuple[list[ProductListItem], PageMeta]:
-    """One page of live products (brief ``GET /products``; spec §2, §4).
+    """One page of live products (brief ``GET /products``; docs/contract.md §2, §4).
 
     Raises:
         InvalidNamePatternError: ``name`` is not an acceptable pattern (422).

@@ -25,7 +25,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.pagination import PageWindow, find_window
+from backend_app.core.keyset import find_window
+from backend_app.core.pagination import PageWindow
 
 COLLECTION = "users"
 
@@ -62,7 +63,7 @@ async def backfill_username_keys(db: MongoDatabase) -> int:
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Unique ``username``, ``username_key`` (case-insensitive) and ``email`` (spec §3); idempotent.
+    """Unique ``username``, ``username_key`` (case-insensitive) and ``email`` (docs/contract.md §3); idempotent.
 
     ``username_key`` is backfilled first. If existing users already differ only
     by case, the case-insensitive index cannot be built: that is logged (ERROR,

@@ -1,4 +1,4 @@
-"""User rules: registration, admin listing and updates, the first admin (spec §3)."""
+"""User rules: registration, admin listing and updates, the first admin (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pymongo.errors import DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.pagination import PageMeta, PageParams
+from backend_app.core.pages import PageMeta
+from backend_app.core.pagination import PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
 from backend_app.users.exceptions import (
@@ -39,7 +40,7 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
         role: ``user`` for self-registration; ``admin`` only from ``create-admin``.
 
     Raises:
-        UserAlreadyExistsError: the username or the email is taken (409, spec §3).
+        UserAlreadyExistsError: the username or the email is taken (409, docs/contract.md §3).
     """
     password_hash = await hash_password(user.password)
     try:
@@ -59,8 +60,8 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
 async def list_users(
     db: MongoDatabase, *, username: str | None, email: str | None, page: PageParams
 ) -> tuple[list[UserPublic], PageMeta]:
-    """One page of users in ascending ``_id`` order, filtered by username / email prefix (spec §3),
-    by offset or by cursor (spec §2).
+    """One page of users in ascending ``_id`` order, filtered by username / email prefix (docs/contract.md §3),
+    by offset or by cursor (docs/contract.md §2).
 
     Raises:
         InvalidCursorError: the cursor is forged or belongs to other filters or another list (400).

@@ -1,4 +1,4 @@
-"""Contract fuzzing: every operation of the published OpenAPI document keeps its promises (spec §8).
+"""Contract fuzzing: every operation of the published OpenAPI document keeps its promises (docs/contract.md §8).
 
 Schemathesis (v4) reads the app's OpenAPI document and, for every operation
 in it (new routes are picked up automatically, one test id per operation),

@@ -1,4 +1,4 @@
-"""Container files (spec §8-9): the Dockerfile, .dockerignore and docker-compose.yml.
+"""Container files (docs/contract.md §8-9): the Dockerfile, .dockerignore and docker-compose.yml.
 
 No Docker engine runs here, so the compose file is validated with the
 client's ``docker compose config`` (or the standalone ``docker-compose``)
@@ -144,3 +144,30 @@ def test_dockerignore_keeps_tests_secrets_and_local_state_out_of_the_build_conte
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"requirements.txt", "backend_app", "config"}
+
+
+def test_development_and_test_tooling_is_not_shipped_in_the_image() -> None:
+    """backend_app/devtools (embedded DB, server launchers, seeding) is excluded after backend_app/ is let in.
+
+    A later ``.dockerignore`` line wins, so the exclusion must come after ``!backend_app/``; the
+    application must not need devtools to serve (only ``python -m backend_app dev`` uses it).
+    """
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert "backend_app/devtools/" in lines
+    assert lines.index("backend_app/devtools/") > lines.index("!backend_app/")
+    assert not any(line.startswith("!") and "devtools" in line for line in lines)
+    shipped = [
+        path
+        for path in (ROOT / "backend_app").rglob("*.py")
+        if "devtools" not in path.relative_to(ROOT / "backend_app").parts
+    ]
+    for path in shipped:
+        source = path.read_text(encoding="utf-8")
+        for line in source.splitlines():
+            if re.match(r"\s*(from|import)\s+backend_app\.devtools", line):
+                # Only the `dev` command of backend_app/__main__.py may import devtools, lazily (indented).
+                assert path.name == "__main__.py" and line.startswith((" ", "\t")), (path, line)

@@ -1,4 +1,4 @@
-"""``/docs`` and ``/redoc`` work offline: every asset they load is served by the app (spec §8)."""
+"""``/docs`` and ``/redoc`` work offline: every asset they load is served by the app (docs/contract.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spec §3 "Who may do what", row by row: anonymous, user, another user, admin.
+"""docs/contract.md §3 "Who may do what", row by row: anonymous, user, another user, admin.
 
 Each case runs against a fresh database holding an admin (``root_admin``), two
 shoppers (``alice``, ``bob``), one product and one order of ``bob``. Rows for

@@ -1,4 +1,4 @@
-"""Accounts and tokens through the public API: register, login, OAuth2 token, refresh, logout, me (spec §3)."""
+"""Accounts and tokens through the public API: register, login, OAuth2 token, refresh, logout, me (docs/contract.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bearer-token attacks and RFC 6750 challenges: every bad token is a 401 with ``error="invalid_token"`` (spec §3)."""
+"""Bearer-token attacks and RFC 6750 challenges: every bad token is a 401 with ``error="invalid_token"`` (docs/contract.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m backend_app``: ``create-admin`` (idempotent) and the production guard stopping ``serve`` (spec §3, §8)."""
+"""``python -m backend_app``: ``create-admin`` (idempotent) and the production guard stopping ``serve`` (docs/contract.md §3, §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signed keyset cursors on the list endpoints (spec §2)."""
+"""Signed keyset cursors on the list endpoints (docs/contract.md §2)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ async def test_tampered_truncated_and_mismatched_cursors(client, admin_headers, 
 async def test_cursor_signed_with_another_key_is_foreign(client, admin_headers):
     from bson import ObjectId
 
-    from backend_app.core.pagination import CursorCodec, PageParams
+    from backend_app.core.cursors import CursorCodec
+    from backend_app.core.pagination import PageParams
     from backend_app.products.repository import ProductFilter
     from backend_app.products.service import LIST_SCOPE
 

@@ -1,4 +1,4 @@
-"""HTTP hardening (spec §8): body size limit, security headers, CORS, request ids, 500s."""
+"""HTTP hardening (docs/contract.md §8): body size limit, security headers, CORS, request ids, 500s."""
 
 from __future__ import annotations
 

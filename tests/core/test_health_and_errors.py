@@ -1,4 +1,4 @@
-"""Health, the problem+json error contract and start-up indexes (spec §8, §4)."""
+"""Health, the problem+json error contract and start-up indexes (docs/contract.md §8, §4)."""
 
 from __future__ import annotations
 

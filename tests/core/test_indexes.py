@@ -1,4 +1,4 @@
-"""Every list query the indexes are meant to serve is an index scan, not a collection scan (spec §4).
+"""Every list query the indexes are meant to serve is an index scan, not a collection scan (docs/contract.md §4).
 
 The queries explained here are built by the same functions the repositories
 run (``ProductFilter.to_query``, ``order_filter``, ``keyset_stages``,
@@ -19,7 +19,9 @@ from decimal import Decimal
 
 import pytest
 
-from backend_app.core.pagination import CursorCodec, PageParams, keyset_sort, keyset_stages
+from backend_app.core.cursors import CursorCodec
+from backend_app.core.keyset import keyset_sort, keyset_stages
+from backend_app.core.pagination import PageParams
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.products import repository as products_repository

@@ -1,4 +1,4 @@
-"""Logs (spec §8): JSON lines to stdout and a rotating file, one access line per request, no secrets."""
+"""Logs (docs/contract.md §8): JSON lines to stdout and a rotating file, one access line per request, no secrets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rate limiting (spec §8): per user or client IP, stricter on the auth routes, headers, proxies, storage faults."""
+"""Rate limiting (docs/contract.md §8): per user or client IP, stricter on the auth routes, headers, proxies, storage faults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (spec §4).
+"""The ``name`` filter's regular expressions: validated, and catastrophic ones refused before the database (docs/contract.md §4).
 
 The ``test_guard_*`` tests call ``core.regex_guard.check_safe_regex`` directly (no database); the others go through
 ``GET /products``.

@@ -1,4 +1,4 @@
-"""Settings (spec §8): production guards with clear messages, parsing, and a complete .env.example."""
+"""Settings (docs/contract.md §8): production guards with clear messages, parsing, and a complete .env.example."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests, no database: exact money and object ids in ``core.types`` (spec §1, §6)."""
+"""Unit tests, no database: exact money and object ids in ``core.types`` (docs/contract.md §1, §6)."""
 
 from __future__ import annotations
 

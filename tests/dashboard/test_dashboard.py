@@ -1,4 +1,4 @@
-"""``GET /dashboard/summary`` against hand-computed figures (spec §7)."""
+"""``GET /dashboard/summary`` against hand-computed figures (docs/contract.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two API processes share one rate-limit budget through a real Redis (spec §8).
+"""Two API processes share one rate-limit budget through a real Redis (docs/contract.md §8).
 
 Starts ``redis-server`` (Debian package; ``make test`` installs it when it
 can) and two uvicorn processes of the API on their own ports,

@@ -3,7 +3,7 @@
 A real uvicorn server (a subprocess on a free port, talking to the test
 SecantusDB) serves the app; Playwright drives Debian's ``chromium`` through
 ``executable_path`` (no browser download). Every request the page makes must
-go to that server: the docs work with no internet access (spec §8).
+go to that server: the docs work with no internet access (docs/contract.md §8).
 
 Skipped, with the reason, when Playwright or Chromium is not installed
 (``make test`` installs both where it can: see the Makefile).

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on ``POST /orders`` (spec §5)."""
+"""``Idempotency-Key`` on ``POST /orders`` (docs/contract.md §5)."""
 
 from __future__ import annotations
 

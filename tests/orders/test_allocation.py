@@ -1,4 +1,4 @@
-"""Unit tests, no database: how an order's lines are merged and which sizes they take from (spec §5).
+"""Unit tests, no database: how an order's lines are merged and which sizes they take from (docs/contract.md §5).
 
 ``merge_lines`` and ``allocate`` are the pure core of order placement in
 ``backend_app.orders.service``; the HTTP tests (``test_orders.py``,

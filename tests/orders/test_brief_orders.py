@@ -1,4 +1,4 @@
-"""The brief's order calls (spec §1, §5, §6): POST /orders and GET /orders/{user_id}."""
+"""The brief's order calls (docs/contract.md §1, §5, §6): POST /orders and GET /orders/{user_id}."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def test_list_orders_shape_matches_the_brief(client, admin_headers, alice)
     assert order["items"][0]["qty"] == 3
     assert order["items"][1]["productDetails"] == {"name": "Hat", "id": hat}
     assert order["items"][1]["qty"] == 1
-    # Exact money: 3 × 19.99 + 5.00 = 64.97, a JSON number (spec §6).
+    # Exact money: 3 × 19.99 + 5.00 = 64.97, a JSON number (docs/contract.md §6).
     assert order["total"] == 64.97
     assert '"total":64.97' in response.text
 

@@ -1,4 +1,4 @@
-"""Placing, reading and changing orders (spec §1, §3, §5, §6)."""
+"""Placing, reading and changing orders (docs/contract.md §1, §3, §5, §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The brief's product calls, shape by shape (spec §1): POST /products and GET /products."""
+"""The brief's product calls, shape by shape (docs/contract.md §1): POST /products and GET /products."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ async def test_list_shape_matches_the_brief(client: httpx.AsyncClient, admin_hea
     assert "sizes" not in item
     assert isinstance(item["price"], float) and item["price"] == 19.99
     assert HEX24.match(item["id"])
-    # the brief's three page keys, plus the keyset cursors (spec §2), null on a single page
+    # the brief's three page keys, plus the keyset cursors (docs/contract.md §2), null on a single page
     assert body["page"] == {"next": None, "limit": 1, "previous": None, "next_cursor": None, "prev_cursor": None}
 
 
@@ -92,7 +92,7 @@ async def test_list_is_in_ascending_id_order(client: httpx.AsyncClient, admin_he
 
 
 class TestPageMetadata:
-    """``page`` = {next: str|null, limit: count in page, previous: int|null} at every edge (spec §1)."""
+    """``page`` = {next: str|null, limit: count in page, previous: int|null} at every edge (docs/contract.md §1)."""
 
     @pytest.fixture
     async def ids(self, client: httpx.AsyncClient, admin_headers) -> list[str]:

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
 from backend_app.products import repository
-from backend_app.products.cache import CachedPage, MemoryPageStore, RedisPageStore, catalog_changed
+from backend_app.products.catalog_version import catalog_changed
+from backend_app.products.page_store import CachedPage, MemoryPageStore, RedisPageStore
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.helpers import create_product

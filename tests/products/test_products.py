@@ -1,4 +1,4 @@
-"""Catalog administration through the HTTP API (spec §1, §3, §4)."""
+"""Catalog administration through the HTTP API (docs/contract.md §1, §3, §4)."""
 
 from __future__ import annotations
 

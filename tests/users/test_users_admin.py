@@ -1,4 +1,4 @@
-"""Admin user management: ``GET /users`` (filters, offset pages) and ``PATCH /users/{username}`` (spec §3)."""
+"""Admin user management: ``GET /users`` (filters, offset pages) and ``PATCH /users/{username}`` (docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def test_list_users_pages_in_id_order_without_hashes(
 async def test_list_users_walks_by_cursor_both_ways(
     client: httpx.AsyncClient, admin_headers: dict[str, str], make_user: Any
 ) -> None:
-    """Spec §2 on GET /users: each user exactly once forward, the same pages backward; cursors bound to filters."""
+    """docs/contract.md §2 on GET /users: each user exactly once forward, the same pages backward; cursors bound to filters."""
     for i in range(7):
         await make_user(f"walker_{i}")
     params: dict[str, Any] = {"limit": 3, "username": "walker_"}

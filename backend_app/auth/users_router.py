@@ -1,4 +1,9 @@
-"""HTTP routes of user management, for admins only (spec §3 "Who may do what")."""
+"""HTTP routes of user management (``/users``), for admins only (docs/contract.md §3 "Who may do what").
+
+They live in ``auth`` rather than ``users`` so that the dependency runs one way:
+``auth`` (who is calling, and these admin routes) uses ``users`` (the user
+records, their rules and queries); ``users`` never imports ``auth``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from fastapi import APIRouter, Path, Query
 from backend_app.auth.dependencies import AdminUser
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
-from backend_app.core.pagination import Page, Pagination
+from backend_app.core.pages import Page
+from backend_app.core.pagination import Pagination
 from backend_app.users import service
 from backend_app.users.schemas import Username, UserPublic, UserUpdate
 
