@@ -165,7 +165,9 @@ async def _abandon(session: AsyncClientSession) -> None:
 
 
 @contextlib.contextmanager
-def query_deadline(max_time_ms: int, *, error: Callable[[], DomainError]) -> Iterator[None]:
+def query_deadline(
+    max_time_ms: int, *, error: Callable[[], DomainError], client: AsyncMongoClient[Any] | None = None
+) -> Iterator[None]:
     """Bound every database operation in the block to ``max_time_ms`` ms in total, on the client's clock.
 
     Uses PyMongo's client-side operation timeout (``pymongo.timeout``): each
@@ -179,11 +181,20 @@ def query_deadline(max_time_ms: int, *, error: Callable[[], DomainError]) -> Ite
     a server selection time-out: no reachable server is an outage, left to the
     central ``database_unavailable`` mapping.
 
+    While ``client`` knows no readable server (an outage under way, or a
+    topology not discovered yet) the bound is at most the server selection
+    timeout: under a client-side timeout the driver keeps retrying server
+    selection until the whole deadline is spent, and an outage must answer 503
+    within the selection timeout plus 1 s (issue 9), not after the query deadline.
+
     Raises:
         DomainError: ``error()`` (e.g. 503 ``query_timeout``) when the time ran out.
     """
+    seconds = max_time_ms / 1000
+    if client is not None and not client.topology_description.has_readable_server():
+        seconds = min(seconds, client.options.server_selection_timeout)
     try:
-        with pymongo.timeout(max_time_ms / 1000):
+        with pymongo.timeout(seconds):
             yield
     except PyMongoError as exc:
         # No server to send the query to is an outage (503 database_unavailable,

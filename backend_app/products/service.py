@@ -337,7 +337,7 @@ async def list_products(
         max_price=max_price,
     )
     window = page.window(scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=list_order(sort))
-    with query_deadline(max_time_ms, error=_query_timeout):
+    with query_deadline(max_time_ms, error=_query_timeout, client=db.client):
         rows = await repository.list_products(db, filters=filters, window=window)
     docs, meta = window.finish(rows)
     return [to_list_item(d) for d in docs], meta
