@@ -1,33 +1,38 @@
 """Catalog at scale (issue 11): import 20,000 products with the CLI, then time every list variant cold and warm.
 
-Steps, all against one SecantusDB started here exactly as ``make run`` starts it
-(``devtools.EmbeddedMongo`` with its default flags, storage in a temporary
-directory on disk):
+Steps, each write on a SecantusDB of its own started exactly as ``make run``
+starts it (``devtools.EmbeddedMongo`` with its default flags, storage in a
+temporary directory on disk), so no measurement inherits another's data or oplog:
 
-1. Writes a 20,000-row JSON Lines catalog: the demo catalog (194 DummyJSON
-   products, ``backend_app/demo``) repeated, each copy with a ``(n)`` name
-   suffix, a ``-n`` SKU suffix and its price moved by -8..+8 %.
-2. Imports it with ``python -m backend_app import-products`` (a child process,
-   timed from start to exit, so Python start-up counts) into ``scale_bench``.
-3. (Before 2.) Inserts the same documents (``products.repository.new_product_document``)
-   with PyMongo's ``insert_many`` (batches of 1,000, unordered) into
-   ``scale_raw`` on the same server: the raw driver's time for the same write.
+1. Writes a 20,000-row JSON Lines catalog: the demo catalog (194 products,
+   ``backend_app/demo``) repeated, each copy with a ``(n)`` name suffix, a
+   ``-n`` SKU suffix and its price moved by -8..+8 %.
+2. The raw driver's floor: PyMongo ``insert_many`` (1,000 per call) of the same
+   product documents (``products.repository.new_product_document``) into a
+   fresh server three times: with no secondary index; with the catalog's
+   indexes (``products.repository.ensure_indexes``); and with the catalog's
+   indexes plus one audit entry per product in ``audit`` with its indexes
+   (``products.service.product_audit_entry``), which is what the importer
+   writes (issue 13), minus its transactions.
+3. Imports the file with ``python -m backend_app import-products`` (a child
+   process, timed from start to exit, so Python start-up counts) into
+   ``scale_bench`` on a fresh server.
 4. Starts uvicorn (one worker, default settings: ``MONGODB_MAX_TIME_MS`` 2000,
    in-process page cache) on ``scale_bench`` and times each ``GET /products``
    variant cold (first request: a cache miss, the database query runs) and warm
-   (the same request again: a cache hit). Cursor pages follow the first
-   page's ``next_cursor``.
-5. Times raw PyMongo for each variant on ``scale_raw``: the straightforward
-   query (``find(filter).sort(key, _id).skip(offset).limit(11)``, price on the
-   ``Decimal128`` field, as before this issue), the app's indexes present; and
-   the two price sorts again on the int64 ``price_cents`` (the money decision).
+   (the same request again: a cache hit; the slowest of ``--warm-reads``
+   repeats is reported). Cursor pages follow the first page's ``next_cursor``.
+5. Times raw PyMongo for each variant on the same collection: the
+   straightforward query (``find(filter).sort(key, _id).skip(offset).limit(11)``,
+   price on the ``Decimal128`` field, as before this issue); and the two price
+   sorts again on the int64 ``price_cents`` (the money decision).
 6. Single-flight: after a catalog write (a version bump), 1 request of
    ``offset=5000``, then after another write 16 identical concurrent ones;
    prints both times and the ratio (target ≤ 2).
 
 Usage::
 
-    .venv/bin/python benchmarks/catalog_scale.py [--products 20000] [--skip-raw-sorts]
+    .venv/bin/python benchmarks/catalog_scale.py [--products 20000] [--skip-raw-sorts] [--warm-reads 5]
 """
 
 from __future__ import annotations
@@ -52,14 +57,15 @@ sys.path.insert(0, str(ROOT))
 
 from pymongo import AsyncMongoClient
 
+from backend_app.audit import repository as audit_repository
 from backend_app.demo import DEMO_FILE
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.products import repository
 from backend_app.products.schemas import ProductCreate
+from backend_app.products.service import product_audit_entry
 
 DB = "scale_bench"
-RAW_DB = "scale_raw"
 COLD_TARGET_S, COLD_STRETCH_S, WARM_TARGET_S, IMPORT_TARGET_S = 2.5, 1.0, 0.05, 30.0
 
 #: label → (GET /products query, raw PyMongo (filter, sort, skip)); ``then`` follows ``next_cursor``.
@@ -145,16 +151,25 @@ def mark(seconds: float, target: float) -> str:
     return "ok" if seconds < target else "SLOW"
 
 
+async def warm_time(http: httpx.AsyncClient, params: dict[str, str], first: httpx.Response, reads: int) -> float:
+    """The slowest of ``reads`` repeats of a request already answered once (``first``): each must be the same page."""
+    slowest = 0.0
+    for _ in range(reads):
+        seconds, again = await timed_get(http, params)
+        assert again.content == first.content or first.status_code != 200
+        slowest = max(slowest, seconds)
+    return slowest
+
+
 async def measure_api(
-    base_url: str, mongo: AsyncMongoClient[dict[str, Any]]
+    base_url: str, mongo: AsyncMongoClient[dict[str, Any]], *, warm_reads: int
 ) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
-    """Cold and warm time of every variant and cursor page through uvicorn, and the single-flight pair (step 4, 6)."""
+    """Cold and warm (slowest of ``warm_reads``) time of every variant and cursor page through uvicorn, and the single-flight pair (step 4, 6)."""
     rows: list[tuple[str, float, float, int]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         for label, params, _raw in VARIANTS:
             cold, response = await timed_get(http, params)
-            warm, again = await timed_get(http, params)
-            assert again.content == response.content or response.status_code != 200
+            warm = await warm_time(http, params, response, warm_reads)
             rows.append((label, cold, warm, response.status_code))
             print(f"  {label}: {response.status_code} cold {cold:.3f} s, warm {warm:.4f} s", file=sys.stderr)
         for sort in CURSOR_SORTS:
@@ -165,7 +180,7 @@ async def measure_api(
             cursor = first.json()["page"]["next_cursor"]
             params = {"sort": sort, "cursor": cursor}
             cold, response = await timed_get(http, params)
-            warm, _ = await timed_get(http, params)
+            warm = await warm_time(http, params, response, warm_reads)
             rows.append((f"sort={sort} page 2 (cursor)", cold, warm, response.status_code))
         # single-flight: one request after a write, then 16 identical concurrent ones after another write
         flight: dict[str, float] = {}
@@ -181,8 +196,8 @@ async def measure_api(
 
 
 async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bool) -> dict[str, float]:
-    """Seconds of each variant's naive raw query on ``scale_raw`` (step 5), by label."""
-    coll = mongo[RAW_DB]["products"]
+    """Seconds of each variant's naive raw query on the imported catalog (step 5), by label."""
+    coll = mongo[DB]["products"]
     out: dict[str, float] = {}
     for label, _params, (query, sort, skip) in VARIANTS:
         if skip_sorts and "price" in label and "sort" in label:
@@ -205,18 +220,49 @@ async def measure_raw(mongo: AsyncMongoClient[dict[str, Any]], *, skip_sorts: bo
     return out
 
 
-async def raw_insert(mongo: AsyncMongoClient[dict[str, Any]], rows: list[dict[str, Any]]) -> float:
-    """Seconds of PyMongo ``insert_many`` of ``rows`` as stored documents into ``scale_raw`` (indexes first)."""
+#: The raw-driver writes of step 2: label → (catalog and audit indexes created, audit entries written).
+RAW_WRITES: list[tuple[str, bool, bool]] = [
+    ("raw PyMongo `insert_many` of the same product documents, no secondary index", False, False),
+    ("raw PyMongo `insert_many` of the same product documents, the catalog's indexes", True, False),
+    ("raw PyMongo `insert_many` of the products and their audit entries (what the importer writes)", True, True),
+]
+
+
+async def raw_insert(uri: str, rows: list[dict[str, Any]], *, indexes: bool, audited: bool) -> float:
+    """Seconds of PyMongo ``insert_many`` (1,000 per call) of ``rows`` as stored on the server at ``uri`` (step 2).
+
+    With ``indexes``, the catalog's and the audit trail's indexes are created
+    first; with ``audited``, each call of products is followed by one of their
+    ``product.create`` audit entries, as the importer writes them.
+    """
     from datetime import UTC, datetime
 
-    await repository.ensure_indexes(mongo[RAW_DB])
-    now = datetime.now(UTC)
-    documents = [repository.new_product_document(ProductCreate.model_validate(r), now=now) for r in rows]
-    coll = mongo[RAW_DB]["products"]
-    start = time.perf_counter()
-    for i in range(0, len(documents), 1000):
-        await coll.insert_many(documents[i : i + 1000], ordered=False)
-    return time.perf_counter() - start
+    from bson import ObjectId
+
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        db = mongo[DB]
+        if indexes:
+            await repository.ensure_indexes(db)
+            await audit_repository.ensure_indexes(db)
+        now = datetime.now(UTC)
+        documents = [
+            {"_id": ObjectId(), **repository.new_product_document(ProductCreate.model_validate(r), now=now)}
+            for r in rows
+        ]
+        entries = (
+            [product_audit_entry("cli:import-products", "product.create", str(d["_id"]), None, d) for d in documents]
+            if audited
+            else []
+        )
+        start = time.perf_counter()
+        for i in range(0, len(documents), 1000):
+            await db["products"].insert_many(documents[i : i + 1000], ordered=False)
+            if entries:
+                await db[audit_repository.COLLECTION].insert_many(entries[i : i + 1000], ordered=True)
+        return time.perf_counter() - start
+    finally:
+        await mongo.close()
 
 
 def commit() -> str:
@@ -229,18 +275,30 @@ def commit() -> str:
         return "unknown"
 
 
+def embedded(tmp: str, name: str) -> EmbeddedMongo:
+    """A fresh embedded server with ``make run``'s flags, its storage and log under ``tmp/name``."""
+    return EmbeddedMongo(storage_path=os.path.join(tmp, name, "db"), log_path=os.path.join(tmp, f"{name}.log"))
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--products", type=int, default=20_000)
     parser.add_argument("--skip-raw-sorts", action="store_true", help="skip the slow raw Decimal128 sorts")
+    parser.add_argument("--warm-reads", type=int, default=5, help="warm repeats per page; the slowest is reported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="catalog-scale-") as tmp:
-        server = EmbeddedMongo(storage_path=os.path.join(tmp, "db"), log_path=os.path.join(tmp, "secantus.log"))
+        catalog = Path(tmp) / "catalog.jsonl"
+        rows = catalog_rows(args.products)
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        raw_writes: list[tuple[str, float]] = []
+        for n, (label, indexes, audited) in enumerate(RAW_WRITES):
+            with embedded(tmp, f"raw{n}") as raw_server:
+                seconds = await raw_insert(raw_server.uri, rows, indexes=indexes, audited=audited)
+            raw_writes.append((label, seconds))
+            print(f"  {label}: {seconds:.2f} s", file=sys.stderr)
+        server = embedded(tmp, "bench")
         flags = " ".join(server.command()[3:])
         with server:
-            catalog = Path(tmp) / "catalog.jsonl"
-            rows = catalog_rows(args.products)
-            catalog.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "CACHE_"))},
                 "MONGODB_URI": server.uri,
@@ -248,8 +306,6 @@ async def main() -> int:
                 "APP_ENV": "test",
             }
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri, tz_aware=True)
-            raw_s = await raw_insert(mongo, rows)  # first, so any slow-down from earlier writes hits the importer
-            print(f"  raw insert_many: {raw_s:.2f} s", file=sys.stderr)
             start = time.perf_counter()
             done = subprocess.run(  # noqa: ASYNC221 - the timed child process is the point; nothing else runs
                 [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
@@ -264,7 +320,7 @@ async def main() -> int:
                     log_path=os.path.join(tmp, "uvicorn.log"),
                 )
                 with api:
-                    api_rows, flight = await measure_api(api.base_url, mongo)
+                    api_rows, flight = await measure_api(api.base_url, mongo, warm_reads=args.warm_reads)
                 raw = await measure_raw(mongo, skip_sorts=args.skip_raw_sorts)
             finally:
                 await mongo.close()
@@ -272,17 +328,18 @@ async def main() -> int:
         f"# catalog_scale: {args.products} products; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"commit {commit()}; {platform.machine()} {os.cpu_count()} cores (shared); Python {platform.python_version()}"
     )
-    print(f"# SecantusDB flags: {flags}")
+    print(f"# SecantusDB flags (every server of the run, each on fresh storage): {flags}")
     print()
     print("| write | seconds | target |")
     print("|---|---:|---|")
     print(
         f"| `import-products` CLI, {args.products} rows (process start to exit) | {import_s:.2f} | ≤ {IMPORT_TARGET_S:.0f} s: {mark(import_s, IMPORT_TARGET_S)} |"
     )
-    print(f"| raw PyMongo `insert_many` of the same documents (1,000 per call) | {raw_s:.2f} | |")
+    for label, seconds in raw_writes:
+        print(f"| {label} | {seconds:.2f} | |")
     print(f"\nimporter report: {report}\n")
     print(
-        "| GET /products | status | cold (s) | warm (s) | raw PyMongo, naive query (s) | cold < 2.5 s / < 1 s, warm < 50 ms |"
+        f"| GET /products | status | cold (s) | warm, slowest of {args.warm_reads} (s) | raw PyMongo, naive query (s) | cold < 2.5 s / < 1 s, warm < 50 ms |"
     )
     print("|---|---:|---:|---:|---:|---|")
     failures = 0

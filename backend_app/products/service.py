@@ -156,11 +156,11 @@ async def _audit(
     after: dict[str, Any] | None,
 ) -> None:
     """Record a catalog write in the audit trail, in its transaction (public forms; changed fields only)."""
-    entry = _product_entry(actor, action, product_id, before, after)
+    entry = product_audit_entry(actor, action, product_id, before, after)
     await audit.record_many(db, entries=[entry], session=session)
 
 
-def _product_entry(
+def product_audit_entry(
     actor: str, action: str, product_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The audit entry of one catalog write: the product's public forms, only the changed fields when both exist."""
@@ -469,7 +469,7 @@ async def _write_chunk(
                 before = current[target]
                 current[target] = repository.replaced_document(before, product, now=now)
                 replacements.append((target, product))
-                entries.append(_product_entry(actor, "product.update", str(target), before, current[target]))
+                entries.append(product_audit_entry(actor, "product.update", str(target), before, current[target]))
                 outcome[index] = BatchItemResult(index=index, status=200, id=str(target))
             elif target is not None or holder is not None:
                 outcome[index] = _refused(index, 409, SKU_TAKEN)
@@ -479,7 +479,7 @@ async def _write_chunk(
                     claimed[sku] = doc["_id"]
                 current[doc["_id"]] = doc
                 inserts.append(doc)
-                entries.append(_product_entry(actor, "product.create", str(doc["_id"]), None, doc))
+                entries.append(product_audit_entry(actor, "product.create", str(doc["_id"]), None, doc))
                 outcome[index] = BatchItemResult(index=index, status=201, id=str(doc["_id"]))
         await repository.insert_product_documents(db, documents=inserts, session=session)
         await repository.replace_live_contents(db, replacements=replacements, now=now, session=session)
@@ -497,7 +497,6 @@ async def _write_chunk(
                 raise TransactionConflictError() from None
             look_up = True
     raise AssertionError("unreachable")
-
 
 
 def _refused(index: int, status: int, reason: str) -> BatchItemResult:

@@ -99,8 +99,9 @@ async def insert_user(
     password_hash: str,
     full_name: str | None,
     role: str,
+    session: AsyncClientSession | None = None,
 ) -> dict[str, Any]:
-    """Insert a user and return the stored document.
+    """Insert a user (inside ``session``'s transaction if given) and return the stored document.
 
     Raises:
         pymongo.errors.DuplicateKeyError: the username or email is taken.
@@ -118,7 +119,7 @@ async def insert_user(
         "created_at": now,
         "updated_at": now,
     }
-    result = await db[COLLECTION].insert_one(doc)
+    result = await db[COLLECTION].insert_one(doc, session=session)
     doc["_id"] = result.inserted_id
     return doc
 
@@ -186,9 +187,14 @@ async def update_user(
 
 
 async def set_password(
-    db: MongoDatabase, *, username: str, password_hash: str, make_active_admin: bool = False
+    db: MongoDatabase,
+    *,
+    username: str,
+    password_hash: str,
+    make_active_admin: bool = False,
+    session: AsyncClientSession | None = None,
 ) -> dict[str, Any] | None:
-    """Store a new ``password_hash`` for ``username`` and end every session of it, in one write.
+    """Store a new ``password_hash`` for ``username`` and end every session of it, in one write (in ``session`` if given).
 
     ``make_active_admin``: also set ``role: admin`` and ``is_active: true``
     (``create-admin --promote-existing``).
@@ -204,4 +210,5 @@ async def set_password(
         {"$set": changes, "$inc": {"session_epoch": 1}},
         projection=PUBLIC_PROJECTION,
         return_document=ReturnDocument.AFTER,
+        session=session,
     )

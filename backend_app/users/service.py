@@ -32,18 +32,25 @@ def _duplicate_field(exc: DuplicateKeyError) -> str:
     return "username"
 
 
-async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user") -> UserPublic:
+async def create_user(
+    db: MongoDatabase, *, user: UserCreate, role: Role = "user", actor: str | None = None
+) -> UserPublic:
     """Store a new active user with a bcrypt hash of ``user.password`` (hashed off the event loop).
 
     Args:
         user: validated registration data (username pattern, 8..72-byte password).
         role: ``user`` for self-registration; ``admin`` only from ``create-admin``.
+        actor: who creates the account, when it is an administrative act
+            (``create-admin``: :data:`CREATE_ADMIN_ACTOR`). The user and its
+            ``user.create`` audit entry then commit in one transaction (issue 13);
+            self-registration (``None``) records none.
 
     Raises:
         UserAlreadyExistsError: the username or the email is taken (409, docs/contract.md §3).
     """
     password_hash = await hash_password(user.password)
-    try:
+
+    async def work(session: AsyncClientSession | None) -> dict[str, Any]:
         doc = await repository.insert_user(
             db,
             username=user.username,
@@ -51,7 +58,23 @@ async def create_user(db: MongoDatabase, *, user: UserCreate, role: Role = "user
             password_hash=password_hash,
             full_name=user.full_name,
             role=role,
+            session=session,
         )
+        if actor is not None:
+            await audit.record(
+                db,
+                actor=actor,
+                action="user.create",
+                entity_type="user",
+                entity_id=user.username,
+                before=None,
+                after=_audited_fields(doc),
+                session=session,
+            )
+        return doc
+
+    try:
+        doc = await (run_in_transaction(db.client, work) if actor is not None else work(None))
     except DuplicateKeyError as exc:
         raise UserAlreadyExistsError(_duplicate_field(exc)) from None  # type: ignore[arg-type]
     return UserPublic.model_validate(doc)
@@ -150,6 +173,10 @@ async def ensure_user_exists(db: MongoDatabase, *, username: str) -> None:
         raise UserNotFoundError(username)
 
 
+#: The ``actor`` the audit trail records for ``python -m backend_app create-admin``.
+CREATE_ADMIN_ACTOR = "cli:create-admin"
+
+
 @dataclass(frozen=True, slots=True)
 class AdminOutcome:
     """What :func:`ensure_admin` did: ``created`` a new admin, ``promoted`` an existing user, or neither."""
@@ -172,6 +199,11 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
       in with their own password (or keep a token) as an admin. Its email is
       kept.
 
+    Both changes are audited (actor :data:`CREATE_ADMIN_ACTOR`, issue 13) in the
+    transaction that makes them: ``user.create`` (``after``: role and
+    activation) and ``user.promote`` (role and activation before and after;
+    the action itself says the password was reset and every session ended).
+
     Raises:
         AccountExistsError: the username exists and is not an active admin, without ``promote_existing`` (1).
         UserAlreadyExistsError: a new admin's email belongs to another user (409).
@@ -179,7 +211,8 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
     existing = await repository.get_by_username(db, username=user.username)
     if existing is None:
         try:
-            return AdminOutcome(user=await create_user(db, user=user, role="admin"), created=True, promoted=False)
+            created = await create_user(db, user=user, role="admin", actor=CREATE_ADMIN_ACTOR)
+            return AdminOutcome(user=created, created=True, promoted=False)
         except UserAlreadyExistsError as exc:
             if exc.extra.get("field") == "email":
                 raise
@@ -190,8 +223,26 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
         if existing["role"] == "admin" and existing["is_active"]:
             return AdminOutcome(user=UserPublic.model_validate(existing), created=False, promoted=False)
         raise AccountExistsError(user.username)
-    doc = await repository.set_password(
-        db, username=user.username, password_hash=await hash_password(user.password), make_active_admin=True
-    )
-    assert doc is not None  # users are never deleted
+    password_hash = await hash_password(user.password)
+
+    async def promote(session: AsyncClientSession) -> dict[str, Any]:
+        before = await repository.get_by_username(db, username=user.username, session=session)
+        doc = await repository.set_password(
+            db, username=user.username, password_hash=password_hash, make_active_admin=True, session=session
+        )
+        assert before is not None and doc is not None  # users are never deleted
+        old, new = audit.changed_fields(_audited_fields(before), _audited_fields(doc))
+        await audit.record(
+            db,
+            actor=CREATE_ADMIN_ACTOR,
+            action="user.promote",
+            entity_type="user",
+            entity_id=user.username,
+            before=old,
+            after=new,
+            session=session,
+        )
+        return doc
+
+    doc = await run_in_transaction(db.client, promote)
     return AdminOutcome(user=UserPublic.model_validate(doc), created=False, promoted=True)

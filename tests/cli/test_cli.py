@@ -108,6 +108,27 @@ async def test_create_admin_promote_existing_sets_the_password_and_ends_every_se
     assert users.json()["data"][0]["email"] == "squatter@example.com"  # the account's email is kept
 
 
+async def test_create_admin_records_the_creation_and_the_promotion_in_the_audit_trail(
+    client: httpx.AsyncClient, db_env: dict[str, str]
+) -> None:
+    """Issue 13: an account made admin by the CLI is an admin change; both ways are audited as ``cli:create-admin``."""
+    assert create_admin("root", db_env=db_env).returncode == 0
+    assert (await register(client, "squatter")).status_code == 201
+    assert create_admin("squatter", "--promote-existing", db_env=db_env).returncode == 0
+    admin = bearer((await login(client, "root", ADMIN_PASSWORD))["access_token"])
+    entries = (await client.get("/audit", params={"actor": "cli:create-admin"}, headers=admin)).json()["data"]
+    seen = {(e["action"], e["entity_type"], e["entity_id"]): (e["before"], e["after"]) for e in entries}
+    assert seen == {
+        ("user.create", "user", "root"): (None, {"role": "admin", "is_active": True}),
+        ("user.promote", "user", "squatter"): ({"role": "user"}, {"role": "admin"}),
+    }
+    assert ADMIN_PASSWORD not in str(entries) and PASSWORD not in str(entries)
+    # Running create-admin again for an existing admin changes nothing and records nothing.
+    assert create_admin("root", db_env=db_env).returncode == 0
+    again = (await client.get("/audit", params={"actor": "cli:create-admin"}, headers=admin)).json()["data"]
+    assert len(again) == 2
+
+
 async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
     client: httpx.AsyncClient, db_env: dict[str, str]
 ) -> None:
