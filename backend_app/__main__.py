@@ -95,7 +95,13 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[bool]:
         print(f"MONGODB_URI is set; using it (database {settings.mongodb_db!r}).", flush=True)
         yield False
         return
-    from backend_app.devtools.embedded_db import EmbeddedMongo
+    try:
+        from backend_app.devtools.embedded_db import EmbeddedMongo
+    except ImportError:  # the Docker image ships without backend_app/devtools (and without SecantusDB)
+        raise SystemExit(
+            "MONGODB_URI is not set, and this installation has no embedded database (the Docker image leaves "
+            "out the development tooling). Set MONGODB_URI to your MongoDB deployment."
+        ) from None
 
     os.makedirs("logs", exist_ok=True)
     db = EmbeddedMongo(storage_path=data_dir, log_path=os.path.join("logs", "secantus.log"))

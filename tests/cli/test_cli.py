@@ -189,3 +189,21 @@ def test_production_start_up_stops_with_a_clear_message() -> None:
     missing = run_cli("serve", env={"APP_ENV": "production", "MONGODB_URI": "mongodb://127.0.0.1:1"})
     assert missing.returncode == 2
     assert "JWT_SECRET" in missing.stderr
+
+
+def test_without_mongodb_uri_an_install_without_the_embedded_database_says_what_to_set(tmp_path: Path) -> None:
+    """The Docker image has no ``backend_app/devtools``: a command needing a database names MONGODB_URI, no traceback."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL"))}
+    catalog = tmp_path / "one.jsonl"
+    catalog.write_text('{"name": "Tee", "price": 5, "sizes": [{"size": "M", "quantity": 1}]}\n', encoding="utf-8")
+    script = (
+        "import sys; sys.modules['backend_app.devtools.embedded_db'] = None; "  # as if the module were not installed
+        "from backend_app.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", script, "import-products", str(catalog), "--data-dir", str(tmp_path / "db")],
+        cwd=REPO, env=base, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "MONGODB_URI" in result.stderr and "no embedded database" in result.stderr
