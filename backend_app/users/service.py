@@ -61,16 +61,7 @@ async def create_user(
             session=session,
         )
         if actor is not None:
-            await audit.record(
-                db,
-                actor=actor,
-                action="user.create",
-                entity_type="user",
-                entity_id=user.username,
-                before=None,
-                after=_audited_fields(doc),
-                session=session,
-            )
+            await _audit_user_change(db, actor=actor, action="user.create", before=None, after=doc, session=session)
         return doc
 
     try:
@@ -126,16 +117,8 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
         )
         if doc is None:
             raise UserNotFoundError(username)
-        old, new = audit.changed_fields(_audited_fields(before), _audited_fields(doc))
-        await audit.record(
-            db,
-            actor=actor.username,
-            action="user.update",
-            entity_type="user",
-            entity_id=username,
-            before=old,
-            after=new,
-            session=session,
+        await _audit_user_change(
+            db, actor=actor.username, action="user.update", before=before, after=doc, session=session
         )
         return doc
 
@@ -145,6 +128,37 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
 def _audited_fields(doc: dict[str, Any]) -> dict[str, Any]:
     """What the audit trail records of a user: ``role`` and ``is_active`` (never the password hash)."""
     return {"role": doc["role"], "is_active": doc["is_active"]}
+
+
+async def _audit_user_change(
+    db: MongoDatabase,
+    *,
+    actor: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    session: AsyncClientSession | None,
+) -> None:
+    """Record ``action`` on the user ``after`` inside ``session``'s transaction (issue 13).
+
+    ``before`` ``None`` (a creation): ``after``'s audited fields; otherwise only
+    the audited fields that changed, before and after.
+    """
+    old, new = (
+        (None, _audited_fields(after))
+        if before is None
+        else audit.changed_fields(_audited_fields(before), _audited_fields(after))
+    )
+    await audit.record(
+        db,
+        actor=actor,
+        action=action,
+        entity_type="user",
+        entity_id=after["username"],
+        before=old,
+        after=new,
+        session=session,
+    )
 
 
 # --- Session revocation on account changes (issue 10, item 5) ---------------------------------------
@@ -231,16 +245,8 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
             db, username=user.username, password_hash=password_hash, make_active_admin=True, session=session
         )
         assert before is not None and doc is not None  # users are never deleted
-        old, new = audit.changed_fields(_audited_fields(before), _audited_fields(doc))
-        await audit.record(
-            db,
-            actor=CREATE_ADMIN_ACTOR,
-            action="user.promote",
-            entity_type="user",
-            entity_id=user.username,
-            before=old,
-            after=new,
-            session=session,
+        await _audit_user_change(
+            db, actor=CREATE_ADMIN_ACTOR, action="user.promote", before=before, after=doc, session=session
         )
         return doc
 
