@@ -225,6 +225,8 @@ def _read_admin_password() -> str:
 
 
 async def _ensure_admin(settings: Settings, user: UserCreate, *, promote_existing: bool) -> int:
+    from pymongo.errors import PyMongoError
+
     from backend_app.core.db import create_client
     from backend_app.users import repository as users_repository
     from backend_app.users import service as users_service
@@ -241,6 +243,9 @@ async def _ensure_admin(settings: Settings, user: UserCreate, *, promote_existin
             return EXIT_CONFLICT
         except UserAlreadyExistsError as exc:
             print(f"create-admin: {exc.detail} Nothing was changed.", file=sys.stderr)
+            return EXIT_CONFLICT
+        except PyMongoError as exc:  # e.g. the audit entry refused: the account change was rolled back with it
+            print(f"create-admin: the database refused the change ({exc}). Nothing was changed.", file=sys.stderr)
             return EXIT_CONFLICT
     finally:
         await client.close()

@@ -23,13 +23,20 @@ from backend_app.users.exceptions import (
 from backend_app.users.schemas import Role, UserCreate, UserPublic, UserUpdate
 
 
-def _duplicate_field(exc: DuplicateKeyError) -> str:
-    """Which unique field (``username`` or ``email``) a duplicate-key error is about."""
+def _duplicate_field(exc: DuplicateKeyError) -> str | None:
+    """Which unique field of a user (``username`` or ``email``) a duplicate-key error is about.
+
+    ``None`` when the refusing index is not one of the users' own (e.g. an audit
+    trail index, in the same transaction): that is not a taken name or address.
+    """
     details: dict[str, Any] = exc.details or {}
     keys = set((details.get("keyPattern") or details.get("keyValue") or {}).keys())
-    if "email" in keys or "email_unique" in str(details.get("errmsg", "")):
+    message = str(details.get("errmsg", ""))
+    if "email" in keys or "email_unique" in message:
         return "email"
-    return "username"
+    if keys & {"username", "username_key"} or "username_unique" in message or "username_key_unique" in message:
+        return "username"
+    return None
 
 
 async def create_user(
@@ -67,7 +74,10 @@ async def create_user(
     try:
         doc = await (run_in_transaction(db.client, work) if actor is not None else work(None))
     except DuplicateKeyError as exc:
-        raise UserAlreadyExistsError(_duplicate_field(exc)) from None  # type: ignore[arg-type]
+        field = _duplicate_field(exc)
+        if field is None:
+            raise
+        raise UserAlreadyExistsError(field) from None  # type: ignore[arg-type]
     return UserPublic.model_validate(doc)
 
 

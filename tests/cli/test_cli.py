@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from backend_app.audit import repository as audit_repository
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from tests.support.auth_helpers import PASSWORD, bearer, login, register
 from tests.support.helpers import assert_problem
@@ -127,6 +129,28 @@ async def test_create_admin_records_the_creation_and_the_promotion_in_the_audit_
     assert create_admin("root", db_env=db_env).returncode == 0
     again = (await client.get("/audit", params={"actor": "cli:create-admin"}, headers=admin)).json()["data"]
     assert len(again) == 2
+
+
+async def test_create_admin_whose_audit_entry_cannot_be_written_changes_no_account(
+    client: httpx.AsyncClient, db_env: dict[str, str], mongo: Any
+) -> None:
+    """The account change and its audit entry are one transaction: when the entry's insert fails, nothing changes."""
+    assert create_admin("root", db_env=db_env).returncode == 0
+    assert (await register(client, "squatter")).status_code == 201
+    squatter = await login(client, "squatter")
+    # From now on a second entry by the same actor violates a unique index, so its insert fails.
+    await mongo[audit_repository.COLLECTION].create_index("actor", unique=True, name="one_per_actor")
+    promoted = create_admin("squatter", "--promote-existing", db_env=db_env)
+    created = create_admin("second", db_env=db_env, email="second@example.com")
+    assert promoted.returncode != 0 and created.returncode != 0
+    for result in (promoted, created):  # an audit failure is not a taken username, nor a traceback
+        assert "taken" not in result.stderr and "Traceback" not in result.stderr
+        assert "the database refused the change" in result.stderr and "Nothing was changed" in result.stderr
+    # The squatter is still a shopper with its own password and its session; no "second" account exists.
+    assert (await client.get("/auth/me", headers=bearer(squatter["access_token"]))).json()["role"] == "user"
+    await login(client, "squatter")
+    assert await mongo["users"].count_documents({"username": "second"}) == 0
+    assert await mongo[audit_repository.COLLECTION].count_documents({"actor": "cli:create-admin"}) == 1
 
 
 async def test_create_admin_refuses_a_case_variant_of_an_existing_username(
