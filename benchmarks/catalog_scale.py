@@ -46,11 +46,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+from bson import ObjectId
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -228,6 +230,30 @@ RAW_WRITES: list[tuple[str, bool, bool]] = [
 ]
 
 
+def product_documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` as the catalog stores them (``products.repository.new_product_document``), ``_id`` set."""
+    now = datetime.now(UTC)
+    return [
+        {"_id": ObjectId(), **repository.new_product_document(ProductCreate.model_validate(r), now=now)} for r in rows
+    ]
+
+
+def run_importer(uri: str, catalog: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """``python -m backend_app import-products catalog`` into ``DB`` at ``uri``: (seconds from start to exit, result)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "CACHE_"))},
+        "MONGODB_URI": uri,
+        "MONGODB_DB": DB,
+        "APP_ENV": "test",
+    }
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return time.perf_counter() - start, done
+
+
 async def raw_insert(uri: str, rows: list[dict[str, Any]], *, indexes: bool, audited: bool) -> float:
     """Seconds of PyMongo ``insert_many`` (1,000 per call) of ``rows`` as stored on the server at ``uri`` (step 2).
 
@@ -235,21 +261,13 @@ async def raw_insert(uri: str, rows: list[dict[str, Any]], *, indexes: bool, aud
     first; with ``audited``, each call of products is followed by one of their
     ``product.create`` audit entries, as the importer writes them.
     """
-    from datetime import UTC, datetime
-
-    from bson import ObjectId
-
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
         db = mongo[DB]
         if indexes:
             await repository.ensure_indexes(db)
             await audit_repository.ensure_indexes(db)
-        now = datetime.now(UTC)
-        documents = [
-            {"_id": ObjectId(), **repository.new_product_document(ProductCreate.model_validate(r), now=now)}
-            for r in rows
-        ]
+        documents = product_documents(rows)
         entries = (
             [product_audit_entry("cli:import-products", "product.create", str(d["_id"]), None, d) for d in documents]
             if audited
@@ -299,19 +317,8 @@ async def main() -> int:
         server = embedded(tmp, "bench")
         flags = " ".join(server.command()[3:])
         with server:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "CACHE_"))},
-                "MONGODB_URI": server.uri,
-                "MONGODB_DB": DB,
-                "APP_ENV": "test",
-            }
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri, tz_aware=True)
-            start = time.perf_counter()
-            done = subprocess.run(  # noqa: ASYNC221 - the timed child process is the point; nothing else runs
-                [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
-                cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            import_s = time.perf_counter() - start
+            import_s, done = run_importer(server.uri, catalog)
             print(f"  import: {import_s:.2f} s; {done.stdout.strip()[:300]}", file=sys.stderr)
             report = next((line for line in done.stdout.splitlines() if "rows read" in line), done.stderr[-500:])
             try:

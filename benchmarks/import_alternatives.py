@@ -25,32 +25,20 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.products import repository
-from backend_app.products.schemas import ProductCreate
-from benchmarks.catalog_scale import DB, catalog_rows, commit, embedded
-
-
-def documents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` as stored product documents (``_id`` set)."""
-    now = datetime.now(UTC)
-    return [
-        {"_id": ObjectId(), **repository.new_product_document(ProductCreate.model_validate(r), now=now)} for r in rows
-    ]
+from benchmarks.catalog_scale import DB, catalog_rows, commit, embedded, product_documents, run_importer
 
 
 async def insert(uri: str, docs: list[dict[str, Any]], *, index_first: bool) -> tuple[float, float]:
@@ -73,18 +61,7 @@ async def insert(uri: str, docs: list[dict[str, Any]], *, index_first: bool) -> 
 
 def run_import(server: EmbeddedMongo, catalog: Path) -> float:
     """Seconds of ``import-products catalog`` against ``server``, process start to exit (it must succeed)."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "CACHE_"))},
-        "MONGODB_URI": server.uri,
-        "MONGODB_DB": DB,
-        "APP_ENV": "test",
-    }
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "backend_app", "import-products", str(catalog)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
+    seconds, done = run_importer(server.uri, catalog)
     if done.returncode != 0:
         raise SystemExit(f"import-products failed: {done.stdout[-300:]} {done.stderr[-500:]}")
     return seconds
@@ -96,7 +73,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="import runs per oplog bound (alternating)")
     args = parser.parse_args()
     rows = catalog_rows(args.products)
-    docs = documents(rows)
+    docs = product_documents(rows)
     print(
         f"# import_alternatives: {args.products} products; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"commit {commit()}; {platform.machine()} {os.cpu_count()} cores (shared); Python {platform.python_version()}"
