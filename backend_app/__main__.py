@@ -172,6 +172,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
     from backend_app.core.db import create_client
     from backend_app.products import importer
     from backend_app.products import repository as products_repository
+    from backend_app.products.stock import StockBasis
 
     path = Path(args.path)
     try:
@@ -194,6 +195,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
                 rows,
                 actor=IMPORT_ACTOR,
                 upsert=args.upsert,
+                basis=StockBasis(args.stock_basis),
                 dry_run=args.dry_run,
                 on_validated=lambda n: progress.advance(checking, n),
                 on_written=lambda n: progress.advance(writing, n),
@@ -309,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--dry-run", action="store_true", help="validate only; write nothing (no database needed)")
     imp.add_argument(
         "--upsert", action="store_true", help="update the live product with the row's sku instead of refusing"
+    )
+    imp.add_argument(
+        "--stock-basis",
+        choices=["on_hand", "available"],
+        default="on_hand",
+        help="how --upsert reads a row's quantities: on_hand (default; refused below what pending orders hold) "
+        "or available (on hand = the row's number + what pending orders hold)",
     )
     imp.add_argument(
         "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"

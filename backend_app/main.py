@@ -52,6 +52,8 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     auth_repository.ensure_indexes,
     idempotency_repository.ensure_indexes,
     audit_repository.ensure_indexes,
+    # After the indexes: converts stock stored before on-hand/allocated (a no-op once recorded).
+    orders_service.convert_to_inventory_model,
 ]
 INDEX_RETRY_SECONDS = 5.0
 

@@ -14,10 +14,11 @@ from backend_app.orders.repository import COLLECTION as ORDERS
 from backend_app.products.repository import COLLECTION as PRODUCTS
 from backend_app.products.repository import PRICE_KEY
 
-#: ``stock`` of a product: Σ ``sizes.quantity``. Written with ``$map`` because
-#: the embedded server sums an array path (``$sum: "$sizes.quantity"``) to 0.
+#: ``stock`` of a product, as ``GET /products/{id}`` shows it: Σ ``sizes.available`` (units an order
+#: can take). Written with ``$map`` because the embedded server sums an array path
+#: (``$sum: "$sizes.available"``) to 0.
 STOCK_EXPRESSION: dict[str, Any] = {
-    "$sum": {"$map": {"input": {"$ifNull": ["$sizes", []]}, "as": "s", "in": "$$s.quantity"}}
+    "$sum": {"$map": {"input": {"$ifNull": ["$sizes", []]}, "as": "s", "in": "$$s.available"}}
 }
 
 

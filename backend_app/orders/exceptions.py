@@ -82,3 +82,39 @@ class TooManyPendingOrdersError(ConflictError):
             userId=user_id,
             limit=limit,
         )
+
+
+class LineUnitsExceededError(UnprocessableError):
+    """One product of an order, its lines merged, takes more than ``ORDER_MAX_UNITS_PER_LINE`` units: 422.
+
+    Merged first, so thirty lines of one product count as one line of their sum.
+    """
+
+    code = "too_many_units_per_line"
+    title = "Too many units of one product"
+
+    def __init__(self, product_id: str, units: int, limit: int) -> None:
+        super().__init__(
+            f"Product {product_id}: {units} units in one order; at most {limit} per product.",
+            field=("body", "items"),
+            productId=product_id,
+            units=units,
+            limit=limit,
+        )
+
+
+class TooManyPendingUnitsError(ConflictError):
+    """The order would make its owner hold more than ``ORDER_MAX_PENDING_UNITS`` units in pending orders: 409."""
+
+    code = "too_many_pending_units"
+    title = "Too many units reserved"
+
+    def __init__(self, user_id: str, held: int, requested: int, limit: int) -> None:
+        super().__init__(
+            f"User {user_id} holds {held} units in pending orders; {requested} more would pass the limit of "
+            f"{limit}. Complete or cancel a pending order first.",
+            userId=user_id,
+            held=held,
+            requested=requested,
+            limit=limit,
+        )

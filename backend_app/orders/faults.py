@@ -1,4 +1,4 @@
-"""Test-only fault injection on the order write path (issue 9: "inject the failure at each step").
+"""Test-only fault injection on the order write paths: kill the process at each step to test recovery.
 
 With ``APP_ENV=test`` and ``ORDER_FAULT_STEP=<step>``, the API process exits
 abruptly (``os._exit(70)``: no clean-up, no response, as a power cut or
@@ -16,15 +16,22 @@ from config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Steps of ``POST /orders``, in order (see ``orders.service.place_order``).
-STEPS: tuple[str, ...] = (
+#: Steps of placing an order (``POST /orders``; ``orders.placement``), in order.
+PLACING_STEPS: tuple[str, ...] = (
     "key_claimed",  # the Idempotency-Key record is inserted (in flight)
-    "products_read",  # inside the transaction: products and the owners' pending orders read
-    "stock_taken",  # inside the transaction: every product's stock decremented
-    "order_inserted",  # inside the transaction: the order document inserted
+    "products_read",  # inside the transaction: owners' holds and products claimed and read
+    "stock_allocated",  # inside the transaction: every product's stock allocated
+    "order_inserted",  # inside the transaction: the owner's holds raised, the order document inserted
     "key_completed",  # inside the transaction: the Idempotency-Key record completed
     "committed",  # after the commit was acknowledged, before the 201 is sent
 )
+#: Steps of an order leaving ``pending`` (cancel, complete, expiry; ``orders.service._leave_pending``).
+TRANSITION_STEPS: tuple[str, ...] = (
+    "transition_read",  # inside the transaction: holds and products claimed, the order re-read
+    "transition_settled",  # inside the transaction: status set, stock settled, holds lowered
+    "transition_committed",  # after the commit was acknowledged
+)
+STEPS: tuple[str, ...] = PLACING_STEPS + TRANSITION_STEPS
 #: Exit status of a process killed by an injected fault.
 FAULT_EXIT_STATUS = 70
 

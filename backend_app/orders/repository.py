@@ -2,17 +2,21 @@
 
 Document shape::
 
-    {_id: ObjectId, userId: str, status: "pending" | "completed" | "cancelled" | "expired",
+    {_id: ObjectId, userId: str, placed_by: str, status: "pending" | "completed" | "cancelled" | "expired",
      items: [{productId: ObjectId, name: str, size: str | null, qty: int,
               unit_price: Decimal128, taken: [{size: str, qty: int}]}],
      total: Decimal128, created_at: datetime, updated_at: datetime}
 
-A pending order also carries ``pending_slot: int`` in ``0 .. ORDER_MAX_PENDING-1``,
-unique per user among pending orders (the partial unique index
-``pending_slot_unique``). That index is the race-safe cap on pending orders
-(issue 9): two placements that pick the same free slot of one user cannot
-both commit, in one process or across hosts. An order that leaves
-``pending`` leaves the index, which frees its slot.
+``placed_by`` is the username that placed the order (the owner, or an admin
+ordering for them). Orders stored before it existed lack it.
+
+Each owner with pending orders has a *holds* document in ``order_holds``:
+``{_id: userId, orders: int, units: int, claims: int}``, the number of their
+pending orders and the units those hold. Every transaction that places an
+order for the owner or moves one out of ``pending`` changes it, and writes it
+first (``claims``), so concurrent transactions for one owner conflict at once
+and run one after the other: that makes the reservation caps race-safe on
+every host (docs/orders-and-stock.md, "Reservations").
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
@@ -34,6 +39,10 @@ from backend_app.core.types import to_decimal128
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
+#: The owners' pending-order holds (module docstring).
+HOLDS = "order_holds"
+#: One-off conversions already applied to this database (``{_id: name, applied_at}``).
+MIGRATIONS = "schema_migrations"
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -43,16 +52,11 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
       expiry sweep (an ``_id`` holds its creation second, so "pending and older than" is a range on it).
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
-    - ``pending_slot_unique`` ``{userId, pending_slot}``, unique over pending orders: the cap on pending orders.
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
+
+    ``order_holds`` is read and written by ``_id`` only.
     """
     coll = db[COLLECTION]
-    await coll.create_index(
-        [("userId", ASCENDING), ("pending_slot", ASCENDING)],
-        name="pending_slot_unique",
-        unique=True,
-        partialFilterExpression={"status": "pending", "pending_slot": {"$exists": True}},
-    )
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
@@ -80,14 +84,16 @@ class NewOrderLine:
 
 
 def new_order_document(
-    *, user_id: str, lines: Sequence[NewOrderLine], total: Decimal, pending_slot: int, now: datetime
+    *, user_id: str, placed_by: str, lines: Sequence[NewOrderLine], total: Decimal, now: datetime
 ) -> dict[str, Any]:
-    """The stored form (module docstring) of a new ``pending`` order of ``user_id`` in ``pending_slot``.
+    """The stored form (module docstring) of a new ``pending`` order of ``user_id`` placed by ``placed_by``.
 
     Money is stored as ``Decimal128``; ``created_at`` and ``updated_at`` are ``now`` (UTC).
     """
     return {
+        "_id": ObjectId(),
         "userId": user_id,
+        "placed_by": placed_by,
         "status": "pending",
         "items": [
             {
@@ -103,7 +109,6 @@ def new_order_document(
         "total": to_decimal128(total),
         "created_at": now,
         "updated_at": now,
-        "pending_slot": pending_slot,
     }
 
 
@@ -120,27 +125,117 @@ def order_filter(*, user_id: str | None = None, status: str | None = None) -> di
 async def insert_orders(
     db: MongoDatabase, *, orders: list[dict[str, Any]], session: AsyncClientSession
 ) -> list[ObjectId]:
-    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order.
-
-    Raises:
-        pymongo.errors.BulkWriteError: e.g. a ``pending_slot`` taken meanwhile (duplicate key).
-    """
+    """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order."""
     result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
     return list(result.inserted_ids)
 
 
-async def pending_slots(
-    db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession
-) -> dict[str, list[int | None]]:
-    """For each of ``user_ids`` with pending orders, the ``pending_slot`` of each (``None``: an order from
-    before slots existed), read inside ``session`` (index ``by_user_status``)."""
-    cursor = db[COLLECTION].find(
-        {"userId": {"$in": user_ids}, "status": "pending"}, {"userId": 1, "pending_slot": 1}, session=session
+async def claim_holds(db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession) -> None:
+    """Write each owner's holds document first in ``session``'s transaction (created if missing; sorted).
+
+    A concurrent transaction for one of these owners then fails at once with
+    ``WriteConflict``, before doing any work (see the module docstring).
+    """
+    if not user_ids:
+        return
+    await db[HOLDS].bulk_write(
+        [
+            UpdateOne({"_id": user_id}, {"$inc": {"claims": 1}, "$setOnInsert": {"orders": 0, "units": 0}}, upsert=True)
+            for user_id in sorted(user_ids)
+        ],
+        ordered=True,
+        session=session,
     )
-    slots: dict[str, list[int | None]] = {}
-    async for doc in cursor:
-        slots.setdefault(doc["userId"], []).append(doc.get("pending_slot"))
-    return slots
+
+
+async def wait_for_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
+    """Return once no open transaction holds any of these owners' holds (writes outside any transaction).
+
+    Such a write waits until the transaction holding the document ends
+    (MongoDB's rule, and the embedded server's): it queues instead of polling.
+    """
+    for user_id in sorted(user_ids):
+        await db[HOLDS].update_one(
+            {"_id": user_id}, {"$inc": {"claims": 1}, "$setOnInsert": {"orders": 0, "units": 0}}, upsert=True
+        )
+
+
+async def find_holds(
+    db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession | None = None
+) -> dict[str, tuple[int, int]]:
+    """``{user_id: (pending orders, units they hold)}`` for ``user_ids`` (``(0, 0)`` when none), by ``_id``."""
+    found = {
+        doc["_id"]: (int(doc.get("orders", 0)), int(doc.get("units", 0)))
+        async for doc in db[HOLDS].find({"_id": {"$in": user_ids}}, session=session)
+    }
+    return {user_id: found.get(user_id, (0, 0)) for user_id in user_ids}
+
+
+async def change_holds(
+    db: MongoDatabase, *, changes: Mapping[str, tuple[int, int]], session: AsyncClientSession
+) -> None:
+    """Add ``(orders, units)`` to each owner's holds (negative to release), in ``session``'s transaction."""
+    if not changes:
+        return
+    await db[HOLDS].bulk_write(
+        [
+            UpdateOne({"_id": user_id}, {"$inc": {"orders": orders, "units": units}}, upsert=True)
+            for user_id, (orders, units) in changes.items()
+        ],
+        ordered=True,
+        session=session,
+    )
+
+
+async def pending_totals(db: MongoDatabase) -> tuple[dict[tuple[ObjectId, str], int], dict[str, tuple[int, int]]]:
+    """What pending orders hold: units per ``(product_id, size)`` and ``(orders, units)`` per owner (two passes)."""
+    by_size: dict[tuple[ObjectId, str], int] = {}
+    per_size = await db[COLLECTION].aggregate(
+        [
+            {"$match": {"status": "pending"}},
+            {"$unwind": "$items"},
+            {"$unwind": "$items.taken"},
+            {"$group": {"_id": {"p": "$items.productId", "s": "$items.taken.size"}, "units": {"$sum": "$items.taken.qty"}}},
+        ]
+    )
+    async for row in per_size:
+        by_size[(row["_id"]["p"], row["_id"]["s"])] = int(row["units"])
+    by_owner: dict[str, tuple[int, int]] = {}
+    per_owner = await db[COLLECTION].aggregate(
+        [
+            {"$match": {"status": "pending"}},
+            # ``$map``: the embedded server sums an array path (``$sum: "$items.qty"``) to 0.
+            {"$project": {"userId": 1, "units": {"$sum": {"$map": {"input": "$items", "as": "i", "in": "$$i.qty"}}}}},
+            {"$group": {"_id": "$userId", "orders": {"$sum": 1}, "units": {"$sum": "$units"}}},
+        ]
+    )
+    async for row in per_owner:
+        by_owner[row["_id"]] = (int(row["orders"]), int(row["units"]))
+    return by_size, by_owner
+
+
+async def insert_holds_if_missing(db: MongoDatabase, *, holds: Mapping[str, tuple[int, int]]) -> None:
+    """Create the holds document of each owner in ``holds`` that has none (existing ones are left as they are)."""
+    if not holds:
+        return
+    documents = [{"_id": u, "orders": o, "units": n, "claims": 0} for u, (o, n) in holds.items()]
+    try:
+        await db[HOLDS].insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+            raise
+
+
+async def migration_applied(db: MongoDatabase, *, name: str) -> bool:
+    """Whether the one-off conversion ``name`` was recorded as applied to this database."""
+    return await db[MIGRATIONS].find_one({"_id": name}) is not None
+
+
+async def record_migration(db: MongoDatabase, *, name: str) -> None:
+    """Record the conversion ``name`` as applied (idempotent)."""
+    await db[MIGRATIONS].update_one(
+        {"_id": name}, {"$setOnInsert": {"applied_at": datetime.now(UTC)}}, upsert=True
+    )
 
 
 async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:

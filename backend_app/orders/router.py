@@ -20,6 +20,7 @@ from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
 from backend_app.orders.dependencies import OrderPlacement, OrdersOwnerFilter
+from backend_app.orders.placement import Limits
 from backend_app.orders.schemas import OrderCreated, OrderPublic, OrderStatus, OrderUpdate
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -57,8 +58,11 @@ async def create_order(
     ``userId`` defaults to the token's subject; another user's id → 403 unless
     the caller is an admin (docs/contract.md §3); an admin naming a user that does not
     exist → 404 ``user_not_found``. 404 names an unknown product; 409
-    ``insufficient_stock`` lists each short line; 409 ``too_many_pending_orders``
-    when the owner already holds ``ORDER_MAX_PENDING`` pending orders. With ``Idempotency-Key``:
+    ``insufficient_stock`` lists each short line; 422 ``too_many_units_per_line``
+    when one product's lines, merged, pass ``ORDER_MAX_UNITS_PER_LINE``; 409
+    ``too_many_pending_orders`` / ``too_many_pending_units`` when the owner
+    would pass ``ORDER_MAX_PENDING`` pending orders or ``ORDER_MAX_PENDING_UNITS``
+    units in them. The order records who placed it. With ``Idempotency-Key``:
     a replay returns the first order's id (header ``Idempotent-Replayed: true``),
     another body with the key → 422, a duplicate while the first runs → 409.
     """
@@ -68,7 +72,7 @@ async def create_order(
         user_id=placement.owner,
         items=placement.body.items,
         idempotency_key=idempotency_key,
-        max_pending=settings.order_max_pending,
+        limits=Limits.from_settings(settings),
     )
     if replayed:
         response.headers[REPLAY_HEADER] = "true"

@@ -1,16 +1,10 @@
-"""Order rules: merging lines, allocating sizes, taking stock atomically, idempotency, status changes.
+"""Order rules: placing, status changes, expiry, reading (docs/contract.md §1, §5, §6).
 
-Contract: docs/contract.md §1, §5, §6.
+Placing runs in batches (``orders.placement``); the pure line rules are in
+``orders.allocation``; stock is reached through ``products.stock``. Design,
+measurements and failure cases: docs/orders-and-stock.md.
 
-Placing an order (issue 9; design and measurements in docs/orders-and-stock.md)
-is a multi-document transaction committed with write concern majority +
-journal. Each process combines the orders that arrive while a transaction
-runs into the next one (:class:`OrderBatcher`), so concurrent buyers of a
-hot product share one commit instead of conflicting, aborting and re-running
-(which collapsed throughput); across processes and hosts the transaction
-alone still guarantees correctness (a conflict is re-run).
-
-Single points where an outcome is final (for metrics, issue 13):
+Single points where an outcome is final (for metrics and logs):
 :func:`_placed`, :func:`_refused`, :func:`_status_changed` (cancel/complete)
 and :func:`_expired`.
 """
@@ -19,34 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase, run_in_transaction
-from backend_app.core.errors import DomainError, ForbiddenError, ServiceUnavailableError
+from backend_app.core.errors import DomainError, ForbiddenError
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.types import from_bson_money, oid
 from backend_app.idempotency import service as idempotency
-from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
+from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
 from backend_app.orders.exceptions import (
-    InsufficientStockError,
     InvalidStatusTransitionError,
-    OrderedProductNotFoundError,
+    LineUnitsExceededError,
     OrderNotFoundError,
-    TooManyPendingOrdersError,
-    UnknownSizeError,
 )
+from backend_app.orders.placement import REFUSALS, Limits, batcher_for
 from backend_app.orders.schemas import (
     OrderItemCreate,
     OrderLinePublic,
@@ -56,7 +45,7 @@ from backend_app.orders.schemas import (
     SettableStatus,
     SizeTaken,
 )
-from backend_app.products import repository as products_repository
+from backend_app.products import stock
 
 logger = logging.getLogger(__name__)
 
@@ -64,317 +53,12 @@ logger = logging.getLogger(__name__)
 LIST_SCOPE = "orders"
 #: Legal status changes (docs/contract.md §5); anything else → 409.
 TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
-#: Pending-order cap used when the caller passes none (``ORDER_MAX_PENDING``'s default).
-DEFAULT_MAX_PENDING = 10
 #: Orders expired per sweep round at most (the next round takes the rest).
 EXPIRY_BATCH = 100
 #: The transitions an order's owner may make without the admin role (docs/contract.md §3 table).
 OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
-
-
-@dataclass(slots=True)
-class Line:
-    """One merged order line: ``qty`` units of ``product_id`` (of ``size``, or any size)."""
-
-    product_id: ObjectId
-    size: str | None
-    qty: int
-
-
-def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
-    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (docs/contract.md §5)."""
-    merged: dict[tuple[str, str | None], Line] = {}
-    for item in items:
-        key = (item.productId.lower(), item.size)
-        if key in merged:
-            merged[key].qty += item.qty
-        else:
-            merged[key] = Line(product_id=ObjectId(item.productId), size=item.size, qty=item.qty)
-    return list(merged.values())
-
-
-def allocate(lines: list[Line], products: dict[ObjectId, dict[str, Any]]) -> list[dict[str, int]]:
-    """Decide which sizes each line takes from (docs/contract.md §5).
-
-    Lines naming a size take from it; then a line without a size takes from a
-    single-size product's only size, or across the sizes in listed order from
-    what the sized lines left.
-
-    Returns:
-        For each of ``lines``, in order, the units it takes per size: ``{size: units}``.
-
-    Raises:
-        UnknownSizeError: a line names a size the product does not have (422).
-        InsufficientStockError: one or more lines are short, each listed (409).
-    """
-    remaining = {pid: {s["size"]: s["quantity"] for s in doc.get("sizes", [])} for pid, doc in products.items()}
-    short: list[dict[str, Any]] = []
-    taken: list[dict[str, int]] = [{} for _ in lines]
-    sized_first = sorted(range(len(lines)), key=lambda i: lines[i].size is None)
-    for i in sized_first:
-        line = lines[i]
-        stock = remaining[line.product_id]
-        if line.size is not None:
-            if line.size not in stock:
-                raise UnknownSizeError(str(line.product_id), line.size)
-            available = stock[line.size]
-            if available < line.qty:
-                short.append(_short(line, available))
-                continue
-            stock[line.size] -= line.qty
-            taken[i] = {line.size: line.qty}
-            continue
-        available = sum(stock.values())
-        if available < line.qty:
-            short.append(_short(line, available))
-            continue
-        needed = line.qty
-        for size, qty in stock.items():
-            take = min(qty, needed)
-            if take:
-                taken[i][size] = take
-                stock[size] -= take
-                needed -= take
-            if not needed:
-                break
-    if short:
-        raise InsufficientStockError(short)
-    return taken
-
-
-def _short(line: Line, available: int) -> dict[str, Any]:
-    return {"productId": str(line.product_id), "size": line.size, "requested": line.qty, "available": available}
-
-
-def _available(product: dict[str, Any], size: str | None) -> int:
-    sizes = {s["size"]: s["quantity"] for s in product.get("sizes", [])}
-    return sizes.get(size, 0) if size is not None else sum(sizes.values())
-
-
-def _units_by_product(
-    lines: Iterable[tuple[ObjectId, Iterable[tuple[str, int]]]],
-) -> dict[ObjectId, dict[str, int]]:
-    """Sum ``(product_id, [(size, units), ...])`` lines into ``{product_id: {size: units}}``, empty products left out."""
-    units: dict[ObjectId, dict[str, int]] = {}
-    for product_id, per_line in lines:
-        per_size = units.setdefault(product_id, {})
-        for size, qty in per_line:
-            per_size[size] = per_size.get(size, 0) + qty
-    return {product_id: sizes for product_id, sizes in units.items() if sizes}
-
-
-@dataclass(slots=True)
-class _Request:
-    """One order waiting for its batch: what to place, and the future its caller awaits."""
-
-    user_id: str
-    lines: list[Line]
-    claim: idempotency.Claim | None
-    max_pending: int
-    future: asyncio.Future[ObjectId]
-
-
-@dataclass(slots=True)
-class _Accepted:
-    """An order of a batch that passed every check: its document and the stock it takes."""
-
-    request: _Request
-    document: dict[str, Any]
-    takes: dict[ObjectId, dict[str, int]]
-
-
-class BatchAborted(Exception):
-    """A batch's conditional writes found a state its snapshot did not show; its orders are re-placed one by one."""
-
-
-class OrderBatcher:
-    """Places the orders of one process in batches: one transaction for all orders waiting at the time.
-
-    While a batch's transaction runs, new orders queue; the next batch takes
-    all of them (up to :attr:`max_batch`). A batch of *k* orders costs the
-    same seven round trips as one order (read products, read pending counts,
-    decrement stock, raise pending counts, insert orders, complete idempotency
-    keys, commit) and ONE durable commit, instead of *k* transactions that
-    conflict on a hot product and re-run. Each order is still checked on its
-    own, first come first served: a refused order (404/409/422) fails alone
-    and takes nothing; the others are placed together, all or nothing.
-
-    Across processes and hosts, concurrent batches touching the same product
-    or user conflict and the transaction re-runs (MongoDB's rule, also on the
-    embedded server). If a batch's writes do not match its snapshot (only
-    possible when another writer changed stock in between), the batch is
-    aborted and each of its orders is placed in a batch of its own.
-    """
-
-    def __init__(self, *, max_batch: int = 64) -> None:
-        self.max_batch = max_batch
-        self._queue: list[_Request] = []
-        self._worker: asyncio.Task[None] | None = None
-
-    async def place(
-        self,
-        db: MongoDatabase,
-        *,
-        user_id: str,
-        lines: list[Line],
-        claim: idempotency.Claim | None,
-        max_pending: int,
-    ) -> ObjectId:
-        """Queue one order and wait until its batch committed; returns the new order's ``_id``.
-
-        Raises:
-            the order's own refusal (see :func:`place_order`), or the batch's
-            failure (e.g. ``DatabaseUnavailableError``).
-        """
-        future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(user_id, lines, claim, max_pending, future))
-        worker = self._worker
-        if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
-            self._worker = asyncio.create_task(self._drain(db))
-        return await asyncio.shield(future)
-
-    async def _drain(self, db: MongoDatabase) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            try:
-                await self._run(db, batch)
-            except BatchAborted:
-                for request in batch:
-                    await self._run_settled(db, [request])
-            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
-                _fail(batch, exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-
-    async def _run_settled(self, db: MongoDatabase, batch: list[_Request], *, attempts: int = 3) -> None:
-        """Run ``batch`` and settle every future, whatever happens (re-running an aborted batch)."""
-        for _attempt in range(attempts):
-            try:
-                await self._run(db, batch)
-            except BatchAborted:
-                continue
-            except BaseException as exc:  # noqa: BLE001
-                _fail(batch, exc)
-            return
-        _fail(batch, ServiceUnavailableError("Stock kept changing while the order was placed; retry."))
-
-    async def _run(self, db: MongoDatabase, batch: list[_Request]) -> None:
-        """Place ``batch`` in one transaction, then resolve every request's future."""
-        refusals: dict[int, DomainError] = {}
-
-        async def work(session: AsyncClientSession) -> list[ObjectId]:
-            refusals.clear()
-            accepted = await _check_batch(db, batch, refusals, session=session)
-            faults.reach("products_read")
-            takes = _units_by_product((pid, t.items()) for a in accepted for pid, t in a.takes.items())
-            if not await products_repository.take_stock_many(db, takes_by_product=takes, session=session):
-                raise BatchAborted()
-            faults.reach("stock_taken")
-            if not accepted:
-                return []
-            try:
-                order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
-            except (BulkWriteError, DuplicateKeyError) as exc:
-                # A pending slot was taken by another process after our snapshot (write conflicts are
-                # re-run by run_in_transaction; a duplicate key is not): place these orders anew.
-                raise BatchAborted() from exc
-            faults.reach("order_inserted")
-            for a, order_id in zip(accepted, order_ids, strict=True):
-                if a.request.claim is None:
-                    continue
-                try:
-                    await idempotency.complete(db, claim=a.request.claim, response={"id": str(order_id)}, session=session)
-                except IdempotencyInFlightError:
-                    if len(batch) > 1:  # that key was taken over: only its own order must fail
-                        raise BatchAborted() from None
-                    raise
-            if any(a.request.claim is not None for a in accepted):
-                faults.reach("key_completed")
-            return order_ids
-
-        order_ids = iter(await run_in_transaction(db.client, work))
-        for i, request in enumerate(batch):
-            if request.future.done():
-                continue
-            if i in refusals:
-                request.future.set_exception(refusals[i])
-            else:
-                request.future.set_result(next(order_ids))
-
-
-def _fail(batch: list[_Request], exc: BaseException) -> None:
-    """Settle every unsettled future of ``batch`` with ``exc`` (cancelled, if ``exc`` is a cancellation)."""
-    for request in batch:
-        if request.future.done():
-            continue
-        if isinstance(exc, asyncio.CancelledError):
-            request.future.cancel()
-        else:
-            request.future.set_exception(exc)
-
-
-async def _check_batch(
-    db: MongoDatabase, batch: list[_Request], refusals: dict[int, DomainError], *, session: AsyncClientSession
-) -> list[_Accepted]:
-    """Check each order of ``batch`` in turn against the snapshot and the orders before it.
-
-    Reads every product and every owner's pending orders once. An order is
-    refused (its index → error in ``refusals``) when a product is missing, a
-    size unknown, a line short of what earlier orders of the batch left, or
-    its owner at the cap counting earlier orders of the batch. An accepted
-    order gets its owner's lowest free ``pending_slot``.
-    """
-    product_ids = list(dict.fromkeys(line.product_id for request in batch for line in request.lines))
-    products = await products_repository.find_live_by_ids(db, product_ids=product_ids, session=session)
-    pending = await repository.pending_slots(
-        db, user_ids=list(dict.fromkeys(r.user_id for r in batch)), session=session
-    )
-    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
-    accepted: list[_Accepted] = []
-    for i, request in enumerate(batch):
-        try:
-            missing = list(dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining))
-            if missing:
-                raise OrderedProductNotFoundError(missing)
-            taken = allocate(request.lines, remaining)
-            held = pending.setdefault(request.user_id, [])
-            if len(held) >= request.max_pending:
-                raise TooManyPendingOrdersError(request.user_id, request.max_pending)
-            slot = _lowest_free_slot(held)
-        except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
-            refusals[i] = exc
-            continue
-        held.append(slot)
-        takes = _units_by_product(
-            (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
-        )
-        for pid, per_size in takes.items():
-            for size in remaining[pid]["sizes"]:
-                size["quantity"] -= per_size.get(size["size"], 0)
-        document = _order_document(
-            user_id=request.user_id, lines=request.lines, taken=taken, products=products, pending_slot=slot
-        )
-        accepted.append(_Accepted(request, document, takes))
-    return accepted
-
-
-def _lowest_free_slot(held: list[int | None]) -> int:
-    """The smallest ``pending_slot`` ≥ 0 not in ``held`` (at most ``len(held)``)."""
-    used = set(held)
-    return next(slot for slot in range(len(held) + 1) if slot not in used)
-
-
-#: This process's order batchers, one per database (one event loop per process serves all requests).
-_BATCHERS: dict[tuple[int, str], OrderBatcher] = {}
-
-
-def batcher_for(db: MongoDatabase) -> OrderBatcher:
-    """The :class:`OrderBatcher` of ``db`` in this process (orders of one database share batches)."""
-    key = (id(db.client), db.name)
-    batcher = _BATCHERS.get(key)
-    if batcher is None:
-        batcher = _BATCHERS[key] = OrderBatcher()
-    return batcher
+#: Name under which the conversion to the inventory model is recorded (``schema_migrations``).
+INVENTORY_MIGRATION = "inventory-on-hand-allocated"
 
 
 def _placed(order_id: ObjectId, *, user_id: str, lines: int) -> None:
@@ -406,73 +90,50 @@ async def place_order(
     *,
     user_id: str,
     items: list[OrderItemCreate],
+    placed_by: str | None = None,
     claim: idempotency.Claim | None = None,
-    max_pending: int = DEFAULT_MAX_PENDING,
+    limits: Limits = Limits(),
 ) -> str:
     """Place an order for ``user_id`` and return its id (brief ``POST /orders``), once per call.
 
     No idempotency here: the route calls :func:`place_order_idempotently`, which
     calls this with the key's ``claim``.
 
-    The order joins this process's next batch (:class:`OrderBatcher`): one
-    multi-document transaction, committed with
-    :data:`~backend_app.core.db.DURABLE` write concern, that reads the
-    products and the owner's pending orders, takes every line's stock with
-    one conditional update per product, inserts the order in a free pending
-    slot of its owner (the race-safe cap) and, with an idempotency ``claim``, completes the key. All of
-    it commits or none of it does (docs/contract.md §5), so a process that dies at any
-    step leaves nothing half-placed. Unit prices and names are captured from
-    the database at order time; ``total`` = Σ qty × unit price, exact (docs/contract.md §6).
+    Lines are merged first; then the order joins this process's next batch
+    (``orders.placement``): one multi-document transaction, committed with
+    :data:`~backend_app.core.db.DURABLE` write concern, that allocates every
+    line's stock, raises the owner's holds, inserts the order (with
+    ``placed_by``, and an audit entry when someone else placed it) and, with an
+    idempotency ``claim``, completes the key. All of it commits or none of it
+    does (docs/contract.md §5). Unit prices and names are captured from the
+    database at order time; ``total`` = Σ qty × unit price, exact (§6).
+
+    Args:
+        placed_by: the username placing the order (default: ``user_id``).
+        limits: the reservation limits (``Limits.from_settings``); the owner's
+            caps count this order with those already pending.
 
     Raises:
+        LineUnitsExceededError: a product's merged lines pass ``limits.max_units_per_line`` (422).
         OrderedProductNotFoundError: a product is unknown or soft-deleted (404).
         UnknownSizeError: a line names a size the product lacks (422).
-        InsufficientStockError: some lines are short (409).
-        TooManyPendingOrdersError: ``user_id`` holds ``max_pending`` pending orders (409).
+        InsufficientStockError: some lines are short of what is available (409).
+        TooManyPendingOrdersError: ``user_id`` holds ``limits.max_pending`` pending orders (409).
+        TooManyPendingUnitsError: the order would make ``user_id`` hold more than ``limits.max_pending_units`` (409).
         DatabaseUnavailableError: the database is unreachable (503).
     """
     lines = merge_lines(items)
     try:
-        order_id = await batcher_for(db).place(db, user_id=user_id, lines=lines, claim=claim, max_pending=max_pending)
-    except (OrderedProductNotFoundError, UnknownSizeError, InsufficientStockError, TooManyPendingOrdersError) as exc:
+        check_units_per_line(lines, max_units=limits.max_units_per_line)
+        order_id = await batcher_for(db).place(
+            db, user_id=user_id, placed_by=placed_by or user_id, lines=lines, claim=claim, limits=limits
+        )
+    except (*REFUSALS, LineUnitsExceededError) as exc:
         _refused(exc, user_id=user_id)
         raise
     faults.reach("committed")
     _placed(order_id, user_id=user_id, lines=len(lines))
     return str(order_id)
-
-
-def _order_document(
-    *,
-    user_id: str,
-    lines: list[Line],
-    taken: list[dict[str, int]],
-    products: dict[ObjectId, dict[str, Any]],
-    pending_slot: int,
-) -> dict[str, Any]:
-    """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact (§6).
-
-    The rule is here; the stored shape is ``repository.new_order_document``'s.
-    """
-    total = Decimal(0)
-    new_lines = []
-    for line, line_taken in zip(lines, taken, strict=True):
-        product = products[line.product_id]
-        unit_price = from_bson_money(product["price"])
-        total += unit_price * line.qty
-        new_lines.append(
-            repository.NewOrderLine(
-                product_id=line.product_id,
-                name=product["name"],
-                size=line.size,
-                qty=line.qty,
-                unit_price=unit_price,
-                taken=line_taken,
-            )
-        )
-    return repository.new_order_document(
-        user_id=user_id, lines=new_lines, total=total, pending_slot=pending_slot, now=datetime.now(UTC)
-    )
 
 
 def to_public(doc: dict[str, Any]) -> OrderPublic:
@@ -506,7 +167,7 @@ async def place_order_idempotently(
     user_id: str,
     items: list[OrderItemCreate],
     idempotency_key: str | None = None,
-    max_pending: int = DEFAULT_MAX_PENDING,
+    limits: Limits = Limits(),
 ) -> tuple[str, bool]:
     """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders`` (docs/contract.md §5).
 
@@ -514,11 +175,12 @@ async def place_order_idempotently(
     key and body replays the first order's id instead of placing another.
 
     Args:
-        caller: the authenticated username; idempotency keys are scoped to it.
+        caller: the authenticated username: idempotency keys are scoped to it, and the order records
+            it as ``placed_by``.
         user_id: whose order it is (authorized by the router).
         items: the requested lines.
         idempotency_key: the header's value, if sent.
-        max_pending: the owner's pending-order cap (``ORDER_MAX_PENDING``).
+        limits: the reservation limits (``Limits.from_settings``).
 
     Returns:
         ``(order_id, replayed)``: ``replayed`` is True when an earlier request
@@ -530,7 +192,7 @@ async def place_order_idempotently(
         plus everything :func:`place_order` raises.
     """
     if idempotency_key is None:
-        return await place_order(db, user_id=user_id, items=items, max_pending=max_pending), False
+        return await place_order(db, user_id=user_id, placed_by=caller, items=items, limits=limits), False
     fingerprint = idempotency.request_fingerprint(
         "POST /orders", {"userId": user_id, "items": [item.model_dump() for item in items]}
     )
@@ -539,7 +201,9 @@ async def place_order_idempotently(
         return str(outcome.response["id"]), True
     faults.reach("key_claimed")
     try:
-        order_id = await place_order(db, user_id=user_id, items=items, claim=outcome, max_pending=max_pending)
+        order_id = await place_order(
+            db, user_id=user_id, placed_by=caller, items=items, claim=outcome, limits=limits
+        )
     except BaseException:
         await idempotency.release(db, claim=outcome)
         raise
@@ -552,10 +216,12 @@ async def change_status(
     """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; docs/contract.md §5).
 
     ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
-    admin). Cancelling puts every unit taken back into its size, in the same
-    transaction as the status change, so stock is restored exactly once even
-    under concurrent cancels. A change made as admin is recorded in the audit
-    trail (``order.status`` by ``actor``) in the same transaction.
+    admin). Cancelling puts the order's allocated units back on sale;
+    completing takes them off the shelf (``products.stock``); either releases
+    the owner's holds, in the same transaction as the status change, so stock
+    changes exactly once whoever races for the order. A change made as admin is
+    recorded in the audit trail (``order.status`` by ``actor``) in the same
+    transaction.
 
     Raises:
         ForbiddenError: a non-admin asked for a transition other than cancelling (403).
@@ -565,16 +231,11 @@ async def change_status(
     if not as_admin and status not in OWNER_TRANSITIONS:
         raise ForbiddenError("Only an admin can set this status; you may cancel a pending order.")
     order_oid = oid(order_id)
+    seen = await repository.get_order(db, user_id=user_id, order_id=order_oid)
+    if seen is None:
+        raise OrderNotFoundError(order_id)
 
-    async def work(session: AsyncClientSession) -> None:
-        order = await repository.get_order(db, user_id=user_id, order_id=order_oid, session=session)
-        if order is None:
-            raise OrderNotFoundError(order_id)
-        current = order["status"]
-        if status not in TRANSITIONS.get(current, frozenset()):
-            raise InvalidStatusTransitionError(current, status)
-        if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
-            raise InvalidStatusTransitionError(current, status)
+    async def audit_change(session: AsyncClientSession, current: str) -> None:
         if as_admin:
             await audit.record(
                 db,
@@ -586,43 +247,87 @@ async def change_status(
                 after={"status": status, "userId": user_id},
                 session=session,
             )
-        if status == "cancelled":
-            await _return_stock(db, order, session=session)
 
-    await run_in_transaction(db.client, work)
+    await _leave_pending(db, order=seen, status=status, before_commit=audit_change)
     _status_changed(order_oid, status=status)
     return await get_order(db, user_id=user_id, order_id=order_id)
 
 
-async def _return_stock(db: MongoDatabase, order: dict[str, Any], *, session: AsyncClientSession) -> None:
-    """Put every unit ``order`` took back into its size, inside ``session``'s transaction."""
-    returns_by_product = _units_by_product(
-        (item["productId"], ((t["size"], t["qty"]) for t in item.get("taken", []))) for item in order["items"]
-    )
-    for product_id, returns in returns_by_product.items():
-        await products_repository.return_stock(db, product_id=product_id, returns=returns, session=session)
+async def _leave_pending(
+    db: MongoDatabase,
+    *,
+    order: dict[str, Any],
+    status: str,
+    before_commit: Callable[[AsyncClientSession, str], Awaitable[None]] | None = None,
+) -> bool:
+    """Move ``order`` (as read before) from ``pending`` to ``status`` and settle its stock, exactly once.
+
+    One transaction that claims the owner's holds and the order's products
+    first (so racing transitions and batches conflict at once, and the loser
+    waits for the winner, then runs again), re-reads the order, changes its
+    status conditionally, releases (``cancelled``, ``expired``) or fulfils
+    (``completed``) its allocated units, and lowers the owner's holds.
+    ``before_commit(session, current_status)`` adds a write to the same
+    transaction (the audit entry).
+
+    Returns:
+        True when this call made the change; False when the order had already
+        left ``pending`` as ``status`` wanted it (expiry only: a sweeper lost the race).
+
+    Raises:
+        InvalidStatusTransitionError: the order is not ``pending`` (any transition but expiry).
+    """
+    units = order_units(order)
+    product_ids = sorted(units)
+    owner = order["userId"]
+
+    async def work(session: AsyncClientSession) -> bool:
+        await repository.claim_holds(db, user_ids=[owner], session=session)
+        await stock.claim(db, product_ids=product_ids, session=session)
+        current = await repository.get_by_id(db, order_id=order["_id"], session=session)
+        faults.reach("transition_read")
+        state = current["status"] if current is not None else "missing"
+        if status not in TRANSITIONS.get(state, frozenset()) and not (status == "expired" and state == "pending"):
+            if status == "expired":
+                return False
+            raise InvalidStatusTransitionError(state, status)
+        if not await repository.set_status(db, order_id=order["_id"], current="pending", status=status, session=session):
+            raise InvalidStatusTransitionError(state, status)
+        for product_id, per_size in units.items():
+            settle = stock.fulfil if status == "completed" else stock.release
+            if not await settle(db, product_id=product_id, units=per_size, session=session):
+                logger.error(
+                    "order's allocation not found on its product; stock left as it is",
+                    extra={"order_id": str(order["_id"]), "product_id": str(product_id)},
+                )
+        units_held = sum(item["qty"] for item in order["items"])
+        await repository.change_holds(db, changes={owner: (-1, -units_held)}, session=session)
+        if before_commit is not None:
+            await before_commit(session, state)
+        faults.reach("transition_settled")
+        return True
+
+    async def wait_for_holders() -> None:
+        await repository.wait_for_holds(db, user_ids=[owner])
+        await stock.wait_for(db, product_ids=product_ids)
+
+    changed = bool(await run_in_transaction(db.client, work, on_conflict=wait_for_holders))
+    if changed:
+        faults.reach("transition_committed")
+    return changed
 
 
 async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
-    """Move one pending order to ``expired`` and return its stock, exactly once; False if it is no longer pending.
+    """Move one pending order to ``expired`` and release its stock, exactly once; False if it is no longer pending.
 
-    One transaction: a conditional ``pending → expired`` update (which also
-    frees the owner's pending slot) and the stock returned. Two sweepers (workers or
-    hosts) racing for one order: the transactions write the same order
-    document, so one commits and the other re-runs, finds it ``expired`` and
-    changes nothing.
+    Two sweepers (workers or hosts) racing for one order: both transactions
+    claim the same owner's holds, so one waits for the other, re-reads the
+    order, finds it ``expired`` and changes nothing.
     """
-
-    async def work(session: AsyncClientSession) -> bool:
-        order = await repository.get_by_id(db, order_id=order_id, session=session)
-        if order is None or order["status"] != "pending":
-            return False
-        if not await repository.set_status(db, order_id=order_id, current="pending", status="expired", session=session):
-            return False
-        await _return_stock(db, order, session=session)
-        return True
-
-    expired = bool(await run_in_transaction(db.client, work))
+    order = await repository.get_by_id(db, order_id=order_id, session=None)
+    if order is None or order["status"] != "pending":
+        return False
+    expired = await _leave_pending(db, order=order, status="expired")
     if expired:
         _expired(order_id)
     return expired
@@ -636,7 +341,7 @@ async def expire_due_orders(
     Returns the number this call expired (at most ``batch``); ``ttl_seconds``
     0 means never, and returns 0. Safe to run in every process at once
     (see :func:`expire_order`); no TTL index is involved (a TTL index would
-    delete orders and could not return their stock).
+    delete orders and could not release their stock).
     """
     if ttl_seconds <= 0:
         return 0
@@ -665,6 +370,27 @@ async def run_expiry_sweeper(db: MongoDatabase, *, ttl_seconds: int, interval_s:
         except Exception:
             logger.warning("order expiry sweep failed; retrying in %.0fs", interval_s, exc_info=True)
         await asyncio.sleep(interval_s)
+
+
+async def convert_to_inventory_model(db: MongoDatabase) -> None:
+    """Start-up conversion of data stored before on-hand/allocated stock and owner holds; idempotent.
+
+    Before, each size stored what was available, and the pending-order cap
+    counted an owner's pending orders. This computes what pending orders hold,
+    converts every product's sizes (``products.stock.convert_legacy_stock``),
+    creates each owner's holds document, then records the conversion so later
+    start-ups skip it with one read. Every process may run it at once: each
+    product is converted once, and existing holds are left as they are. All
+    processes must run this version (older ones write the old shape).
+    """
+    if await repository.migration_applied(db, name=INVENTORY_MIGRATION):
+        return
+    by_size, by_owner = await repository.pending_totals(db)
+    converted = await stock.convert_legacy_stock(db, allocated=by_size)
+    await repository.insert_holds_if_missing(db, holds=by_owner)
+    await repository.record_migration(db, name=INVENTORY_MIGRATION)
+    if converted:
+        logger.info("converted %d products to on-hand and allocated stock", converted)
 
 
 async def get_order(db: MongoDatabase, *, user_id: str, order_id: str) -> OrderPublic:

@@ -50,3 +50,29 @@ class SkuTakenError(ConflictError):
 
     def __init__(self, sku: str | None) -> None:
         super().__init__(f"Another product already has the sku {sku!r}.", sku=sku)
+
+
+class QuantityBelowAllocatedError(ConflictError):
+    """An admin stock write would leave a size with fewer units on hand than pending orders hold: 409.
+
+    ``sizes`` lists each such size as ``{"size", "quantity", "allocated"}``
+    (``quantity`` is ``null`` for a size the write leaves out). Cancel the
+    pending orders first, or send the numbers as what is available
+    (``stock_basis=available``; docs/contract.md, products).
+    """
+
+    code = "quantity_below_allocated"
+    title = "Quantity below allocated stock"
+
+    def __init__(self, product_id: str | None, sizes: list[dict[str, object]]) -> None:
+        parts = [
+            f"{s['size']}: {'removed' if s['quantity'] is None else s['quantity']} on hand, {s['allocated']} allocated"
+            for s in sizes
+        ]
+        subject = f"Product {product_id}" if product_id else "The product"
+        super().__init__(
+            f"{subject} would hold less than its pending orders: " + "; ".join(parts)
+            + ". Cancel those orders first, or send stock_basis=available.",
+            productId=product_id,
+            sizes=sizes,
+        )

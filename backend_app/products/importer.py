@@ -32,6 +32,7 @@ from typing import Any
 
 from backend_app.core.db import MongoDatabase
 from backend_app.products import service
+from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import ProductCreate
 
 FORMATS = ("json", "jsonl", "csv")
@@ -158,6 +159,7 @@ async def import_rows(
     *,
     actor: str,
     upsert: bool = False,
+    basis: StockBasis = StockBasis.ON_HAND,
     dry_run: bool = False,
     batch_size: int = service.WRITE_BATCH,
     on_validated: Callable[[int], None] | None = None,
@@ -168,6 +170,8 @@ async def import_rows(
     Args:
         db: the database (unused, may be ``None``, with ``dry_run``).
         actor: who imports, as the audit trail records it (e.g. ``cli:import-products``).
+        basis: how the rows' quantities are read when ``upsert`` updates a product
+            (``products.stock.StockBasis``; ``--stock-basis``).
         on_validated / on_written: progress callbacks, called with a count of rows.
 
     Returns:
@@ -192,7 +196,7 @@ async def import_rows(
     if not dry_run and valid:
         assert db is not None
         for result in await service.write_products(
-            db, products=valid, actor=actor, upsert=upsert, batch_size=batch_size, progress=on_written
+            db, products=valid, actor=actor, upsert=upsert, basis=basis, batch_size=batch_size, progress=on_written
         ):
             if result.status == 201:
                 report.created += 1

@@ -19,6 +19,7 @@ from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.products import responses, service
+from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import (
     MAX_BATCH,
     BatchReport,
@@ -34,6 +35,16 @@ from backend_app.products.schemas import (
 router = APIRouter(prefix="/products", tags=["products"])
 
 ProductId = Annotated[ObjectIdStr, Path(description="The product's 24-hex id.")]
+#: How an admin write's quantities are read (``products.stock.StockBasis``; docs/contract.md, products).
+Basis = Annotated[
+    StockBasis,
+    Query(
+        alias="stock_basis",
+        description="`on_hand` (default): each `quantity` is the units on the shelf; a size below what pending "
+        "orders hold → 409 `quantity_below_allocated`. `available`: each `quantity` is the units still to sell; "
+        "on hand becomes it plus what pending orders hold.",
+    ),
+]
 PriceBound = Annotated[Decimal | None, Query(ge=0, le=1_000_000, decimal_places=2)]
 
 
@@ -73,6 +84,7 @@ async def create_products(
     upsert: Annotated[
         bool, Query(description="Update the live product that has the item's `sku` instead of refusing it.")
     ] = False,
+    basis: Basis = StockBasis.ON_HAND,
 ) -> BatchReport:
     """Write many products at once: ``207`` with one result per item, in request order.
 
@@ -81,9 +93,10 @@ async def create_products(
     item whose ``sku`` is taken is ``409`` (or, with ``upsert=true``, updates
     that product: ``200``). Created items are ``201``. Every result carries its
     ``index`` and the product ``id`` or the ``errors``. A body that is not a
-    JSON array of 1..1000 elements → 422.
+    JSON array of 1..1000 elements → 422. An update that would leave a size
+    below what pending orders hold is ``409`` (see ``stock_basis``).
     """
-    return await service.create_products(db, items=items, actor=admin.username, upsert=upsert)
+    return await service.create_products(db, items=items, actor=admin.username, upsert=upsert, basis=basis)
 
 
 @router.get(
@@ -158,9 +171,15 @@ async def get_product(request: Request, product_id: ProductId, db: Database) -> 
     responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Replace a product (admin)",
 )
-async def replace_product(product_id: ProductId, body: ProductCreate, db: Database, admin: AdminUser) -> ProductPublic:
-    """Replace every field of a product (same body as ``POST``; omitted optional fields are cleared)."""
-    return await service.replace_product(db, product_id=product_id, product=body, actor=admin.username)
+async def replace_product(
+    product_id: ProductId, body: ProductCreate, db: Database, admin: AdminUser, basis: Basis = StockBasis.ON_HAND
+) -> ProductPublic:
+    """Replace every field of a product (same body as ``POST``; omitted optional fields are cleared).
+
+    Each size keeps the units pending orders hold; a size below them, or left
+    out while it holds some → 409 ``quantity_below_allocated``.
+    """
+    return await service.replace_product(db, product_id=product_id, product=body, actor=admin.username, basis=basis)
 
 
 @router.patch(
@@ -169,9 +188,11 @@ async def replace_product(product_id: ProductId, body: ProductCreate, db: Databa
     responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Update a product (admin)",
 )
-async def update_product(product_id: ProductId, body: ProductUpdate, db: Database, admin: AdminUser) -> ProductPublic:
-    """Change only the fields given; ``sizes`` replaces the whole list."""
-    return await service.update_product(db, product_id=product_id, changes=body, actor=admin.username)
+async def update_product(
+    product_id: ProductId, body: ProductUpdate, db: Database, admin: AdminUser, basis: Basis = StockBasis.ON_HAND
+) -> ProductPublic:
+    """Change only the fields given; ``sizes`` replaces the whole list (allocated units kept, as for ``PUT``)."""
+    return await service.update_product(db, product_id=product_id, changes=body, actor=admin.username, basis=basis)
 
 
 @router.delete(
@@ -190,9 +211,14 @@ async def delete_product(product_id: ProductId, db: Database, admin: AdminUser) 
 @router.put(
     "/{product_id}/quantity",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 404, 422, 500),
+    responses=problem_responses(401, 403, 404, 409, 422, 500),
     summary="Set one size's stock (admin)",
 )
-async def set_quantity(product_id: ProductId, body: SizeStock, db: Database, admin: AdminUser) -> ProductPublic:
-    """``{"size": "large", "quantity": 25}`` sets that size's stock; a size the product lacks → 404."""
-    return await service.set_quantity(db, product_id=product_id, stock=body, actor=admin.username)
+async def set_quantity(
+    product_id: ProductId, body: SizeStock, db: Database, admin: AdminUser, basis: Basis = StockBasis.ON_HAND
+) -> ProductPublic:
+    """``{"size": "large", "quantity": 25}`` sets that size's units on hand; a size the product lacks → 404.
+
+    Below what pending orders hold → 409 ``quantity_below_allocated``.
+    """
+    return await service.set_quantity(db, product_id=product_id, size=body, actor=admin.username, basis=basis)

@@ -42,6 +42,15 @@ class SizeStock(BaseModel):
     quantity: Quantity
 
 
+class SizePublic(BaseModel):
+    """One size as ``GET /products/{id}`` shows it: on hand, allocated to pending orders, available to sell."""
+
+    size: str
+    quantity: int = Field(description="Units on hand.")
+    allocated: int = Field(description="Units held by pending orders (0 ≤ allocated ≤ quantity).")
+    available: int = Field(description="Units an order can take: quantity − allocated.")
+
+
 def _unique_sizes(sizes: list[SizeStock]) -> list[SizeStock]:
     seen: set[str] = set()
     for entry in sizes:
@@ -143,8 +152,8 @@ class ProductPublic(BaseModel):
     category: str | None = None
     rating: float | None = None
     sku: str | None = None
-    sizes: list[SizeStock]
-    stock: int = Field(description="Sum of the sizes' quantities.")
+    sizes: list[SizePublic]
+    stock: int = Field(description="Units available to order: the sum of the sizes' `available`.")
     created_at: datetime
     updated_at: datetime
 

@@ -33,16 +33,18 @@ from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
-from backend_app.products import repository
+from backend_app.products import repository, stock
 from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.exceptions import (
     InvalidNamePatternError,
     ProductNotFoundError,
+    QuantityBelowAllocatedError,
     QueryTimeoutError,
     SizeNotFoundError,
     SkuTakenError,
 )
 from backend_app.products.repository import PRICE_KEY, ProductFilter
+from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import (
     BatchItemResult,
     BatchReport,
@@ -99,8 +101,8 @@ def to_list_item(doc: dict[str, Any]) -> ProductListItem:
 
 
 def to_public(doc: dict[str, Any]) -> ProductPublic:
-    """Map a stored product to its full public form; ``stock`` = Σ size quantities."""
-    sizes = [SizeStock(size=s["size"], quantity=s["quantity"]) for s in doc.get("sizes", [])]
+    """Map a stored product to its full public form; ``stock`` = Σ ``available`` of its sizes."""
+    sizes = stock.public_sizes(doc.get("sizes", []))
     return ProductPublic(
         id=str(doc["_id"]),
         name=doc["name"],
@@ -110,7 +112,7 @@ def to_public(doc: dict[str, Any]) -> ProductPublic:
         rating=doc.get("rating"),
         sku=doc.get("sku"),
         sizes=sizes,
-        stock=sum(s.quantity for s in sizes),
+        stock=sum(s.available for s in sizes),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
@@ -202,9 +204,16 @@ async def _change_live_product(
     product_id: str,
     actor: str,
     action: str,
-    change: Callable[[AsyncClientSession], Awaitable[dict[str, Any] | None]],
+    change: Callable[[AsyncClientSession, dict[str, Any]], Awaitable[dict[str, Any] | None]],
 ) -> dict[str, Any]:
-    """Read a live product, apply ``change`` and record both states, in one transaction; returns the new document.
+    """Read a live product, apply ``change(session, before)`` and record both states, in one transaction.
+
+    Reading the product inside the transaction makes a concurrent order's
+    allocation of its stock conflict with the write (one of them re-runs), so
+    the ``allocated`` units a stock write keeps are never stale.
+
+    Returns:
+        The new document.
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404); nothing is written or recorded.
@@ -212,7 +221,7 @@ async def _change_live_product(
 
     async def work(session: AsyncClientSession) -> dict[str, Any]:
         before = await repository.get_live_product(db, product_id=oid(product_id), session=session)
-        after = await change(session) if before is not None else None
+        after = await change(session, before) if before is not None else None
         if before is None or after is None:
             raise ProductNotFoundError(product_id)
         await _audit(db, session, actor=actor, action=action, product_id=product_id, before=before, after=after)
@@ -221,43 +230,68 @@ async def _change_live_product(
     return await run_in_transaction(db.client, work)
 
 
-async def replace_product(db: MongoDatabase, *, product_id: str, product: ProductCreate, actor: str) -> ProductPublic:
+async def replace_product(
+    db: MongoDatabase,
+    *,
+    product_id: str,
+    product: ProductCreate,
+    actor: str,
+    basis: StockBasis = StockBasis.ON_HAND,
+) -> ProductPublic:
     """Replace a live product's fields (``PUT``; omitted optional fields are cleared); audited ``product.replace``.
+
+    Each size keeps its ``allocated`` units; ``basis`` says how its sent
+    ``quantity`` is read (``products.stock``).
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
         SkuTakenError: another product has its ``sku`` (409).
+        QuantityBelowAllocatedError: a size would hold less than its pending orders (409).
     """
+
+    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any] | None:
+        sizes = stock.stored_sizes(product.sizes, current=before["sizes"], basis=basis, product_id=product_id)
+        return await repository.replace_product(
+            db, product_id=oid(product_id), product=product, sizes=sizes, session=session
+        )
+
     with _sku_must_be_free(product.sku):
         doc = await _change_live_product(
-            db,
-            product_id=product_id,
-            actor=actor,
-            action="product.replace",
-            change=lambda session: repository.replace_product(
-                db, product_id=oid(product_id), product=product, session=session
-            ),
+            db, product_id=product_id, actor=actor, action="product.replace", change=change
         )
     await catalog_changed(db)
     return to_public(doc)
 
 
-async def update_product(db: MongoDatabase, *, product_id: str, changes: ProductUpdate, actor: str) -> ProductPublic:
+async def update_product(
+    db: MongoDatabase,
+    *,
+    product_id: str,
+    changes: ProductUpdate,
+    actor: str,
+    basis: StockBasis = StockBasis.ON_HAND,
+) -> ProductPublic:
     """Change the given fields of a live product (``PATCH``); audited ``product.update``.
+
+    ``sizes``, when sent, keep their ``allocated`` units as in :func:`replace_product`.
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
         SkuTakenError: another product has its ``sku`` (409).
+        QuantityBelowAllocatedError: a size would hold less than its pending orders (409).
     """
+
+    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any] | None:
+        sizes = None
+        if changes.sizes is not None:
+            sizes = stock.stored_sizes(changes.sizes, current=before["sizes"], basis=basis, product_id=product_id)
+        return await repository.update_product(
+            db, product_id=oid(product_id), changes=changes, sizes=sizes, session=session
+        )
+
     with _sku_must_be_free(changes.sku):
         doc = await _change_live_product(
-            db,
-            product_id=product_id,
-            actor=actor,
-            action="product.update",
-            change=lambda session: repository.update_product(
-                db, product_id=oid(product_id), changes=changes, session=session
-            ),
+            db, product_id=product_id, actor=actor, action="product.update", change=change
         )
     await catalog_changed(db)
     return to_public(doc)
@@ -284,20 +318,32 @@ async def delete_product(db: MongoDatabase, *, product_id: str, actor: str) -> N
     await catalog_changed(db)
 
 
-async def set_quantity(db: MongoDatabase, *, product_id: str, stock: SizeStock, actor: str) -> ProductPublic:
-    """Set the stock of one size of a live product (``PUT /products/{id}/quantity``); audited ``product.set_quantity``.
+async def set_quantity(
+    db: MongoDatabase,
+    *,
+    product_id: str,
+    size: SizeStock,
+    actor: str,
+    basis: StockBasis = StockBasis.ON_HAND,
+) -> ProductPublic:
+    """Set one size's on-hand stock (``PUT /products/{id}/quantity``); audited ``product.set_quantity``.
+
+    The size keeps its ``allocated`` units; ``basis`` as in :func:`replace_product`.
 
     Raises:
         ProductNotFoundError: unknown or soft-deleted (404).
         SizeNotFoundError: the product has no such size (404; add sizes with ``PATCH``).
+        QuantityBelowAllocatedError: the size would hold less than its pending orders (409).
     """
 
-    async def change(session: AsyncClientSession) -> dict[str, Any]:
-        doc = await repository.set_size_quantity(
-            db, product_id=oid(product_id), size=stock.size, quantity=stock.quantity, session=session
-        )
+    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any]:
+        current = [s for s in before["sizes"] if s["size"] == size.size]
+        if not current:
+            raise SizeNotFoundError(product_id, size.size)
+        (stored,) = stock.stored_sizes([size], current=current, basis=basis, product_id=product_id)
+        doc = await repository.set_size_quantity(db, product_id=oid(product_id), size=stored, session=session)
         if doc is None:
-            raise SizeNotFoundError(product_id, stock.size)
+            raise SizeNotFoundError(product_id, size.size)
         return doc
 
     doc = await _change_live_product(
@@ -386,6 +432,7 @@ async def write_products(
     products: Sequence[tuple[int, ProductCreate]],
     actor: str,
     upsert: bool = False,
+    basis: StockBasis = StockBasis.ON_HAND,
     batch_size: int = WRITE_BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> list[BatchItemResult]:
@@ -400,7 +447,10 @@ async def write_products(
     with ``upsert``, a product whose ``sku`` a live product holds updates it
     (``200``, every field replaced as by ``PUT``); a ``sku`` given twice in one
     call: the first creates or updates, the later ones update that product
-    (without ``upsert``: ``409``). The catalog version is bumped **once**,
+    (without ``upsert``: ``409``). An update keeps each size's ``allocated``
+    units (``basis`` as in :func:`replace_product`); one that would leave a
+    size below them is refused (``409``, the sizes listed) and never stops
+    the others. The catalog version is bumped **once**,
     after the last chunk, when anything was written.
 
     Failure: a chunk committed before the process or database dies stays
@@ -424,7 +474,7 @@ async def write_products(
     written = False
     for start in range(0, len(products), batch_size):
         chunk = products[start : start + batch_size]
-        outcome = await _write_chunk(db, chunk=chunk, actor=actor, upsert=upsert)
+        outcome = await _write_chunk(db, chunk=chunk, actor=actor, upsert=upsert, basis=basis)
         written = written or any(r.status in (200, 201) for r in outcome.values())
         results.extend(outcome[index] for index, _ in chunk)
         if progress is not None:
@@ -435,7 +485,7 @@ async def write_products(
 
 
 async def _write_chunk(
-    db: MongoDatabase, *, chunk: Sequence[tuple[int, ProductCreate]], actor: str, upsert: bool
+    db: MongoDatabase, *, chunk: Sequence[tuple[int, ProductCreate]], actor: str, upsert: bool, basis: StockBasis
 ) -> dict[int, BatchItemResult]:
     """Write one chunk of :func:`write_products` in one transaction.
 
@@ -455,7 +505,7 @@ async def _write_chunk(
         current: dict[ObjectId, dict[str, Any]] = {}  # products this chunk writes, as they will stand
         claimed: dict[str, ObjectId] = {}  # sku -> the product this chunk writes with it
         inserts: list[dict[str, Any]] = []
-        replacements: list[tuple[ObjectId, ProductCreate]] = []
+        replacements: dict[ObjectId, dict[str, Any]] = {}
         entries: list[dict[str, Any]] = []
         outcome: dict[int, BatchItemResult] = {}
         for index, product in chunk:
@@ -467,8 +517,13 @@ async def _write_chunk(
                 current[target] = holder
             if target is not None and upsert:
                 before = current[target]
-                current[target] = repository.replaced_document(before, product, now=now)
-                replacements.append((target, product))
+                try:
+                    sizes = stock.stored_sizes(product.sizes, current=before["sizes"], basis=basis, product_id=str(target))
+                except QuantityBelowAllocatedError as exc:
+                    outcome[index] = _below_allocated(index, exc)
+                    continue
+                current[target] = repository.replaced_document(before, product, sizes=sizes, now=now)
+                replacements[target] = current[target]
                 entries.append(product_audit_entry(actor, "product.update", str(target), before, current[target]))
                 outcome[index] = BatchItemResult(index=index, status=200, id=str(target))
             elif target is not None or holder is not None:
@@ -482,7 +537,7 @@ async def _write_chunk(
                 entries.append(product_audit_entry(actor, "product.create", str(doc["_id"]), None, doc))
                 outcome[index] = BatchItemResult(index=index, status=201, id=str(doc["_id"]))
         await repository.insert_product_documents(db, documents=inserts, session=session)
-        await repository.replace_live_contents(db, replacements=replacements, now=now, session=session)
+        await repository.replace_live_contents(db, replacements=list(replacements.values()), now=now, session=session)
         if entries:
             await audit.record_many(db, entries=entries, session=session)
         return outcome
@@ -499,13 +554,29 @@ async def _write_chunk(
     raise AssertionError("unreachable")
 
 
+def _below_allocated(index: int, exc: QuantityBelowAllocatedError) -> BatchItemResult:
+    """A bulk item refused because a size would hold less than its pending orders (409, as the single write)."""
+    return BatchItemResult(
+        index=index,
+        status=409,
+        errors=[ValidationIssue(loc=["sizes"], msg=exc.detail, type="quantity_below_allocated")],
+    )
+
+
 def _refused(index: int, status: int, reason: str) -> BatchItemResult:
     return BatchItemResult(
         index=index, status=status, errors=[ValidationIssue(loc=["sku"], msg=reason, type="conflict")]
     )
 
 
-async def create_products(db: MongoDatabase, *, items: list[Any], actor: str, upsert: bool = False) -> BatchReport:
+async def create_products(
+    db: MongoDatabase,
+    *,
+    items: list[Any],
+    actor: str,
+    upsert: bool = False,
+    basis: StockBasis = StockBasis.ON_HAND,
+) -> BatchReport:
     """``POST /products/batch``: validate each item like ``POST /products``, write the valid ones, report each.
 
     Each product written is audited (``product.create`` / ``product.update`` by ``actor``).
@@ -521,7 +592,7 @@ async def create_products(db: MongoDatabase, *, items: list[Any], actor: str, up
             valid.append((index, checked))
         else:
             results[index] = BatchItemResult(index=index, status=422, errors=checked)
-    for result in await write_products(db, products=valid, actor=actor, upsert=upsert):
+    for result in await write_products(db, products=valid, actor=actor, upsert=upsert, basis=basis):
         results[result.index] = result
     return batch_report([results[i] for i in range(len(items))])
 

@@ -210,7 +210,7 @@ async def _stock(uri: str, db_name: str) -> int:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         doc = await client[db_name]["products"].find_one({})
-        return sum(s["quantity"] for s in doc["sizes"])
+        return sum(s["available"] for s in doc["sizes"])
     finally:
         await client.close()
 

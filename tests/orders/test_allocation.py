@@ -1,7 +1,7 @@
 """Unit tests, no database: how an order's lines are merged and which sizes they take from (docs/contract.md §5).
 
 ``merge_lines`` and ``allocate`` are the pure core of order placement in
-``backend_app.orders.service``; the HTTP tests (``test_orders.py``,
+``backend_app.orders.allocation``; the HTTP tests (``test_orders.py``,
 ``test_order_invariants.py``) show the same rules end to end against a database.
 """
 
@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from backend_app.orders.exceptions import InsufficientStockError, UnknownSizeError
 from backend_app.orders.schemas import OrderItemCreate
-from backend_app.orders.service import Line, allocate, merge_lines
+from backend_app.orders.allocation import Line, allocate, merge_lines
 
 A = ObjectId("65f1c0ffee0000000000000a")
 B = ObjectId("65f1c0ffee0000000000000b")

@@ -15,7 +15,7 @@ MISSING_ID = "0123456789abcdef01234567"
 
 async def stock_of(client: httpx.AsyncClient, product_id: str) -> dict[str, int]:
     body = (await client.get(f"/products/{product_id}")).json()
-    return {s["size"]: s["quantity"] for s in body["sizes"]}
+    return {s["size"]: s["available"] for s in body["sizes"]}
 
 
 async def test_create_order_returns_201_and_only_a_24_hex_id(client, admin_headers, alice) -> None:

@@ -133,7 +133,7 @@ async def test_fifty_clients_race_for_the_last_units(client, admin_headers, make
             assert_problem(response, 409, "insufficient_stock")
     assert placed and len(placed) < CLIENTS
 
-    stock_a = {s["size"]: s["quantity"] for s in (await client.get(f"/products/{a}")).json()["sizes"]}
+    stock_a = {s["size"]: s["available"] for s in (await client.get(f"/products/{a}")).json()["sizes"]}
     stock_b = (await client.get(f"/products/{b}")).json()["stock"]
     assert min(stock_a.values()) >= 0 and stock_b >= 0
 

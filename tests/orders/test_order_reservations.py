@@ -96,7 +96,7 @@ async def test_pending_orders_expire_and_return_stock_once(client, admin_headers
         await asyncio.sleep(0.1)
     assert order["status"] == "expired"
     await asyncio.sleep(0.5)  # more sweeps: nothing returned twice
-    sizes = {s["size"]: s["quantity"] for s in (await client.get(f"/products/{pid}")).json()["sizes"]}
+    sizes = {s["size"]: s["available"] for s in (await client.get(f"/products/{pid}")).json()["sizes"]}
     assert sizes == {"s": 4, "m": 5}  # 7 came back to the sizes they were taken from; the completed 1 did not
     assert (await client.get(f"/orders/alice/{completed}", headers=alice)).json()["status"] == "completed"
     # expired is terminal and shown in every view

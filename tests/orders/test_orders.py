@@ -11,7 +11,7 @@ MISSING_ID = "65f1c0ffee0000000000beef"
 
 async def _stock(client, pid):
     body = (await client.get(f"/products/{pid}")).json()
-    return {s["size"]: s["quantity"] for s in body["sizes"]}
+    return {s["size"]: s["available"] for s in body["sizes"]}
 
 
 async def _order(client, headers, items, **extra):

@@ -31,7 +31,7 @@ async def test_created_product_is_stored_with_its_sizes(client: httpx.AsyncClien
     detail = (await client.get(f"/products/{product_id}")).json()
     assert detail["name"] == "Jacket"
     assert detail["price"] == 59.5
-    assert detail["sizes"] == [{"size": "small", "quantity": 2}, {"size": "large", "quantity": 3}]
+    assert detail["sizes"] == [{"size": "small", "quantity": 2, "allocated": 0, "available": 2}, {"size": "large", "quantity": 3, "allocated": 0, "available": 3}]
     assert detail["stock"] == 5
 
 

@@ -169,7 +169,7 @@ def test_import_csv_reports_rows_and_writes_valid_ones(
     stored = _products(cli_env, db_name)
     assert set(stored) == {"Linen shirt", "Mug"}
     shirt, mug = stored["Linen shirt"], stored["Mug"]
-    assert shirt["sizes"] == [{"size": "S", "quantity": 1}, {"size": "M", "quantity": 2}, {"size": "L", "quantity": 0}]
+    assert shirt["sizes"] == [{"size": "S", "quantity": 1, "allocated": 0, "available": 1}, {"size": "M", "quantity": 2, "allocated": 0, "available": 2}, {"size": "L", "quantity": 0, "allocated": 0, "available": 0}]
     assert (shirt["price"], shirt["price_cents"], shirt["sku"], shirt["rating"]) == (
         Decimal128("39.90"),
         3990,

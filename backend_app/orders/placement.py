@@ -1,0 +1,363 @@
+"""Placing orders: one transaction per batch of the orders waiting in this process (group commit).
+
+Design, measurements and failure cases: docs/orders-and-stock.md ("Placing an
+order"). In short, each batch is one multi-document transaction, committed
+with :data:`~backend_app.core.db.DURABLE` write concern, that
+
+1. *claims* what it will write: the owners' holds documents, then the
+   products (sorted, always in that order), so a concurrent batch of another
+   process that touches one of them fails at its first write, before it has
+   done any work;
+2. reads the products and the owners' holds, which nobody else can change
+   until it commits;
+3. checks each order in arrival order against what the orders before it
+   left (product, size, stock, the owner's pending orders and units);
+4. allocates the stock (one conditional update per product), raises the
+   owners' holds, inserts the orders, records an audit entry for each order
+   placed for someone else, completes the Idempotency-Keys; then commits.
+
+A batch that loses a write conflict waits, queued by the database behind the
+transaction holding those documents (a write outside a transaction waits for
+it), and runs again at once; it does not sleep and guess. So batches of
+several processes or hosts touching one hot product take turns instead of
+aborting each other again and again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from backend_app.audit import service as audit
+from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.core.errors import DomainError, ServiceUnavailableError
+from backend_app.core.types import from_bson_money
+from backend_app.idempotency import service as idempotency
+from backend_app.idempotency.exceptions import IdempotencyInFlightError
+from backend_app.orders import faults, repository
+from backend_app.orders.allocation import Line, allocate, units_by_product
+from backend_app.orders.exceptions import (
+    InsufficientStockError,
+    OrderedProductNotFoundError,
+    TooManyPendingOrdersError,
+    TooManyPendingUnitsError,
+    UnknownSizeError,
+)
+from backend_app.products import stock
+
+#: The refusals an order of a batch can meet on its own; the other orders go on.
+REFUSALS = (
+    OrderedProductNotFoundError,
+    UnknownSizeError,
+    InsufficientStockError,
+    TooManyPendingOrdersError,
+    TooManyPendingUnitsError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The reservation limits an order is checked against (docs/orders-and-stock.md, "Reservations").
+
+    Attributes:
+        max_pending: most pending orders of one owner (``ORDER_MAX_PENDING``).
+        max_pending_units: most units one owner holds across pending orders (``ORDER_MAX_PENDING_UNITS``).
+        max_units_per_line: most units of one product per order, lines merged (``ORDER_MAX_UNITS_PER_LINE``).
+    """
+
+    max_pending: int = 10
+    max_pending_units: int = 500
+    max_units_per_line: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """The limits configured in ``settings`` (a ``config.Settings``)."""
+        return cls(
+            max_pending=settings.order_max_pending,
+            max_pending_units=settings.order_max_pending_units,
+            max_units_per_line=settings.order_max_units_per_line,
+        )
+
+
+@dataclass(slots=True)
+class _Request:
+    """One order waiting for its batch: what to place, and the future its caller awaits."""
+
+    user_id: str
+    placed_by: str
+    lines: list[Line]
+    claim: idempotency.Claim | None
+    limits: Limits
+    future: asyncio.Future[ObjectId]
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """An order of a batch that passed every check: its document and the stock it allocates."""
+
+    request: _Request
+    document: dict[str, Any]
+    units: dict[ObjectId, dict[str, int]]
+
+
+class BatchAborted(Exception):
+    """A batch found a state its checks did not foresee; its orders are placed again one by one."""
+
+
+class OrderBatcher:
+    """Places the orders of one process in batches: one transaction for all orders waiting at the time.
+
+    While a batch's transaction runs, new orders queue; the next batch takes
+    all of them (up to :attr:`max_batch`). Each order is still checked on its
+    own, first come first served: a refused order (404/409/422) fails alone
+    and takes nothing; the others are placed together, all or nothing.
+    """
+
+    def __init__(self, *, max_batch: int = 64) -> None:
+        self.max_batch = max_batch
+        self._queue: list[_Request] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def place(
+        self,
+        db: MongoDatabase,
+        *,
+        user_id: str,
+        placed_by: str,
+        lines: list[Line],
+        claim: idempotency.Claim | None,
+        limits: Limits,
+    ) -> ObjectId:
+        """Queue one order and wait until its batch committed; returns the new order's ``_id``.
+
+        Raises:
+            the order's own refusal (one of :data:`REFUSALS`), or the batch's
+            failure (e.g. ``DatabaseUnavailableError``).
+        """
+        future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(user_id, placed_by, lines, claim, limits, future))
+        worker = self._worker
+        if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
+            self._worker = asyncio.create_task(self._drain(db))
+        return await asyncio.shield(future)
+
+    async def _drain(self, db: MongoDatabase) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                await _run(db, batch)
+            except BatchAborted:
+                for request in batch:
+                    await _run_settled(db, [request])
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                _fail(batch, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+
+
+async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: int = 3) -> None:
+    """Run ``batch`` and settle every future, whatever happens (re-running an aborted batch)."""
+    for _attempt in range(attempts):
+        try:
+            await _run(db, batch)
+        except BatchAborted:
+            continue
+        except BaseException as exc:  # noqa: BLE001
+            _fail(batch, exc)
+        return
+    _fail(batch, ServiceUnavailableError("The order could not be placed consistently; retry."))
+
+
+async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
+    """Place ``batch`` in one transaction, then resolve every request's future."""
+    refusals: dict[int, DomainError] = {}
+    owners = sorted({r.user_id for r in batch})
+    product_ids = sorted({line.product_id for r in batch for line in r.lines})
+
+    async def work(session: AsyncClientSession) -> list[ObjectId]:
+        refusals.clear()
+        await repository.claim_holds(db, user_ids=owners, session=session)
+        await stock.claim(db, product_ids=product_ids, session=session)
+        products = await stock.find_orderable(db, product_ids=product_ids, session=session)
+        holds = await repository.find_holds(db, user_ids=owners, session=session)
+        faults.reach("products_read")
+        accepted = _check_batch(batch, products, holds, refusals)
+        units = units_by_product((pid, u.items()) for a in accepted for pid, u in a.units.items())
+        if not await stock.allocate(db, units_by_product=units, session=session):
+            raise BatchAborted()  # the products were claimed and read in this transaction: a bug, not a race
+        faults.reach("stock_allocated")
+        if not accepted:
+            return []
+        await repository.change_holds(db, changes=_hold_changes(accepted), session=session)
+        order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+        faults.reach("order_inserted")
+        await _audit_orders_placed_for_others(db, accepted, session=session)
+        await _complete_keys(db, batch, accepted, order_ids, session=session)
+        return order_ids
+
+    async def wait_for_holders() -> None:
+        await repository.wait_for_holds(db, user_ids=owners)
+        await stock.wait_for(db, product_ids=product_ids)
+
+    order_ids = iter(await run_in_transaction(db.client, work, on_conflict=wait_for_holders))
+    for i, request in enumerate(batch):
+        if request.future.done():
+            continue
+        if i in refusals:
+            request.future.set_exception(refusals[i])
+        else:
+            request.future.set_result(next(order_ids))
+
+
+def _fail(batch: list[_Request], exc: BaseException) -> None:
+    """Settle every unsettled future of ``batch`` with ``exc`` (cancelled, if ``exc`` is a cancellation)."""
+    for request in batch:
+        if request.future.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            request.future.cancel()
+        else:
+            request.future.set_exception(exc)
+
+
+def _check_batch(
+    batch: list[_Request],
+    products: dict[ObjectId, dict[str, Any]],
+    holds: dict[str, tuple[int, int]],
+    refusals: dict[int, DomainError],
+) -> list[_Accepted]:
+    """Check each order of ``batch`` in turn against what was read and the orders accepted before it.
+
+    An order is refused (its index → error in ``refusals``) when a product is
+    missing, a size unknown, a line short of what earlier orders left, or its
+    owner would pass ``max_pending`` orders or ``max_pending_units`` units
+    counting the earlier orders of the batch.
+    """
+    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
+    held = dict(holds)
+    accepted: list[_Accepted] = []
+    for i, request in enumerate(batch):
+        try:
+            missing = list(dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining))
+            if missing:
+                raise OrderedProductNotFoundError(missing)
+            taken = allocate(request.lines, remaining)
+            orders, units = held.get(request.user_id, (0, 0))
+            requested = sum(line.qty for line in request.lines)
+            if orders + 1 > request.limits.max_pending:
+                raise TooManyPendingOrdersError(request.user_id, request.limits.max_pending)
+            if units + requested > request.limits.max_pending_units:
+                raise TooManyPendingUnitsError(request.user_id, units, requested, request.limits.max_pending_units)
+        except REFUSALS as exc:
+            refusals[i] = exc
+            continue
+        held[request.user_id] = (orders + 1, units + requested)
+        order_units = units_by_product(
+            (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
+        )
+        for pid, per_size in order_units.items():
+            for size in remaining[pid]["sizes"]:
+                got = per_size.get(size["size"], 0)
+                size["allocated"] = size.get("allocated", 0) + got
+                size["available"] = size.get("available", size["quantity"]) - got
+        document = _order_document(request, taken=taken, products=products)
+        accepted.append(_Accepted(request, document, order_units))
+    return accepted
+
+
+def _hold_changes(accepted: list[_Accepted]) -> dict[str, tuple[int, int]]:
+    """``{owner: (orders, units)}`` the accepted orders add to their owners' holds."""
+    changes: dict[str, tuple[int, int]] = {}
+    for a in accepted:
+        orders, units = changes.get(a.request.user_id, (0, 0))
+        changes[a.request.user_id] = (orders + 1, units + sum(line.qty for line in a.request.lines))
+    return changes
+
+
+async def _audit_orders_placed_for_others(
+    db: MongoDatabase, accepted: list[_Accepted], *, session: AsyncClientSession
+) -> None:
+    """Record ``order.place`` for each order placed by someone other than its owner (an admin), in the transaction."""
+    entries = [
+        audit.new_entry(
+            actor=a.request.placed_by,
+            action="order.place",
+            entity_type="order",
+            entity_id=str(a.document["_id"]),
+            before=None,
+            after={"userId": a.request.user_id, "placed_by": a.request.placed_by, "status": "pending"},
+        )
+        for a in accepted
+        if a.request.placed_by != a.request.user_id
+    ]
+    if entries:
+        await audit.record_many(db, entries=entries, session=session)
+
+
+async def _complete_keys(
+    db: MongoDatabase,
+    batch: list[_Request],
+    accepted: list[_Accepted],
+    order_ids: list[ObjectId],
+    *,
+    session: AsyncClientSession,
+) -> None:
+    """Complete the Idempotency-Key of each accepted order that sent one, in the transaction."""
+    for a, order_id in zip(accepted, order_ids, strict=True):
+        if a.request.claim is None:
+            continue
+        try:
+            await idempotency.complete(db, claim=a.request.claim, response={"id": str(order_id)}, session=session)
+        except IdempotencyInFlightError:
+            if len(batch) > 1:  # that key was taken over: only its own order must fail
+                raise BatchAborted() from None
+            raise
+    if any(a.request.claim is not None for a in accepted):
+        faults.reach("key_completed")
+
+
+def _order_document(
+    request: _Request, *, taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
+) -> dict[str, Any]:
+    """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact.
+
+    The rule is here (docs/contract.md §6); the stored shape is ``repository.new_order_document``'s.
+    """
+    total = Decimal(0)
+    new_lines = []
+    for line, line_taken in zip(request.lines, taken, strict=True):
+        product = products[line.product_id]
+        unit_price = from_bson_money(product["price"])
+        total += unit_price * line.qty
+        new_lines.append(
+            repository.NewOrderLine(
+                product_id=line.product_id,
+                name=product["name"],
+                size=line.size,
+                qty=line.qty,
+                unit_price=unit_price,
+                taken=line_taken,
+            )
+        )
+    return repository.new_order_document(
+        user_id=request.user_id, placed_by=request.placed_by, lines=new_lines, total=total, now=datetime.now(UTC)
+    )
+
+
+#: This process's order batchers, one per database (one event loop per process serves all requests).
+_BATCHERS: dict[tuple[int, str], OrderBatcher] = {}
+
+
+def batcher_for(db: MongoDatabase) -> OrderBatcher:
+    """The :class:`OrderBatcher` of ``db`` in this process (orders of one database share batches)."""
+    key = (id(db.client), db.name)
+    batcher = _BATCHERS.get(key)
+    if batcher is None:
+        batcher = _BATCHERS[key] = OrderBatcher()
+    return batcher
