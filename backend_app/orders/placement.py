@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
+from cachetools import LRUCache
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.audit import service as audit
@@ -174,11 +175,25 @@ async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: in
     _fail(batch, ServiceUnavailableError("The order could not be placed consistently; retry."))
 
 
+#: Owners whose holds document this process knows exists (they are never deleted), per database.
+_KNOWN_HOLDERS: LRUCache[tuple[int, str, str], bool] = LRUCache(maxsize=100_000)
+
+
+async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
+    """Make sure these owners have a holds document before a transaction claims it (skips those known to)."""
+    unknown = [u for u in user_ids if (id(db.client), db.name, u) not in _KNOWN_HOLDERS]
+    if unknown:
+        await repository.ensure_holds(db, user_ids=unknown)
+        for user_id in unknown:
+            _KNOWN_HOLDERS[(id(db.client), db.name, user_id)] = True
+
+
 async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
     """Place ``batch`` in one transaction, then resolve every request's future."""
     refusals: dict[int, DomainError] = {}
     owners = sorted({r.user_id for r in batch})
     product_ids = sorted({line.product_id for r in batch for line in r.lines})
+    await ensure_holds(db, user_ids=owners)
 
     async def work(session: AsyncClientSession) -> list[ObjectId]:
         refusals.clear()

@@ -130,22 +130,34 @@ async def insert_orders(
     return list(result.inserted_ids)
 
 
+async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
+    """Create the holds document of each owner that has none, outside any transaction (one ``bulk_write``).
+
+    Outside, because on the embedded server a transaction that *inserts* a
+    document (an upsert that creates one included) makes every other
+    transaction inserting into that collection conflict until it ends; updates
+    of existing documents conflict only on those documents.
+    """
+    if not user_ids:
+        return
+    await db[HOLDS].bulk_write(
+        [
+            UpdateOne({"_id": user_id}, {"$setOnInsert": {"orders": 0, "units": 0, "claims": 0}}, upsert=True)
+            for user_id in user_ids
+        ],
+        ordered=False,
+    )
+
+
 async def claim_holds(db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession) -> None:
-    """Write each owner's holds document first in ``session``'s transaction (created if missing; sorted).
+    """Write each owner's holds document first in ``session``'s transaction (they exist: :func:`ensure_holds`).
 
     A concurrent transaction for one of these owners then fails at once with
     ``WriteConflict``, before doing any work (see the module docstring).
     """
     if not user_ids:
         return
-    await db[HOLDS].bulk_write(
-        [
-            UpdateOne({"_id": user_id}, {"$inc": {"claims": 1}, "$setOnInsert": {"orders": 0, "units": 0}}, upsert=True)
-            for user_id in sorted(user_ids)
-        ],
-        ordered=True,
-        session=session,
-    )
+    await db[HOLDS].update_many({"_id": {"$in": sorted(user_ids)}}, {"$inc": {"claims": 1}}, session=session)
 
 
 async def wait_for_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
@@ -155,9 +167,7 @@ async def wait_for_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
     (MongoDB's rule, and the embedded server's): it queues instead of polling.
     """
     for user_id in sorted(user_ids):
-        await db[HOLDS].update_one(
-            {"_id": user_id}, {"$inc": {"claims": 1}, "$setOnInsert": {"orders": 0, "units": 0}}, upsert=True
-        )
+        await db[HOLDS].update_one({"_id": user_id}, {"$inc": {"claims": 1}})
 
 
 async def find_holds(
@@ -174,12 +184,15 @@ async def find_holds(
 async def change_holds(
     db: MongoDatabase, *, changes: Mapping[str, tuple[int, int]], session: AsyncClientSession
 ) -> None:
-    """Add ``(orders, units)`` to each owner's holds (negative to release), in ``session``'s transaction."""
+    """Add ``(orders, units)`` to each owner's holds (negative to release), in ``session``'s transaction.
+
+    The documents exist (:func:`ensure_holds`, claimed first in the same transaction).
+    """
     if not changes:
         return
     await db[HOLDS].bulk_write(
         [
-            UpdateOne({"_id": user_id}, {"$inc": {"orders": orders, "units": units}}, upsert=True)
+            UpdateOne({"_id": user_id}, {"$inc": {"orders": orders, "units": units}})
             for user_id, (orders, units) in changes.items()
         ],
         ordered=True,

@@ -35,7 +35,7 @@ from backend_app.orders.exceptions import (
     LineUnitsExceededError,
     OrderNotFoundError,
 )
-from backend_app.orders.placement import REFUSALS, Limits, batcher_for
+from backend_app.orders.placement import REFUSALS, Limits, batcher_for, ensure_holds
 from backend_app.orders.schemas import (
     OrderItemCreate,
     OrderLinePublic,
@@ -280,6 +280,7 @@ async def _leave_pending(
     units = order_units(order)
     product_ids = sorted(units)
     owner = order["userId"]
+    await ensure_holds(db, user_ids=[owner])
 
     async def work(session: AsyncClientSession) -> bool:
         await repository.claim_holds(db, user_ids=[owner], session=session)

@@ -22,10 +22,11 @@ from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
 from backend_app.main import INDEX_INSTALLERS
-from backend_app.orders.faults import FAULT_EXIT_STATUS, STEPS
+from backend_app.orders.faults import FAULT_EXIT_STATUS, PLACING_STEPS as STEPS
 from backend_app.products.repository import new_product_document
 from backend_app.products.schemas import ProductCreate
 from config import Settings
+from tests.support.inventory import inventory_violations
 
 START_STOCK = 50
 #: Headers of the extra shoppers :func:`_seed` created, by username.
@@ -86,7 +87,7 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
     (with an Idempotency-Key); after a restart, each product's stock = start - units of recorded orders.
 
     Each step has its own shopper and two products: a transaction left open by a dead process
-    keeps the documents it wrote (products, the owner's pending slot) busy until the server reaps
+    keeps the documents it wrote (products, the owner's holds) busy until the server reaps
     it (60 s, as MongoDB's ``transactionLifetimeLimitSeconds``), see docs/orders-and-stock.md.
     """
     secret = secrets.token_urlsafe(48)
@@ -120,6 +121,16 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
             headers={**headers, "Idempotency-Key": "crash-committed"},
         )
         assert replay.status_code == 201 and replay.json()["id"] == all_orders[0]["id"]
+    assert asyncio.run(_violations(mongo_server.uri, db_name)) == []
+
+
+async def _violations(uri: str, db_name: str) -> list[str]:
+    """The inventory invariant's violations in ``db_name`` (``tests.support.inventory``)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        return await inventory_violations(client[db_name])
+    finally:
+        await client.close()
 
 
 async def _insert_products(uri: str, db_name: str, names: list[str]) -> list[str]:

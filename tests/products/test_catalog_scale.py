@@ -176,7 +176,7 @@ def test_import_csv_reports_rows_and_writes_valid_ones(
         "SH-1",
         4.5,
     )
-    assert (mug["sizes"], mug["price_cents"]) == ([{"size": "one-size", "quantity": 12}], 750)
+    assert (mug["sizes"], mug["price_cents"]) == ([{"size": "one-size", "quantity": 12, "allocated": 0, "available": 12}], 750)
     meta = cli_env[db_name]["catalog_meta"].find_one({"_id": "catalog"})
     assert meta["version"] == 1  # bumped once for the whole import
 
