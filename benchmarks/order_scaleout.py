@@ -18,11 +18,11 @@ write concern (majority + j) at 16 clients, the reference; then four workloads a
 - ``hot``: one-line orders (qty 1) of ONE product;
 - ``distinct``: one-line orders, client *i* buying product *i*;
 - ``overlap``: three-line orders on 3 of :data:`OVERLAP_PRODUCTS` products, client *i*
-  buying products *i*, *i*+1, *i*+2 (mod 6), so every product is shared by three buyers;
+  buying products *i*, *i*+1, *i*+2 (mod 6), so each product is in the orders of 8 clients;
 - ``one-account``: ONE account placing 16 orders at once (client *i* buying product *i*),
   so every order of a batch competes for the same owner's reservations.
 
-Every row gets products and buyers of its own, seeded just before it: products
+Every row gets products and buyers of its own, seeded when its layout starts: products
 through the served checkout's ``POST /products/batch`` (so they have that
 checkout's stock fields), users and logins through ``backend_app.devtools.seed``.
 In ``hot``, ``distinct`` and ``overlap`` each client rotates over enough accounts
@@ -34,7 +34,10 @@ product: nothing sells out.
 
 Row columns: orders/s (``201`` only), p50 and p99 latency of the ``201`` s (client
 side, HTTP over loopback), p99/p50, ``503`` count, count of every other failure
-(any other status, timeouts, connection errors) and the zero-oversell check: for
+(any other status, timeouts, connection errors), orders/s ÷ the layout's raw
+``insert_one``/s, the clients' connections per server process mid-row (``ss``;
+uvicorn's workers share one listening socket, so the kernel decides who accepts
+what; the clients connect after the warm-up, when every worker is up) and the zero-oversell check: for
 the row's products, the units of the orders in the database that hold stock (any
 status but ``cancelled``/``expired``) must equal the fall of available stock since
 the row started. Stock is read generically: per size, ``available`` if stored,
@@ -45,6 +48,10 @@ Targets (PASS/FAIL), per workload: orders/s at ``w2`` (and ``two-serve``) ≥ th
 ``w1`` figure of the same run, at ``w4`` ≥ 0.9× it; p99 ≤ 3× ``w1``'s p99 and
 ≤ 5× its own p50; no 503; zero oversell.
 
+``--app-dir DIR`` also serves another checkout (after this one's layouts, same
+server, a database of its own) and prints its tables and targets too; ``--env
+KEY=VALUE`` adds settings to the API processes of every layout.
+
 Bounded: each row stops after ``--seconds`` or :data:`MAX_RATE_PER_CLIENT` ×
 ``--seconds`` orders per client, each request after :data:`REQUEST_TIMEOUT` s;
 loopback only; every process it starts is stopped on exit, Ctrl-C or SIGTERM.
@@ -53,7 +60,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/order_scaleout.py                          # 5 s per row, everything
     .venv/bin/python benchmarks/order_scaleout.py --seconds 3 --layouts w1,w2 --workloads hot
-    .venv/bin/python benchmarks/order_scaleout.py --app-dir /tmp/other-checkout --env ORDER_BATCH_MAX=32
+    .venv/bin/python benchmarks/order_scaleout.py --app-dir /tmp/other-checkout --env ORDER_SWEEP_INTERVAL_SECONDS=600
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import signal
 import subprocess
@@ -182,6 +190,7 @@ class Row:
     result: Result
     n503: int
     other: int
+    connections: str
     check: str = ""
     check_passed: bool = False
     bounded: bool = False
@@ -349,6 +358,21 @@ async def place_orders(
     return Result(latencies, time.perf_counter() - started, 0), counts["503"], counts["other"], counts["bounded"] > 0
 
 
+async def connections_per_process(ports: list[int]) -> str:
+    """Established connections on ``ports`` per server process (``ss -tnp``), e.g. ``4+4+5+3``; ``?`` without ss."""
+    ports_filter = " or ".join(f"sport = :{port}" for port in ports)
+    try:
+        child = await asyncio.create_subprocess_exec(
+            "ss", "-Htnp", "state", "established", f"( {ports_filter} )", stdout=subprocess.PIPE
+        )
+        out, _ = await child.communicate()
+    except OSError:
+        return "?"
+    pids = re.findall(r"pid=(\d+)", out.decode())
+    counts = {pid: pids.count(pid) for pid in sorted(set(pids), key=int)}
+    return "+".join(str(n) for n in counts.values()) or "0"
+
+
 async def run_layout(
     key: str,
     *,
@@ -361,10 +385,16 @@ async def run_layout(
     seconds: float,
     password_hash: str,
 ) -> tuple[Result, list[Row]]:
-    """Start ``key``'s processes, warm up, measure raw ``insert_one`` then each workload; stop them."""
+    """Start ``key``'s processes, seed, warm up, measure raw ``insert_one`` then each workload; stop them.
+
+    The measuring clients connect after the warm-up (on fresh connections), when every worker is
+    up: connections opened while only the first worker accepted would all stay on it.
+    """
     layout = LAYOUTS[key]
     rows: list[Row] = []
     per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * seconds / PENDING_PER_BUYER))
+    warm_per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * WARMUP_SECONDS / PENDING_PER_BUYER))
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     with contextlib.ExitStack() as stack:
         servers = []
         for workers in layout.workers:
@@ -372,44 +402,52 @@ async def run_layout(
             server.cwd = app_dir
             servers.append(server.start(timeout_s=90))
             stack.callback(server.stop)
-        urls = [s.base_url for s in servers]
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [
-            httpx.AsyncClient(base_url=urls[i % len(urls)], timeout=REQUEST_TIMEOUT, limits=limits)
-            for i in range(CLIENTS)
-        ]
+        ports = [s.port for s in servers]
+
+        def open_clients() -> list[httpx.AsyncClient]:
+            return [
+                httpx.AsyncClient(base_url=servers[i % len(servers)].base_url, timeout=REQUEST_TIMEOUT, limits=limits)
+                for i in range(CLIENTS)
+            ]
+
+        admin = await seed_user(db, settings, username=f"{key}_admin", role="admin", password_hash=password_hash)
+        names = [f"{key} warm-up"] + [f"{key} {w} {n}" for w in workloads for n in range(WORKLOADS[w].products)]
+        async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=120) as http:
+            ids = await seed_products(http, admin, names)
+        warm_ids, ids = ids[:1], ids[1:]
+        warm_buyers = await seed_accounts(db, settings, f"{key}_warm", CLIENTS * warm_per_client, password_hash)
+        buyers_of: dict[str, list[list[dict[str, str]]]] = {}
+        for w in workloads:
+            if WORKLOADS[w].one_account:
+                buyers_of[w] = [await seed_accounts(db, settings, f"{key}_{w}", 1, password_hash)] * CLIENTS
+            else:
+                flat = await seed_accounts(db, settings, f"{key}_{w}", CLIENTS * per_client, password_hash)
+                buyers_of[w] = [flat[i::CLIENTS] for i in range(CLIENTS)]
+        print(f"  {key}: seeded; warm-up", file=sys.stderr, flush=True)
+        clients = open_clients()
         try:
-            admin = await seed_user(db, settings, username=f"{key}_admin", role="admin", password_hash=password_hash)
-            names = [f"{key} warm-up"] + [f"{key} {w} {n}" for w in workloads for n in range(WORKLOADS[w].products)]
-            ids = await seed_products(clients[0], admin, names)
-            warm_ids, ids = ids[:1], ids[1:]
-            warm_per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * WARMUP_SECONDS / PENDING_PER_BUYER))
-            warm_buyers = await seed_accounts(db, settings, f"{key}_warm", CLIENTS * warm_per_client, password_hash)
-            print(f"  {key}: warm-up", file=sys.stderr, flush=True)
-            await place_orders(
-                clients,
-                [warm_buyers[i::CLIENTS] for i in range(CLIENTS)],
-                warm_ids,
-                WORKLOADS["hot"],
-                WARMUP_SECONDS,
-                f"{key} warm-up",
-            )
-            reference = await raw(CLIENTS)
+            warm_buyers_of = [warm_buyers[i::CLIENTS] for i in range(CLIENTS)]
+            await place_orders(clients, warm_buyers_of, warm_ids, WORKLOADS["hot"], WARMUP_SECONDS, f"{key} warm-up")
+        finally:
+            for c in clients:
+                await c.aclose()
+        reference = await raw(CLIENTS)
+        clients = open_clients()
+        try:
             for w in workloads:
                 workload = WORKLOADS[w]
                 product_ids, ids = ids[: workload.products], ids[workload.products :]
-                if workload.one_account:
-                    account = await seed_accounts(db, settings, f"{key}_{w}", 1, password_hash)
-                    buyers = [account] * CLIENTS
-                else:
-                    flat = await seed_accounts(db, settings, f"{key}_{w}", CLIENTS * per_client, password_hash)
-                    buyers = [flat[i::CLIENTS] for i in range(CLIENTS)]
                 before = await stock_of(db, product_ids)
-                result, n503, other, bounded = await place_orders(
-                    clients, buyers, product_ids, workload, seconds, f"{key} {w}"
+
+                async def sample() -> str:
+                    await asyncio.sleep(seconds / 2)  # mid-row: every client is connected
+                    return await connections_per_process(ports)
+
+                (result, n503, other, bounded), connections = await asyncio.gather(
+                    place_orders(clients, buyers_of[w], product_ids, workload, seconds, f"{key} {w}"), sample()
                 )
                 check, passed = await oversell_check(db, product_ids, before, len(result.latencies))
-                rows.append(Row(key, w, result, n503, other, check, passed, bounded))
+                rows.append(Row(key, w, result, n503, other, connections, check, passed, bounded))
                 print(f"  {key}: measured {w}: {result.rate:.1f}/s, check {check}", file=sys.stderr, flush=True)
         finally:
             for c in clients:
@@ -427,8 +465,9 @@ def results_table(title: str, refs: dict[str, Result], rows: list[Row]) -> list[
     out = [
         f"**{title}**",
         "",
-        "| layout | workload | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | zero oversell |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| layout | workload | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | conns/process "
+        "| zero oversell |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         r = row.result
@@ -436,7 +475,8 @@ def results_table(title: str, refs: dict[str, Result], rows: list[Row]) -> list[
         bound = " (count bound hit)" if row.bounded else ""
         out.append(
             f"| {row.layout} | {WORKLOADS[row.workload].label} | {r.rate:.1f}{bound} | {fmt(p50)} | {fmt(p99)} | "
-            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / refs[row.layout].rate:.2f} | {row.check} |"
+            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / refs[row.layout].rate:.2f} | "
+            f"{row.connections} | {row.check} |"
         )
     out += [
         "",
