@@ -13,7 +13,8 @@ process layouts of ``python -m backend_app serve``, one after the other:
 Each layout is warmed up (:data:`WARMUP_SECONDS` of orders on a product of its own),
 then measured: PyMongo ``insert_one`` of an order-shaped document with the app's
 write concern (majority + j) at 16 clients, the reference; then four workloads at
-:data:`CLIENTS` concurrent clients, each client one HTTP connection:
+:data:`CLIENTS` concurrent clients, each client one HTTP connection; then raw
+``insert_one`` again (the machine's load and the server's write rate drift):
 
 - ``hot``: one-line orders (qty 1) of ONE product;
 - ``distinct``: one-line orders, client *i* buying product *i*;
@@ -34,8 +35,8 @@ product: nothing sells out.
 
 Row columns: orders/s (``201`` only), p50 and p99 latency of the ``201`` s (client
 side, HTTP over loopback), p99/p50, ``503`` count, count of every other failure
-(any other status, timeouts, connection errors), orders/s ÷ the layout's raw
-``insert_one``/s, the clients' connections per server process mid-row (``ss``;
+(any other status, timeouts, connection errors), orders/s ÷ the mean of the layout's
+two raw ``insert_one``/s, the clients' connections per server process mid-row (``ss``;
 uvicorn's workers share one listening socket, so the kernel decides who accepts
 what; the clients connect after the warm-up, when every worker is up) and the zero-oversell check: for
 the row's products, the units of the orders in the database that hold stock (any
@@ -384,8 +385,10 @@ async def run_layout(
     workloads: list[str],
     seconds: float,
     password_hash: str,
-) -> tuple[Result, list[Row]]:
-    """Start ``key``'s processes, seed, warm up, measure raw ``insert_one`` then each workload; stop them.
+) -> tuple[tuple[Result, Result], list[Row]]:
+    """Start ``key``'s processes, seed, warm up, measure raw ``insert_one``, each workload, raw again; stop them.
+
+    Returns the raw ``insert_one`` results before and after the workloads, and the rows.
 
     The measuring clients connect after the warm-up (on fresh connections), when every worker is
     up: connections opened while only the first worker accepted would all stay on it.
@@ -452,7 +455,8 @@ async def run_layout(
         finally:
             for c in clients:
                 await c.aclose()
-    return reference, rows
+        # Again after the rows, the processes still up: the machine's load and the server's write rate drift.
+        return (reference, await raw(CLIENTS)), rows
 
 
 def fmt(value: float) -> str:
@@ -460,8 +464,9 @@ def fmt(value: float) -> str:
     return "—" if value != value else f"{value:.1f}"  # NaN: no successful request
 
 
-def results_table(title: str, refs: dict[str, Result], rows: list[Row]) -> list[str]:
-    """Markdown table of every row, each with its layout's raw ``insert_one`` reference."""
+def results_table(title: str, refs: dict[str, tuple[Result, Result]], rows: list[Row]) -> list[str]:
+    """Markdown table of every row, with its ratio to the mean of its layout's raw ``insert_one`` rates
+    (before and after the rows), then the raw table."""
     out = [
         f"**{title}**",
         "",
@@ -475,22 +480,26 @@ def results_table(title: str, refs: dict[str, Result], rows: list[Row]) -> list[
         bound = " (count bound hit)" if row.bounded else ""
         out.append(
             f"| {row.layout} | {WORKLOADS[row.workload].label} | {r.rate:.1f}{bound} | {fmt(p50)} | {fmt(p99)} | "
-            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / refs[row.layout].rate:.2f} | "
+            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / raw_rate(refs[row.layout]):.2f} | "
             f"{row.connections} | {row.check} |"
         )
     out += [
         "",
-        f"**raw PyMongo `insert_one` (majority, j), {CLIENTS} clients, same server, measured beside each layout**",
+        f"**raw PyMongo `insert_one` (majority, j), {CLIENTS} clients, same server, before and after each "
+        "layout's rows (its API processes up, idle)**",
         "",
-        "| layout | processes | inserts/s | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|",
+        "| layout | processes | before: inserts/s | p50 ms | p99 ms | after: inserts/s | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, ref in refs.items():
-        out.append(
-            f"| {key} | {LAYOUTS[key].label} | {ref.rate:.1f} | {fmt(ref.percentile(0.5))} | "
-            f"{fmt(ref.percentile(0.99))} |"
-        )
+    for key, pair in refs.items():
+        cells = " | ".join(f"{r.rate:.1f} | {fmt(r.percentile(0.5))} | {fmt(r.percentile(0.99))}" for r in pair)
+        out.append(f"| {key} | {LAYOUTS[key].label} | {cells} |")
     return out
+
+
+def raw_rate(pair: tuple[Result, Result]) -> float:
+    """Mean of the raw ``insert_one`` rates measured before and after a layout's rows."""
+    return (pair[0].rate + pair[1].rate) / 2
 
 
 def targets_table(rows: list[Row]) -> list[str]:
@@ -590,7 +599,7 @@ async def measure(args: argparse.Namespace) -> None:
                     f"not in this checkout's settings: {missing}\n",
                     flush=True,
                 )
-                refs: dict[str, Result] = {}
+                refs: dict[str, tuple[Result, Result]] = {}
                 rows: list[Row] = []
                 for key in layouts:
                     print(f"{title}: layout {key}", file=sys.stderr, flush=True)
