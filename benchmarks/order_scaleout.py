@@ -2,7 +2,7 @@
 
 One run, one embedded SecantusDB with durable commits (``EmbeddedMongo`` defaults:
 on-disk storage in a temporary directory, ``--sync-on-commit``), and these
-process layouts of ``python -m backend_app serve``, one after the other:
+process layouts of ``python -m backend_app serve``, all started at once:
 
 - ``w1``: one process (``WEB_CONCURRENCY=1``), the reference of the targets;
 - ``w2``: ``WEB_CONCURRENCY=2`` on one port;
@@ -10,11 +10,16 @@ process layouts of ``python -m backend_app serve``, one after the other:
 - ``two-serve``: two ``serve`` processes (``WEB_CONCURRENCY=1`` each) on two ports,
   client *i* talking to port *i* mod 2.
 
-Each layout is warmed up (:data:`WARMUP_SECONDS` of orders on a product of its own),
-then measured: PyMongo ``insert_one`` of an order-shaped document with the app's
-write concern (majority + j) at 16 clients, the reference; then four workloads at
-:data:`CLIENTS` concurrent clients, each client one HTTP connection; then raw
-``insert_one`` again (the machine's load and the server's write rate drift):
+Each layout is warmed up (:data:`WARMUP_SECONDS` of orders on a product of its own).
+Then, for each of four workloads at :data:`CLIENTS` concurrent clients (each client
+one HTTP connection, opened for each slice), every layout runs ``--seconds``/2, in
+order and then in reverse order (w1 w2 w4 two-serve two-serve w4 w2 w1): the
+server's write rate falls as its oplog fills and the shared machine's load
+changes by the minute, and a layout measured minutes after another would be
+judged on a different server; interleaved, a steady drift weighs on every layout
+alike. PyMongo ``insert_one`` of an order-shaped document with the app's write
+concern (majority + j) at 16 clients, the reference, runs before each workload
+and after the last (every API process up, idle). The workloads:
 
 - ``hot``: one-line orders (qty 1) of ONE product;
 - ``distinct``: one-line orders, client *i* buying product *i*;
@@ -23,7 +28,7 @@ write concern (majority + j) at 16 clients, the reference; then four workloads a
 - ``one-account``: ONE account placing 16 orders at once (client *i* buying product *i*),
   so every order of a batch competes for the same owner's reservations.
 
-Every row gets products and buyers of its own, seeded when its layout starts: products
+Every row gets products and buyers of its own, seeded before the warm-ups: products
 through the served checkout's ``POST /products/batch`` (so they have that
 checkout's stock fields), users and logins through ``backend_app.devtools.seed``.
 In ``hot``, ``distinct`` and ``overlap`` each client rotates over enough accounts
@@ -35,10 +40,10 @@ product: nothing sells out.
 
 Row columns: orders/s (``201`` only), p50 and p99 latency of the ``201`` s (client
 side, HTTP over loopback), p99/p50, ``503`` count, count of every other failure
-(any other status, timeouts, connection errors), orders/s ÷ the mean of the layout's
-two raw ``insert_one``/s, the clients' connections per server process mid-row (``ss``;
-uvicorn's workers share one listening socket, so the kernel decides who accepts
-what; the clients connect after the warm-up, when every worker is up) and the zero-oversell check: for
+(any other status, timeouts, connection errors), orders/s ÷ the mean of the raw
+``insert_one``/s before and after its workload, the clients' connections per server process in the middle of each
+slice (``ss``; uvicorn's workers share one listening socket, so the kernel decides
+which worker accepts which connection) and the zero-oversell check: for
 the row's products, the units of the orders in the database that hold stock (any
 status but ``cancelled``/``expired``) must equal the fall of available stock since
 the row started. Stock is read generically: per size, ``available`` if stored,
@@ -49,8 +54,8 @@ Targets (PASS/FAIL), per workload: orders/s at ``w2`` (and ``two-serve``) ≥ th
 ``w1`` figure of the same run, at ``w4`` ≥ 0.9× it; p99 ≤ 3× ``w1``'s p99 and
 ≤ 5× its own p50; no 503; zero oversell.
 
-``--app-dir DIR`` also serves another checkout (after this one's layouts, same
-server, a database of its own) and prints its tables and targets too; ``--env
+``--app-dir DIR`` also serves another checkout (after this one, same server, a
+database of its own) and prints its tables and targets too; ``--env
 KEY=VALUE`` adds settings to the API processes of every layout.
 
 Bounded: each row stops after ``--seconds`` or :data:`MAX_RATE_PER_CLIENT` ×
@@ -80,7 +85,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,17 +189,26 @@ class ServeProcess(ApiServer):
 
 @dataclass
 class Row:
-    """One measured row: its result, failure counts and the oversell check."""
+    """One (workload, layout) row: its products, buyers (per client) and what was measured, over its slices."""
 
     layout: str
     workload: str
-    result: Result
-    n503: int
-    other: int
-    connections: str
+    product_ids: list[str]
+    buyers: list[list[dict[str, str]]]
+    turns: list[int] = field(default_factory=lambda: [0] * CLIENTS)
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    n503: int = 0
+    other: int = 0
+    bounded: bool = False
+    connections: list[str] = field(default_factory=list)
     check: str = ""
     check_passed: bool = False
-    bounded: bool = False
+
+    @property
+    def result(self) -> Result:
+        """The 201s' latencies over the row's measured time."""
+        return Result(self.latencies, self.elapsed, 0)
 
 
 def settings_of(app_dir: Path) -> set[str]:
@@ -311,21 +325,13 @@ async def seed_products(http: httpx.AsyncClient, admin: dict[str, str], names: l
 
 
 async def place_orders(
-    clients: list[httpx.AsyncClient],
-    buyers: list[list[dict[str, str]]],
-    product_ids: list[str],
-    workload: Workload,
-    seconds: float,
-    label: str,
-) -> tuple[Result, int, int, bool]:
-    """Each client places orders for ``seconds`` (at most :data:`MAX_RATE_PER_CLIENT` × ``seconds``).
+    clients: list[httpx.AsyncClient], row: Row, workload: Workload, seconds: float, label: str
+) -> None:
+    """Each client places orders for ``seconds`` (at most :data:`MAX_RATE_PER_CLIENT` × ``seconds``), into ``row``.
 
-    Client *i* rotates over ``buyers[i]``. Returns the 201s' result, 503 count, other failures,
-    and whether a client stopped at the count bound.
+    Client *i* rotates over ``row.buyers[i]``, from where its previous slice of the row stopped.
     """
     limit = max(1, math.ceil(MAX_RATE_PER_CLIENT * seconds))
-    latencies: list[float] = []
-    counts = {"503": 0, "other": 0, "bounded": 0}
     shown: set[str] = set()
     deadline = time.perf_counter() + seconds
 
@@ -335,28 +341,30 @@ async def place_orders(
             print(f"  [{label}] {kind}", file=sys.stderr, flush=True)
 
     async def client(i: int) -> None:
-        items = [{"productId": product_ids[p], "qty": 1} for p in workload.lines(i)]
-        for n in range(limit):
+        items = [{"productId": row.product_ids[p], "qty": 1} for p in workload.lines(i)]
+        for _ in range(limit):
             if time.perf_counter() >= deadline:
                 return
+            buyer = row.buyers[i][row.turns[i] % len(row.buyers[i])]
+            row.turns[i] += 1
             started = time.perf_counter()
             try:
-                buyer = buyers[i][n % len(buyers[i])]
                 response = await clients[i].post("/orders", json={"items": items}, headers=buyer)
             except httpx.HTTPError as exc:
-                counts["other"] += 1
+                row.other += 1
                 note(f"{type(exc).__name__}: {exc}"[:200])
                 continue
             if response.status_code == 201:
-                latencies.append(time.perf_counter() - started)
+                row.latencies.append(time.perf_counter() - started)
             else:
-                counts["503" if response.status_code == 503 else "other"] += 1
+                row.n503 += response.status_code == 503
+                row.other += response.status_code != 503
                 note(f"{response.status_code} {response.text[:200]}")
-        counts["bounded"] += 1
+        row.bounded = True
 
     started = time.perf_counter()
     await asyncio.gather(*[client(i) for i in range(len(clients))])
-    return Result(latencies, time.perf_counter() - started, 0), counts["503"], counts["other"], counts["bounded"] > 0
+    row.elapsed += time.perf_counter() - started
 
 
 async def connections_per_process(ports: list[int]) -> str:
@@ -374,89 +382,98 @@ async def connections_per_process(ports: list[int]) -> str:
     return "+".join(str(n) for n in counts.values()) or "0"
 
 
-async def run_layout(
-    key: str,
-    *,
-    app_dir: Path,
-    env: dict[str, str],
-    db,
-    settings: Settings,
-    raw: RawInserts,
-    workloads: list[str],
-    seconds: float,
-    password_hash: str,
-) -> tuple[tuple[Result, Result], list[Row]]:
-    """Start ``key``'s processes, seed, warm up, measure raw ``insert_one``, each workload, raw again; stop them.
+async def run_slice(servers: list[ServeProcess], row: Row, seconds: float) -> None:
+    """One slice of ``row``: :data:`CLIENTS` fresh connections (client *i* to server *i* mod n) for ``seconds``.
 
-    Returns the raw ``insert_one`` results before and after the workloads, and the rows.
-
-    The measuring clients connect after the warm-up (on fresh connections), when every worker is
-    up: connections opened while only the first worker accepted would all stay on it.
+    Fresh connections per slice: every worker is up by now, and the kernel spreads the accepts
+    among the workers sharing a port as it would for new clients; the spread is sampled mid-slice.
     """
-    layout = LAYOUTS[key]
-    rows: list[Row] = []
-    per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * seconds / PENDING_PER_BUYER))
-    warm_per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * WARMUP_SECONDS / PENDING_PER_BUYER))
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [
+        httpx.AsyncClient(base_url=servers[i % len(servers)].base_url, timeout=REQUEST_TIMEOUT, limits=limits)
+        for i in range(CLIENTS)
+    ]
+
+    async def sample() -> str:
+        await asyncio.sleep(seconds / 2)  # mid-slice: every client is connected
+        return await connections_per_process([s.port for s in servers])
+
+    try:
+        label = f"{row.layout} {row.workload}"
+        _, spread = await asyncio.gather(place_orders(clients, row, WORKLOADS[row.workload], seconds, label), sample())
+        row.connections.append(spread)
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def seed_rows(
+    db, settings: Settings, http: httpx.AsyncClient, layouts: list[str], workloads: list[str], seconds: float, pw: str
+) -> tuple[dict[str, Row], dict[tuple[str, str], Row]]:
+    """Products and buyers of each layout's warm-up and of every row.
+
+    Returns ``(warm-up rows by layout, rows by (workload, layout))``.
+
+    Products go through ``POST /products/batch`` of the served checkout (its stock fields), as an admin.
+    """
+    admin = await seed_user(db, settings, username="scaleout_admin", role="admin", password_hash=pw)
+    plans = [(f"{k} warm-up", k, "hot", WARMUP_SECONDS) for k in layouts]
+    plans += [(f"{k} {w}", k, w, seconds) for w in workloads for k in layouts]
+    names = [f"{name} {n}" for name, _k, w, _s in plans for n in range(WORKLOADS[w].products)]
+    ids = await seed_products(http, admin, names)
+    made: list[Row] = []
+    for name, key, w, length in plans:
+        product_ids, ids = ids[: WORKLOADS[w].products], ids[WORKLOADS[w].products :]
+        prefix = name.replace(" ", "_")
+        if WORKLOADS[w].one_account:
+            buyers = [await seed_accounts(db, settings, prefix, 1, pw)] * CLIENTS
+        else:
+            per_client = max(1, math.ceil(MAX_RATE_PER_CLIENT * length / PENDING_PER_BUYER))
+            flat = await seed_accounts(db, settings, prefix, CLIENTS * per_client, pw)
+            buyers = [flat[i::CLIENTS] for i in range(CLIENTS)]
+        made.append(Row(key, w, product_ids, buyers))
+    warm = {row.layout: row for row in made[: len(layouts)]}
+    return warm, {(row.workload, row.layout): row for row in made[len(layouts) :]}
+
+
+async def run_app(
+    *, app_dir: Path, env: dict[str, str], db, settings: Settings, raw: RawInserts, args: argparse.Namespace
+) -> tuple[list[Result], list[Row]]:
+    """Every layout of one checkout, up at once; each workload measured on every layout, interleaved.
+
+    For each workload the layouts run in order and then in reverse order (``--seconds``/2 each
+    time), so a steady drift of the shared machine or of the server's write rate weighs on every
+    layout alike; raw ``insert_one`` runs before each workload and after the last. Returns the raw
+    results (one more than the workloads) and the rows (in workload, then layout order).
+    """
+    layouts, workloads, pw = args.layouts, args.workloads, _hash_sync(secrets.token_urlsafe(16))
     with contextlib.ExitStack() as stack:
-        servers = []
-        for workers in layout.workers:
-            server = ServeProcess(env=env, port=free_port(), workers=workers)
-            server.cwd = app_dir
-            servers.append(server.start(timeout_s=90))
-            stack.callback(server.stop)
-        ports = [s.port for s in servers]
-
-        def open_clients() -> list[httpx.AsyncClient]:
-            return [
-                httpx.AsyncClient(base_url=servers[i % len(servers)].base_url, timeout=REQUEST_TIMEOUT, limits=limits)
-                for i in range(CLIENTS)
-            ]
-
-        admin = await seed_user(db, settings, username=f"{key}_admin", role="admin", password_hash=password_hash)
-        names = [f"{key} warm-up"] + [f"{key} {w} {n}" for w in workloads for n in range(WORKLOADS[w].products)]
-        async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=120) as http:
-            ids = await seed_products(http, admin, names)
-        warm_ids, ids = ids[:1], ids[1:]
-        warm_buyers = await seed_accounts(db, settings, f"{key}_warm", CLIENTS * warm_per_client, password_hash)
-        buyers_of: dict[str, list[list[dict[str, str]]]] = {}
+        servers: dict[str, list[ServeProcess]] = {}
+        for key in layouts:
+            for workers in LAYOUTS[key].workers:
+                server = ServeProcess(env=env, port=free_port(), workers=workers)
+                server.cwd = app_dir
+                servers.setdefault(key, []).append(server.start(timeout_s=120))
+                stack.callback(server.stop)
+        print(f"  started {', '.join(layouts)}; seeding", file=sys.stderr, flush=True)
+        async with httpx.AsyncClient(base_url=servers[layouts[0]][0].base_url, timeout=120) as http:
+            warm, rows = await seed_rows(db, settings, http, layouts, workloads, args.seconds, pw)
+        for key in layouts:
+            print(f"  warm-up {key}", file=sys.stderr, flush=True)
+            await run_slice(servers[key], warm[key], WARMUP_SECONDS)
+        raws = [await raw(CLIENTS)]
         for w in workloads:
-            if WORKLOADS[w].one_account:
-                buyers_of[w] = [await seed_accounts(db, settings, f"{key}_{w}", 1, password_hash)] * CLIENTS
-            else:
-                flat = await seed_accounts(db, settings, f"{key}_{w}", CLIENTS * per_client, password_hash)
-                buyers_of[w] = [flat[i::CLIENTS] for i in range(CLIENTS)]
-        print(f"  {key}: seeded; warm-up", file=sys.stderr, flush=True)
-        clients = open_clients()
-        try:
-            warm_buyers_of = [warm_buyers[i::CLIENTS] for i in range(CLIENTS)]
-            await place_orders(clients, warm_buyers_of, warm_ids, WORKLOADS["hot"], WARMUP_SECONDS, f"{key} warm-up")
-        finally:
-            for c in clients:
-                await c.aclose()
-        reference = await raw(CLIENTS)
-        clients = open_clients()
-        try:
-            for w in workloads:
-                workload = WORKLOADS[w]
-                product_ids, ids = ids[: workload.products], ids[workload.products :]
-                before = await stock_of(db, product_ids)
-
-                async def sample() -> str:
-                    await asyncio.sleep(seconds / 2)  # mid-row: every client is connected
-                    return await connections_per_process(ports)
-
-                (result, n503, other, bounded), connections = await asyncio.gather(
-                    place_orders(clients, buyers_of[w], product_ids, workload, seconds, f"{key} {w}"), sample()
+            before = {key: await stock_of(db, rows[(w, key)].product_ids) for key in layouts}
+            for key in layouts + layouts[::-1]:
+                await run_slice(servers[key], rows[(w, key)], args.seconds / 2)
+            for key in layouts:
+                row = rows[(w, key)]
+                row.check, row.check_passed = await oversell_check(
+                    db, row.product_ids, before[key], len(row.latencies)
                 )
-                check, passed = await oversell_check(db, product_ids, before, len(result.latencies))
-                rows.append(Row(key, w, result, n503, other, connections, check, passed, bounded))
-                print(f"  {key}: measured {w}: {result.rate:.1f}/s, check {check}", file=sys.stderr, flush=True)
-        finally:
-            for c in clients:
-                await c.aclose()
-        # Again after the rows, the processes still up: the machine's load and the server's write rate drift.
-        return (reference, await raw(CLIENTS)), rows
+                print(f"  {w} {key}: {row.result.rate:.1f}/s, check {row.check}", file=sys.stderr, flush=True)
+            raws.append(await raw(CLIENTS))
+    return raws, [rows[(w, key)] for w in workloads for key in layouts]
 
 
 def fmt(value: float) -> str:
@@ -464,42 +481,38 @@ def fmt(value: float) -> str:
     return "—" if value != value else f"{value:.1f}"  # NaN: no successful request
 
 
-def results_table(title: str, refs: dict[str, tuple[Result, Result]], rows: list[Row]) -> list[str]:
-    """Markdown table of every row, with its ratio to the mean of its layout's raw ``insert_one`` rates
-    (before and after the rows), then the raw table."""
+def results_table(title: str, raws: list[Result], rows: list[Row], workloads: list[str]) -> list[str]:
+    """Markdown table of every row, with its ratio to the mean raw ``insert_one`` rate before and after
+    its workload, then the raw table."""
     out = [
         f"**{title}**",
         "",
-        "| layout | workload | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | conns/process "
+        "| workload | layout | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | conns/process "
         "| zero oversell |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         r = row.result
+        k = workloads.index(row.workload)
+        raw_rate = (raws[k].rate + raws[k + 1].rate) / 2
         p50, p99 = r.percentile(0.5), r.percentile(0.99)
         bound = " (count bound hit)" if row.bounded else ""
         out.append(
-            f"| {row.layout} | {WORKLOADS[row.workload].label} | {r.rate:.1f}{bound} | {fmt(p50)} | {fmt(p99)} | "
-            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / raw_rate(refs[row.layout]):.2f} | "
-            f"{row.connections} | {row.check} |"
+            f"| {WORKLOADS[row.workload].label} | {row.layout} | {r.rate:.1f}{bound} | {fmt(p50)} | {fmt(p99)} | "
+            f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / raw_rate:.2f} | "
+            f"{' / '.join(row.connections)} | {row.check} |"
         )
     out += [
         "",
-        f"**raw PyMongo `insert_one` (majority, j), {CLIENTS} clients, same server, before and after each "
-        "layout's rows (its API processes up, idle)**",
+        f"**raw PyMongo `insert_one` (majority, j), {CLIENTS} clients, same server (every API process up, idle)**",
         "",
-        "| layout | processes | before: inserts/s | p50 ms | p99 ms | after: inserts/s | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| measured | inserts/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
     ]
-    for key, pair in refs.items():
-        cells = " | ".join(f"{r.rate:.1f} | {fmt(r.percentile(0.5))} | {fmt(r.percentile(0.99))}" for r in pair)
-        out.append(f"| {key} | {LAYOUTS[key].label} | {cells} |")
+    for k, r in enumerate(raws):
+        when = f"before {WORKLOADS[workloads[k]].label}" if k < len(workloads) else "after the last workload"
+        out.append(f"| {when} | {r.rate:.1f} | {fmt(r.percentile(0.5))} | {fmt(r.percentile(0.99))} |")
     return out
-
-
-def raw_rate(pair: tuple[Result, Result]) -> float:
-    """Mean of the raw ``insert_one`` rates measured before and after a layout's rows."""
-    return (pair[0].rate + pair[1].rate) / 2
 
 
 def targets_table(rows: list[Row]) -> list[str]:
@@ -547,12 +560,7 @@ def targets_table(rows: list[Row]) -> list[str]:
 
 
 async def measure(args: argparse.Namespace) -> None:
-    """The whole run: header, then per served checkout every layout, its results and targets tables."""
-    layouts = [k.strip() for k in args.layouts.split(",") if k.strip()]
-    workloads = [k.strip() for k in args.workloads.split(",") if k.strip()]
-    unknown = [k for k in layouts if k not in LAYOUTS] + [k for k in workloads if k not in WORKLOADS]
-    if unknown:
-        raise SystemExit(f"unknown layout or workload: {', '.join(unknown)}")
+    """The whole run: header, then per served checkout its results and targets tables."""
     extra = dict(kv.split("=", 1) for kv in args.env)
     apps = [("this checkout", ROOT)]
     if args.app_dir:
@@ -560,8 +568,9 @@ async def measure(args: argparse.Namespace) -> None:
     header = [
         f"- date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; benchmark commit {commit_of(ROOT)}; "
         f"{platform.machine()}, {os.cpu_count()} cores (shared); Python {platform.python_version()}",
-        f"- {args.seconds:g} s per row (at most {MAX_RATE_PER_CLIENT}/s per client), {CLIENTS} clients, one HTTP "
-        f"connection each; warm-up {WARMUP_SECONDS:g} s per layout",
+        f"- {args.seconds:g} s per row (two slices of {args.seconds / 2:g} s: layouts in order, then in reverse; "
+        f"at most {MAX_RATE_PER_CLIENT}/s per client), {CLIENTS} clients, one HTTP connection each; "
+        f"warm-up {WARMUP_SECONDS:g} s per layout; layouts {', '.join(args.layouts)} all up at once",
     ]
     with tempfile.TemporaryDirectory(prefix="order-scaleout-") as data_dir, tempfile.TemporaryDirectory(
         prefix="order-scaleout-logs-"
@@ -570,7 +579,6 @@ async def measure(args: argparse.Namespace) -> None:
         print("\n".join(header), flush=True)
         mongo: AsyncMongoClient = AsyncMongoClient(embedded.uri, tz_aware=True)
         raw = RawInserts(embedded.uri, args.seconds)
-        password_hash = _hash_sync(secrets.token_urlsafe(16))
         try:
             await raw(1)  # the connection pool and the collection
             for n, (title, app_dir) in enumerate(apps):
@@ -599,24 +607,10 @@ async def measure(args: argparse.Namespace) -> None:
                     f"not in this checkout's settings: {missing}\n",
                     flush=True,
                 )
-                refs: dict[str, tuple[Result, Result]] = {}
-                rows: list[Row] = []
-                for key in layouts:
-                    print(f"{title}: layout {key}", file=sys.stderr, flush=True)
-                    refs[key], layout_rows = await run_layout(
-                        key,
-                        app_dir=app_dir,
-                        env=env,
-                        db=db,
-                        settings=settings,
-                        raw=raw,
-                        workloads=workloads,
-                        seconds=args.seconds,
-                        password_hash=password_hash,
-                    )
-                    rows += layout_rows
-                tables = results_table(f"POST /orders, {title}", refs, rows) + [""] + targets_table(rows)
-                print("\n".join(tables), flush=True)
+                print(f"{title}:", file=sys.stderr, flush=True)
+                raws, rows = await run_app(app_dir=app_dir, env=env, db=db, settings=settings, raw=raw, args=args)
+                tables = results_table(f"POST /orders, {title}", raws, rows, args.workloads)
+                print("\n".join(tables + [""] + targets_table(rows)), flush=True)
         finally:
             await raw.close()
             await mongo.close()
@@ -635,6 +629,11 @@ def main() -> int:
     args = parser.parse_args()
     if any("=" not in kv for kv in args.env):
         parser.error("--env takes KEY=VALUE")
+    args.layouts = [k.strip() for k in args.layouts.split(",") if k.strip()]
+    args.workloads = [k.strip() for k in args.workloads.split(",") if k.strip()]
+    unknown = [k for k in args.layouts if k not in LAYOUTS] + [k for k in args.workloads if k not in WORKLOADS]
+    if unknown or not args.layouts or not args.workloads:
+        parser.error(f"unknown or no layout or workload: {', '.join(unknown)}")
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
