@@ -124,8 +124,10 @@ class Settings(BaseSettings):
     #: database. Never with a configured ``MONGODB_URI``, never in ``serve``. ``false`` starts empty.
     demo_data: bool = True
 
-    #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404.
+    #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404. Production: ≥ 32 bytes.
     metrics_token: SecretStr | None = None
+    #: Failed ``GET /metrics`` authorisations allowed per client address (moving window); more → 429.
+    metrics_failure_limit: str = "10/minute"
 
     #: Most pending orders (stock reservations) one user may hold; the order's owner counts, whoever
     #: places it. One more → 409 ``too_many_pending_orders`` (issue 9).
@@ -152,7 +154,7 @@ class Settings(BaseSettings):
         # An empty METRICS_TOKEN (e.g. compose's ${METRICS_TOKEN:-}) must not open /metrics to "Bearer ".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit_default", "rate_limit_auth", "signin_failure_limit")
+    @field_validator("rate_limit_default", "rate_limit_auth", "signin_failure_limit", "metrics_failure_limit")
     @classmethod
     def _parse_limit(cls, value: str) -> str:
         try:
