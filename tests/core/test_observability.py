@@ -310,7 +310,7 @@ async def test_unusual_http_methods_are_counted_under_one_other_label(client: ht
         await client.request(method, "/products")
     samples = await scrape(client)
     methods = {dict(labels)["method"] for name, labels in samples if name == "storefront_http_requests_total"}
-    assert methods <= set(metrics.HTTP_METHODS) | {"other"}, methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
     other = sum(
         count
         for (name, labels), count in samples.items()
