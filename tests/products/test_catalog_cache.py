@@ -371,3 +371,21 @@ async def test_an_unreachable_redis_means_no_caching_and_is_logged_once(
             assert names(await http.get("/products")) == ["Alpha", "Hidden"]
     warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(warnings) == 1, caplog.text
+
+
+async def test_undeclared_parameters_do_not_grow_the_cache(app: FastAPI, client: httpx.AsyncClient) -> None:
+    store: MemoryPageStore = app.state.catalog_cache
+    first = await client.get("/products?limit=100")
+    assert first.status_code == 200
+    assert store.entries == 1
+    for n in range(25):
+        junk = await client.get(f"/products?limit=100&junk={n}&utm_source=x{n}")
+        assert junk.status_code == 200
+        assert junk.content == first.content
+    # Spellings of one validated value share the page too.
+    for spelling in ("limit=0100", "limit=100&limit=100", "limit=5&limit=100", "limit=+100"):
+        assert (await client.get(f"/products?{spelling}")).status_code == 200
+    assert store.entries == 1
+    assert (await client.get("/products?limit=100&min_price=1.5")).status_code == 200
+    assert (await client.get("/products?limit=100&min_price=1.50")).status_code == 200
+    assert store.entries == 2
