@@ -217,7 +217,9 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
 
     path = Path(args.path)
     try:
-        rows = importer.read_rows(path, args.format)
+        # A first pass in flat memory: a file broken half-way is refused before anything is written,
+        # and the progress bars know their totals. The import itself streams the file again.
+        total = importer.count_rows(path, args.format)
     except importer.CatalogFileError as exc:
         print(f"import-products: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -229,11 +231,11 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
             await audit_repository.ensure_indexes(db)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-            checking = progress.add_task("validate", total=len(rows))
-            writing = progress.add_task("write", total=None if args.dry_run else len(rows), visible=not args.dry_run)
+            checking = progress.add_task("validate", total=total)
+            writing = progress.add_task("write", total=None if args.dry_run else total, visible=not args.dry_run)
             report = await importer.import_rows(
                 db,
-                rows,
+                importer.read_rows(path, args.format),
                 actor=IMPORT_ACTOR,
                 upsert=args.upsert,
                 dry_run=args.dry_run,
