@@ -10,18 +10,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient
 
-from backend_app.devtools.embedded_db import EmbeddedMongo
-from backend_app.devtools.seed import seed_user
-from backend_app.main import create_app
 from config import Settings
 
 BURST = 30
@@ -48,40 +42,27 @@ async def _burst(app: FastAPI, username: str) -> Counter[int]:
     return Counter(response.status_code for response in responses)
 
 
-@pytest.mark.settings(signin_failure_limit=f"{LIMIT}/15minutes")
-async def test_a_burst_of_guesses_costs_at_most_the_limit_in_memory(app: FastAPI, make_user: Any) -> None:
-    await make_user("erin")
-    statuses = await _burst(app, "erin")
-    assert statuses == {401: LIMIT, 429: BURST - LIMIT}, statuses
-    # Unknown accounts take the same path.
-    assert await _burst(app, "nobody_here") == {401: LIMIT, 429: BURST - LIMIT}
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> str:
+    """Where the throttle counts: the process's memory, or a real Redis shared by processes."""
+    return str(request.param)
 
 
 @pytest.fixture
-async def redis_app(
-    redis_url: str, mongo_server: EmbeddedMongo, db_name: str, tmp_path: Any
-) -> AsyncIterator[FastAPI]:
-    settings = Settings(
-        app_env="test",
-        mongodb_uri=mongo_server.uri,
-        mongodb_db=db_name,
-        rate_limit_enabled=False,
-        rate_limit_storage_uri=redis_url,
-        signin_failure_limit=f"{LIMIT}/15minutes",
-        log_dir=str(tmp_path),
-    )
-    application = create_app(settings)
-    async with LifespanManager(application):
-        yield application
-    cleanup: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri)
-    await cleanup.drop_database(db_name)
-    await cleanup.close()
+def settings(settings: Settings, storage: str, request: pytest.FixtureRequest) -> Settings:
+    """The shared test settings, counting in ``storage``."""
+    values: dict[str, Any] = {"signin_failure_limit": f"{LIMIT}/15minutes"}
+    if storage == "redis":
+        values["rate_limit_storage_uri"] = request.getfixturevalue("redis_url")
+    return settings.model_copy(update=values)
 
 
-async def test_a_burst_of_guesses_costs_at_most_the_limit_on_redis(redis_app: FastAPI, password_hash: str) -> None:
-    username = f"erin_{uuid.uuid4().hex[:8]}"  # the Redis server outlives one test
-    await seed_user(
-        redis_app.state.db, redis_app.state.settings, username=username, role="user", password_hash=password_hash
-    )
-    statuses = await _burst(redis_app, username)
-    assert statuses == {401: LIMIT, 429: BURST - LIMIT}, statuses
+async def test_a_burst_of_guesses_costs_at_most_the_limit(app: FastAPI, make_user: Any) -> None:
+    username = f"erin_{uuid.uuid4().hex[:8]}"  # a Redis server outlives one test
+    await make_user(username)
+    for account in (username, f"nobody_{uuid.uuid4().hex[:8]}"):  # unknown accounts take the same path
+        statuses = await _burst(app, account)
+        # At most LIMIT guesses were checked (exactly LIMIT unless the machine is so slow that a queued
+        # guess waited out its turn, which also answers 429); every other one was refused unchecked.
+        assert set(statuses) <= {401, 429} and 0 < statuses[401] <= LIMIT, statuses
+        assert statuses[401] + statuses[429] == BURST
