@@ -82,7 +82,7 @@ def write(path: Path, rows: int) -> None:
 
 
 def peak_kib(script: str, path: Path) -> int:
-    done = subprocess.run(  # noqa: S603 - fixed argv
+    done = subprocess.run(
         [sys.executable, "-c", script, str(path), str(ROOT)], capture_output=True, text=True, check=True, timeout=600
     )
     return int(done.stdout.strip().splitlines()[-1])

@@ -74,7 +74,6 @@ class SignInThrottledError(DomainError):
         )
 
 
-
 class PasswordChangeThrottledError(DomainError):
     """Too many wrong current passwords in one login session (``SIGNIN_FAILURE_LIMIT``): 429 with ``Retry-After``.
 

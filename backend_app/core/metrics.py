@@ -47,7 +47,7 @@ from backend_app.core.errors import DomainError
 from config import Settings
 
 if TYPE_CHECKING:
-    from backend_app.core import ratelimit
+    from backend_app.core.throttle import FailureThrottle
 
 #: Environment variable naming the multiprocess directory (prometheus_client's own name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -234,7 +234,7 @@ class MetricsThrottledError(DomainError):
     title = "Too many requests"
 
 
-async def _authorize(request: Request, settings: Settings, throttle: ratelimit.FailureThrottle) -> None:
+async def _authorize(request: Request, settings: Settings, throttle: FailureThrottle) -> None:
     """Check ``Authorization: Bearer <METRICS_TOKEN>`` in constant time, failures counted per client address.
 
     ``/metrics`` is outside the request budgets (scrapes must not be refused),

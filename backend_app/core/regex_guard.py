@@ -216,7 +216,7 @@ def _scan_as_written(pattern: str) -> bool:
             if pattern.startswith("(?:", i):
                 i += 3
             elif i + 1 < n and pattern[i + 1] in "?*":
-                raise _unmodelled(f"the group construct {pattern[i:i + 3]!r}", i)
+                raise _unmodelled(f"the group construct {pattern[i : i + 3]!r}", i)
             else:
                 i += 1
             stack.append(False)

@@ -67,8 +67,7 @@ def redact_query(text: str) -> str:
 
 def _redact_pairs(query: str) -> str:
     return "&".join(
-        f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[1] else pair
-        for pair in query.split("&")
+        f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[1] else pair for pair in query.split("&")
     )
 
 

@@ -51,7 +51,9 @@ async def test_wrong_current_passwords_are_counted_per_session(client: httpx.Asy
     second = await login(client, "paula")
     for _ in range(3):
         assert_problem(
-            await client.post("/auth/password", json=change("not my password", "x" * 12), headers=bearer(first["access_token"])),
+            await client.post(
+                "/auth/password", json=change("not my password", "x" * 12), headers=bearer(first["access_token"])
+            ),
             401,
             "invalid_credentials",
         )
@@ -63,7 +65,9 @@ async def test_wrong_current_passwords_are_counted_per_session(client: httpx.Asy
     assert int(throttled.headers["Retry-After"]) >= 1
     # ...while the account's sign-ins and its other sessions are not affected.
     assert (await client.post("/auth/login", json={"username": "paula", "password": PASSWORD})).status_code == 200
-    ok = await client.post("/auth/password", json=change(PASSWORD, "a new passphrase"), headers=bearer(second["access_token"]))
+    ok = await client.post(
+        "/auth/password", json=change(PASSWORD, "a new passphrase"), headers=bearer(second["access_token"])
+    )
     assert ok.status_code == 204, ok.text
 
 

@@ -64,9 +64,7 @@ def test_a_large_file_is_validated_in_flat_memory(tmp_path: Path, suffix: str, w
 def test_a_csv_field_over_the_field_limit_is_a_refused_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "catalog.csv"
     huge = "d" * (200 * 1024)
-    path.write_text(
-        f'name,price,description\nMug,7.5,ok\nPoster,12,"{huge}"\nShirt,20,fine\n', encoding="utf-8"
-    )
+    path.write_text(f'name,price,description\nMug,7.5,ok\nPoster,12,"{huge}"\nShirt,20,fine\n', encoding="utf-8")
     assert cli.main(["import-products", str(path), "--dry-run"]) == 1
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
