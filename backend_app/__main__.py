@@ -160,7 +160,7 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[bool]:
         get_settings.cache_clear()
         yield True
     finally:
-        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown (issue 9).
+        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown.
         with _signals_ignored():
             print("Stopping SecantusDB ...", flush=True)
             db.stop()
@@ -183,13 +183,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _dev(data_dir: str) -> int:
-    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database (issue 9).
+    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database.
 
     uvicorn handles both signals while it runs (graceful shutdown) and then
     re-raises the one it caught; SIGTERM's default action would kill this
     process before the database is stopped, leaving it holding the data
     folder. So SIGTERM is turned into ``KeyboardInterrupt``, like SIGINT.
-    A new embedded database first gets the demo catalog (issue 11).
+    A new embedded database first gets the demo catalog.
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
     #: Lifetime of refresh tokens, in seconds (docs/contract.md §3: 7 days).
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    #: Longest life of one login's refresh chain, in days, however often it is refreshed (issue 10).
+    #: Longest life of one login's refresh chain, in days, however often it is refreshed.
     session_max_age_days: float = Field(default=30, gt=0)
 
     #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (docs/contract.md §8).
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     #: Counting algorithm of the ``limits`` library.
     rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
-    #: Per-account throttle of failed sign-ins on/off (independent of ``RATE_LIMIT_ENABLED``; issue 10).
+    #: Per-account throttle of failed sign-ins on/off (independent of ``RATE_LIMIT_ENABLED``).
     signin_throttle_enabled: bool = True
     #: Failed sign-ins allowed per account (normalised username) in a moving window; ``limits`` syntax.
     signin_failure_limit: str = "10/15minutes"

@@ -8,7 +8,7 @@ Document shape::
      created_at: datetime, updated_at: datetime}
 
 ``username_key`` makes usernames unique regardless of case (``Admin`` after
-``admin`` is a duplicate; issue 10). ``session_epoch`` is bumped in the same
+``admin`` is a duplicate). ``session_epoch`` is bumped in the same
 write as a password, role or deactivation change: every login session recorded
 at an older epoch stops working at once (``auth.repository``).
 """
