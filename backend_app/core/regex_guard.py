@@ -252,15 +252,16 @@ def check_safe_regex(pattern: str, *, max_length: int = 100) -> str:
     """
     if len(pattern) > max_length:
         raise UnsafePatternError(f"the pattern is longer than {max_length} characters")
-    try:
-        re.compile(pattern)
-        tree = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise UnsafePatternError(f"not a valid regular expression: {exc}") from None
+    # The reading as written comes first: it refuses what Python's parser would only warn about ("[[").
     if _scan_as_written(pattern):
         raise UnsafePatternError(
             "alternation inside a repeated group, such as (a|b)* or (\\w|\\d)+, is not allowed; "
             "use a character class such as [ab]*"
         )
+    try:
+        re.compile(pattern)
+        tree = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise UnsafePatternError(f"not a valid regular expression: {exc}") from None
     _walk(tree.data, _Budget(), in_repeat=False)
     return pattern
