@@ -5,7 +5,9 @@
   and proxy-header handling are off: the app logs one JSON line per request
   and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``. With
   ``PROMETHEUS_MULTIPROC_DIR`` set, that directory is emptied first
-  (docs/observability.md).
+  (docs/observability.md). On a ``HOST`` other than loopback it refuses to
+  listen (exit status 2) without a ``JWT_SECRET`` of its own, whatever
+  ``APP_ENV`` says: the development fallback key is public.
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
   ``./data/db``, ``--sync-on-commit``) unless ``MONGODB_URI`` is configured, load the demo catalog
   into it when it has no products (``backend_app.demo``; ``DEMO_DATA=false``
@@ -17,7 +19,7 @@
   admin changes nothing. Any other existing account with that name is
   refused (exit status 1: anyone could have registered it) unless
   ``--promote-existing``, which makes it an active admin, sets its password
-  and ends every session of it (issue 10, item 3).
+  and ends every session of it.
   Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
 
 - ``import-products PATH [--format json|jsonl|csv] [--dry-run] [--upsert]``:
@@ -35,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import ipaddress
 import os
 import signal
 import sys
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from config import Settings, get_settings
+from config.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES_BY_ALGORITHM
 
 if TYPE_CHECKING:
     from backend_app.users.schemas import UserCreate
@@ -65,10 +69,46 @@ def _reset_metrics_dir() -> None:
             os.remove(os.path.join(path, name))
 
 
-def _serve(*, reload: bool = False) -> None:
+def _is_loopback(host: str) -> bool:
+    """Whether ``HOST`` accepts connections from this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _own_signing_key_problem(settings: Settings) -> str | None:
+    """Why ``serve`` must not listen on ``HOST``, or ``None``.
+
+    Outside loopback, every token must be signed with a key of this
+    deployment: the development fallback is public (it is in the source), so
+    anyone could forge a token with it, whatever ``APP_ENV`` says.
+    """
+    if _is_loopback(settings.host):
+        return None
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    min_bytes = MIN_JWT_SECRET_BYTES_BY_ALGORITHM[settings.jwt_algorithm]
+    if secret and secret != DEV_JWT_SECRET and len(secret.encode()) >= min_bytes:
+        return None
+    return (
+        f"HOST={settings.host} is reachable from other machines, so JWT_SECRET must be set to a key of this "
+        f"deployment (at least {min_bytes} bytes for JWT_ALGORITHM={settings.jwt_algorithm}, not the development "
+        "default), whatever APP_ENV says; or serve on HOST=127.0.0.1. Generate one with: "
+        f"python -c 'import secrets; print(secrets.token_urlsafe({min_bytes * 3 // 2}))'"
+    )
+
+
+def _serve(*, reload: bool = False) -> int:
+    """Run uvicorn on ``HOST``:``PORT``; exit status 2 (nothing listens) when :func:`_own_signing_key_problem`."""
     import uvicorn
 
     settings = get_settings()
+    problem = _own_signing_key_problem(settings)
+    if problem is not None:
+        print(f"storefront: configuration error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     _reset_metrics_dir()
     uvicorn.run(
         "backend_app.main:create_app",
@@ -82,6 +122,7 @@ def _serve(*, reload: bool = False) -> None:
         server_header=False,
         log_config=None,
     )
+    return 0
 
 
 @contextlib.contextmanager
@@ -119,7 +160,7 @@ def _embedded_db_unless_configured(data_dir: str) -> Iterator[bool]:
         get_settings.cache_clear()
         yield True
     finally:
-        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown (issue 9).
+        # A second Ctrl-C or SIGTERM must not interrupt the database's clean shutdown.
         with _signals_ignored():
             print("Stopping SecantusDB ...", flush=True)
             db.stop()
@@ -141,14 +182,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _dev(data_dir: str) -> None:
-    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database (issue 9).
+def _dev(data_dir: str) -> int:
+    """Serve with the embedded database; SIGINT or SIGTERM stops uvicorn, then the database.
 
     uvicorn handles both signals while it runs (graceful shutdown) and then
     re-raises the one it caught; SIGTERM's default action would kill this
     process before the database is stopped, leaving it holding the data
     folder. So SIGTERM is turned into ``KeyboardInterrupt``, like SIGINT.
-    A new embedded database first gets the demo catalog (issue 11).
+    A new embedded database first gets the demo catalog.
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -157,9 +198,10 @@ def _dev(data_dir: str) -> None:
                 from backend_app.demo import load_demo_catalog_cli
 
                 load_demo_catalog_cli(get_settings())
-            _serve()
+            return _serve()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 async def _import_products(settings: Settings | None, args: argparse.Namespace) -> int:
@@ -176,7 +218,9 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
 
     path = Path(args.path)
     try:
-        rows = importer.read_rows(path, args.format)
+        # A first pass in flat memory: a file broken half-way is refused before anything is written,
+        # and the progress bars know their totals. The import itself streams the file again.
+        total = importer.count_rows(path, args.format)
     except importer.CatalogFileError as exc:
         print(f"import-products: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -188,11 +232,11 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
             await audit_repository.ensure_indexes(db)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-            checking = progress.add_task("validate", total=len(rows))
-            writing = progress.add_task("write", total=None if args.dry_run else len(rows), visible=not args.dry_run)
+            checking = progress.add_task("validate", total=total)
+            writing = progress.add_task("write", total=None if args.dry_run else total, visible=not args.dry_run)
             report = await importer.import_rows(
                 db,
-                rows,
+                importer.read_rows(path, args.format),
                 actor=IMPORT_ACTOR,
                 upsert=args.upsert,
                 basis=StockBasis(args.stock_basis),
@@ -330,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"storefront: configuration error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "serve":
-        _serve()
+        return _serve()
     elif args.command == "dev":
-        _dev(args.data_dir)
+        return _dev(args.data_dir)
     elif args.command == "create-admin":
         return _create_admin(args)
     elif args.command == "import-products":

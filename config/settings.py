@@ -10,6 +10,7 @@ import ipaddress
 import logging
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=60)
     #: Lifetime of refresh tokens, in seconds (docs/contract.md §3: 7 days).
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    #: Longest life of one login's refresh chain, in days, however often it is refreshed (issue 10).
+    #: Longest life of one login's refresh chain, in days, however often it is refreshed.
     session_max_age_days: float = Field(default=30, gt=0)
 
     #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (docs/contract.md §8).
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     #: Counting algorithm of the ``limits`` library.
     rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
-    #: Per-account throttle of failed sign-ins on/off (independent of ``RATE_LIMIT_ENABLED``; issue 10).
+    #: Per-account throttle of failed sign-ins on/off (independent of ``RATE_LIMIT_ENABLED``).
     signin_throttle_enabled: bool = True
     #: Failed sign-ins allowed per account (normalised username) in a moving window; ``limits`` syntax.
     signin_failure_limit: str = "10/15minutes"
@@ -124,8 +125,10 @@ class Settings(BaseSettings):
     #: database. Never with a configured ``MONGODB_URI``, never in ``serve``. ``false`` starts empty.
     demo_data: bool = True
 
-    #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404.
+    #: Bearer token Prometheus sends to ``GET /metrics``; unset: the endpoint answers 404. Production: ≥ 32 bytes.
     metrics_token: SecretStr | None = None
+    #: Failed ``GET /metrics`` authorisations allowed per client address (moving window); more → 429.
+    metrics_failure_limit: str = "10/minute"
 
     #: Most pending orders (stock reservations) one user may hold; the order's owner counts, whoever
     #: places it. One more → 409 ``too_many_pending_orders`` (issue 9).
@@ -157,7 +160,7 @@ class Settings(BaseSettings):
         # An empty METRICS_TOKEN (e.g. compose's ${METRICS_TOKEN:-}) must not open /metrics to "Bearer ".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit_default", "rate_limit_auth", "signin_failure_limit")
+    @field_validator("rate_limit_default", "rate_limit_auth", "signin_failure_limit", "metrics_failure_limit")
     @classmethod
     def _parse_limit(cls, value: str) -> str:
         try:
@@ -217,17 +220,31 @@ class Settings(BaseSettings):
                     "(and not the development default) when APP_ENV=production; generate one with: "
                     f"python -c 'import secrets; print(secrets.token_urlsafe({min_bytes * 3 // 2}))'"
                 )
-            if "*" in self.allowed_origins:
+            not_origins = [origin for origin in self.allowed_origins if not _is_web_origin(origin)]
+            if not_origins:
                 raise ValueError(
                     "ALLOWED_ORIGINS must list exact origins (e.g. https://shop.example) when APP_ENV=production; "
-                    "'*' would let any web page call the API."
+                    f"{', '.join(repr(o) for o in not_origins)} is not one: '*' would let any web page call the API, "
+                    "and 'null' any sandboxed page or local file."
                 )
-            catch_all = [p for p in self.trusted_proxies if _is_catch_all(p)]
-            if catch_all:
+            too_broad = _too_broad_proxies(self.trusted_proxies)
+            if too_broad:
                 raise ValueError(
                     "TRUSTED_PROXIES must list your proxies' IPs or CIDRs when APP_ENV=production; "
-                    f"{', '.join(repr(p) for p in catch_all)} lets any client forge X-Forwarded-For and escape "
-                    "rate limits."
+                    f"{too_broad} lets any client forge X-Forwarded-For and escape rate limits."
+                )
+            token = self.metrics_token.get_secret_value() if self.metrics_token else None
+            if token is not None and len(token.encode()) < MIN_METRICS_TOKEN_BYTES:
+                raise ValueError(
+                    f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes when APP_ENV=production "
+                    "(or unset, which closes /metrics); generate one with: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            if self.cache_uri and _same_redis_server(self.rate_limit_storage_uri, self.cache_uri):
+                raise ValueError(
+                    "RATE_LIMIT_STORAGE_URI and CACHE_URI must not share one Redis server when APP_ENV=production: "
+                    "its maxmemory eviction would drop rate-limit and sign-in counters to make room for pages. "
+                    "Give the counters a Redis of their own with maxmemory-policy noeviction (docker-compose.yml)."
                 )
             if self.rate_limit_enabled and self.web_concurrency > 1 and self.rate_limit_storage_uri == "memory://":
                 logger.warning(
@@ -239,14 +256,72 @@ class Settings(BaseSettings):
         return self
 
 
-def _is_catch_all(proxy: str) -> bool:
-    """Whether a ``TRUSTED_PROXIES`` entry trusts every address (``*``, ``0.0.0.0/0``, ``::/0``...)."""
-    if proxy.strip() == "*":
-        return True
-    try:
-        return ipaddress.ip_network(proxy.strip(), strict=False).prefixlen == 0
-    except ValueError:  # a host name or malformed entry: uvicorn decides; not a catch-all network
-        return False
+#: A ``TRUSTED_PROXIES`` network broader than this many prefix bits must be private-use (proxies are not
+#: spread over a public /7: 10.0.0.0/8 and fc00::/7 are the broadest networks proxies normally live in).
+MIN_PUBLIC_PROXY_PREFIX = 8
+#: IPv4-mapped IPv6 addresses: a dual-stack socket shows IPv4 clients as ``::ffff:a.b.c.d``.
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+#: Shortest ``METRICS_TOKEN`` in production (256 bits, as an HS256 key).
+MIN_METRICS_TOKEN_BYTES = 32
+
+
+def _too_broad_proxies(proxies: list[str]) -> str | None:
+    """Why ``TRUSTED_PROXIES`` trusts far too many peers, or ``None``.
+
+    Refused: ``*``; entries that together cover every IPv4 or every IPv6
+    address (``0.0.0.0/0``, or ``0.0.0.0/1,128.0.0.0/1``), IPv4-mapped IPv6
+    networks counted as the IPv4 networks they map; a public network with
+    fewer than :data:`MIN_PUBLIC_PROXY_PREFIX` prefix bits (``1.0.0.0/1``).
+    Host names are left to uvicorn.
+    """
+    if any(p.strip() == "*" for p in proxies):
+        return "'*'"
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for proxy in proxies:
+        try:
+            network = ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:  # a host name or malformed entry: uvicorn decides
+            continue
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+            mapped = int(network.network_address) - int(_IPV4_MAPPED.network_address)
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+        if network.prefixlen < MIN_PUBLIC_PROXY_PREFIX and not network.is_private:
+            return f"{proxy.strip()!r} (a public network of /{network.prefixlen})"
+        (v4 if isinstance(network, ipaddress.IPv4Network) else v6).append(network)  # type: ignore[arg-type]
+    for networks in (v4, v6):
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(networks)):  # type: ignore[type-var]
+            return f"{', '.join(repr(p) for p in proxies)} (together, every address)"
+    return None
+
+
+def _is_web_origin(origin: str) -> bool:
+    """Whether ``origin`` is an exact web origin, ``http(s)://host[:port]`` (RFC 6454), not ``*`` or ``null``."""
+    parts = urlsplit(origin)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+        and parts.username is None
+    )
+
+
+def _redis_server(uri: str) -> tuple[str, int | str] | None:
+    """``(host, port)`` (or ``("unix", path)``) of a Redis URI; ``None`` for ``memory://``."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "memory"):
+        return None
+    if parts.scheme.endswith("unix"):
+        return "unix", parts.path
+    return (parts.hostname or "localhost").lower(), parts.port or 6379
+
+
+def _same_redis_server(first: str, second: str) -> bool:
+    """Whether two storage URIs name one Redis server (whatever database number: eviction is per server)."""
+    server = _redis_server(first)
+    return server is not None and server == _redis_server(second)
 
 
 @lru_cache

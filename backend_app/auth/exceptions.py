@@ -58,7 +58,7 @@ class WrongCurrentPasswordError(DomainError):
 
 
 class SignInThrottledError(DomainError):
-    """Too many failed sign-ins of one account within ``SIGNIN_FAILURE_LIMIT``: 429 with ``Retry-After`` (issue 10).
+    """Too many failed sign-ins of one account within ``SIGNIN_FAILURE_LIMIT``: 429 with ``Retry-After``.
 
     The same answer whether the account exists or not.
     """
@@ -73,3 +73,31 @@ class SignInThrottledError(DomainError):
             headers={"Retry-After": str(retry_after)},
         )
 
+
+class PasswordChangeThrottledError(DomainError):
+    """Too many wrong current passwords in one login session (``SIGNIN_FAILURE_LIMIT``): 429 with ``Retry-After``.
+
+    Counted per session, not per account, so nobody else's failures can stop
+    the owner from changing the password.
+    """
+
+    status = 429
+    code = "password_change_throttled"
+    title = "Too many wrong current passwords"
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "Too many wrong current passwords in this session; retry after the seconds given in Retry-After.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class PasswordChangedConcurrentlyError(DomainError):
+    """The password changed between its check and the write (a concurrent change won): 409, nothing written."""
+
+    status = 409
+    code = "password_changed_concurrently"
+    title = "Password changed concurrently"
+
+    def __init__(self) -> None:
+        super().__init__("The password was changed by another request while this one was checked; nothing changed.")

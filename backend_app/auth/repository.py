@@ -7,12 +7,12 @@ Document shape::
      epoch: int (the user's ``session_epoch`` when the login began; absent = 0),
      created_at: datetime, refreshed_at: datetime | null,
      expires_at: datetime (expiry of the newest refresh token; TTL index),
-     revoked_at: datetime | null, revoked_reason: "logout" | "refresh_reuse" | null}
+     revoked_at: datetime | null, revoked_reason: "logout" | "refresh_reuse" | "revoke_others" | null}
 
 A session is only valid while its ``epoch`` equals its user's
 ``session_epoch``: bumping that one field (``users.repository``) ends every
 session of the user in the same write as a password, role or activation
-change (issue 10, item 5). Reads always name both the ``sid`` and the
+change. Reads always name both the ``sid`` and the
 ``username`` of the token, so a token's subject and session must agree.
 
 Rotation is a compare-and-set on ``refresh_jti`` (RFC 9700 §4.14.2: refresh
@@ -33,7 +33,7 @@ from backend_app.core.db import MongoDatabase
 
 COLLECTION = "sessions"
 
-RevokedReason = Literal["logout", "refresh_reuse"]
+RevokedReason = Literal["logout", "refresh_reuse", "revoke_others"]
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -114,15 +114,38 @@ async def revoke_session(db: MongoDatabase, *, sid: str, username: str, now: dat
     )
 
 
+def _epoch_filter(epoch: int) -> Any:
+    """Match a session's ``epoch`` field (absent or null in sessions older than the field: epoch 0)."""
+    return epoch if epoch else {"$in": [0, None]}
+
+
+async def revoke_other_sessions(db: MongoDatabase, *, username: str, keep_sid: str, epoch: int, now: datetime) -> int:
+    """Revoke every live session of ``username`` at ``epoch`` except ``keep_sid``; how many were revoked.
+
+    Served by the ``by_username`` index. Sessions at another epoch are already
+    dead and not counted; those past their expiry neither.
+    """
+    result = await db[COLLECTION].update_many(
+        {
+            "username": username,
+            "_id": {"$ne": keep_sid},
+            "revoked_at": None,
+            "epoch": _epoch_filter(epoch),
+            "expires_at": {"$gt": now},
+        },
+        {"$set": {"revoked_at": now, "revoked_reason": "revoke_others"}},
+    )
+    return result.modified_count
+
+
 async def restamp_session(db: MongoDatabase, *, sid: str, username: str, old_epoch: int, new_epoch: int) -> bool:
     """Carry ``username``'s live session ``sid`` from ``old_epoch`` to ``new_epoch`` (it survives a bump).
 
     Used by a password change to keep the calling session. Returns whether it
     was carried (``False``: revoked, or not at ``old_epoch`` any more).
     """
-    epoch_filter: Any = old_epoch if old_epoch else {"$in": [0, None]}  # absent epoch = 0 (older sessions)
     result = await db[COLLECTION].update_one(
-        {"_id": sid, "username": username, "revoked_at": None, "epoch": epoch_filter},
+        {"_id": sid, "username": username, "revoked_at": None, "epoch": _epoch_filter(old_epoch)},
         {"$set": {"epoch": new_epoch}},
     )
     return result.modified_count == 1

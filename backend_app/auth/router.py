@@ -8,19 +8,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend_app.auth import service
 from backend_app.auth.dependencies import CurrentCaller, CurrentUser, Throttle
-from backend_app.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, TokenPair
+from backend_app.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, SessionsRevoked, TokenPair
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import UnprocessableError, problem_responses
+from backend_app.core.ratelimit import FailureThrottle
 from backend_app.users import service as users_service
 from backend_app.users.schemas import UserCreate, UserPublic, check_password_bytes
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def get_password_change_throttle(request: Request) -> FailureThrottle:
+    """The app's count of wrong current passwords per login session (``core.ratelimit.RateLimiter``)."""
+    throttle: FailureThrottle = request.app.state.rate_limiter.password_change_throttle
+    return throttle
+
+
+PasswordChangeThrottle = Annotated[FailureThrottle, Depends(get_password_change_throttle)]
 
 
 @router.post(
@@ -111,16 +121,35 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(401, 422, 429, 500),
+    responses=problem_responses(401, 409, 422, 429, 500),
     summary="Change my password (ends my other sessions)",
 )
-async def change_password(body: PasswordChange, db: Database, caller: CurrentCaller, throttle: Throttle) -> None:
+async def change_password(
+    body: PasswordChange, db: Database, caller: CurrentCaller, throttle: PasswordChangeThrottle
+) -> None:
     """``{"current_password", "new_password"}`` → 204. Every *other* session of the user ends at once.
 
     The session of the token that made this call stays signed in. A wrong
-    ``current_password`` → 401 ``invalid_credentials``, counted as a failed
-    sign-in of the account (past ``SIGNIN_FAILURE_LIMIT``: 429 ``signin_throttled``).
+    ``current_password`` → 401 ``invalid_credentials``, counted for this login
+    session (past ``SIGNIN_FAILURE_LIMIT``: 429 ``password_change_throttled``);
+    failed sign-ins of the account do not count. Changed concurrently by
+    another request (which won) → 409 ``password_changed_concurrently``.
     """
     await service.change_password(
         db, throttle, caller=caller, current_password=body.current_password, new_password=body.new_password
     )
+
+
+@router.post(
+    "/sessions/revoke-others",
+    response_model=SessionsRevoked,
+    responses=problem_responses(401, 500),
+    summary="Sign out my other sessions",
+)
+async def revoke_other_sessions(db: Database, caller: CurrentCaller) -> SessionsRevoked:
+    """End every session of the caller except this one (their refresh and access tokens stop working).
+
+    For a user who suspects a stolen token or a device left signed in; the
+    password is not changed. Answers how many sessions were ended.
+    """
+    return SessionsRevoked(revoked=await service.revoke_other_sessions(db, caller=caller))

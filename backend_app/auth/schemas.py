@@ -64,3 +64,9 @@ class PasswordChange(BaseModel):
     @classmethod
     def _new_size(cls, value: str) -> str:
         return check_password_bytes(value)
+
+
+class SessionsRevoked(BaseModel):
+    """Answer of ``POST /auth/sessions/revoke-others``: how many other live sessions were ended."""
+
+    revoked: int = Field(ge=0, description="Sessions ended (their refresh and access tokens stop working).")

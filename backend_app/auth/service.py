@@ -5,18 +5,18 @@ Only the newest refresh token of a session may be exchanged (RFC 9700
 §4.14.2 rotation); presenting an older one means a copy leaked, so the whole
 session is revoked, and with it every access token that carries its ``sid``.
 
-Sessions end for good (issue 10, item 5): a session is valid only while
+Sessions end for good: a session is valid only while
 (1) it is recorded for the token's ``sub`` (sid *and* subject must match),
 (2) it is not revoked, (3) its ``epoch`` equals the user's ``session_epoch``,
 which a password change, a role change or a deactivation bumps (so
 reactivating an account does not bring old tokens back), and (4) it began
 less than ``SESSION_MAX_AGE_DAYS`` ago, however often it was refreshed.
 
-Failed sign-ins (``POST /auth/login``, ``/auth/token``, and a wrong current
-password on ``POST /auth/password``) are counted per account by
-:class:`~backend_app.core.ratelimit.SignInThrottle`; unknown and known
-usernames take the same steps, so neither the status nor the time tells them
-apart.
+Failed sign-ins (``POST /auth/login``, ``/auth/token``) are counted per
+account by :class:`~backend_app.core.ratelimit.SignInThrottle`, one check per
+account at a time; unknown and known usernames take the same steps, so neither
+the status nor the time tells them apart. Wrong current passwords of
+``POST /auth/password`` are counted per login session instead.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from backend_app.auth import repository
 from backend_app.auth.exceptions import (
     InvalidCredentialsError,
     InvalidTokenError,
+    PasswordChangedConcurrentlyError,
+    PasswordChangeThrottledError,
     SignInThrottledError,
     WrongCurrentPasswordError,
 )
 from backend_app.auth.schemas import TokenPair
 from backend_app.core.db import MongoDatabase
-from backend_app.core.ratelimit import SignInThrottle
+from backend_app.core.ratelimit import FailureThrottle, SignInThrottle
 from backend_app.core.security import (
     TokenClaims,
     TokenError,
@@ -88,12 +90,6 @@ def _session_valid(settings: Settings, session: dict[str, Any] | None, user_doc:
     )
 
 
-async def _ensure_not_throttled(throttle: SignInThrottle, account: str) -> None:
-    retry_after = await throttle.retry_after(account)
-    if retry_after is not None:
-        raise SignInThrottledError(retry_after=retry_after)
-
-
 async def authenticate(
     db: MongoDatabase,
     throttle: SignInThrottle,
@@ -122,11 +118,14 @@ async def authenticate(
     else:
         doc = None
     account = doc["username"] if doc is not None else (username if username is not None else email or "")
-    await _ensure_not_throttled(throttle, account)
-    matches = await verify_password(password, doc["password_hash"] if doc else None)
-    if doc is None or not matches or not doc.get("is_active", False):
-        await throttle.record_failure(account)
-        raise InvalidCredentialsError()
+    # One check per account at a time, the count read inside the turn: concurrent guesses cost at most the limit.
+    async with throttle.attempt(account) as attempt:
+        if attempt.retry_after is not None:
+            raise SignInThrottledError(retry_after=attempt.retry_after)
+        matches = await verify_password(password, doc["password_hash"] if doc else None)
+        if doc is None or not matches or not doc.get("is_active", False):
+            await attempt.failed()
+            raise InvalidCredentialsError()
     return doc
 
 
@@ -277,30 +276,61 @@ async def caller_from_access_token(db: MongoDatabase, settings: Settings, *, tok
 
 
 async def change_password(
-    db: MongoDatabase, throttle: SignInThrottle, *, caller: Caller, current_password: str, new_password: str
+    db: MongoDatabase, throttle: FailureThrottle, *, caller: Caller, current_password: str, new_password: str
 ) -> None:
     """Set the caller's password (``POST /auth/password``); every *other* session of the user ends at once.
 
-    The user's ``session_epoch`` is bumped in the same write as the new hash,
+    Wrong current passwords are counted per login session (``throttle``, keyed
+    by the caller's ``sid``), never by the account's sign-in throttle: failed
+    sign-ins by someone else cannot stop the owner from changing the password,
+    and a stolen session cannot guess for long. The new hash is written only
+    if the stored hash is still the one the current password was checked
+    against, with a bump of the user's ``session_epoch`` in the same write,
     which ends every session (access and refresh tokens); the calling session
     is then carried to the new epoch, so the device that changed the password
     stays signed in. If the process dies between the two writes, the calling
     session has ended too (fail-safe: sign in again).
 
     Raises:
-        SignInThrottledError: too many recent failed sign-ins of this account (429).
-        WrongCurrentPasswordError: ``current_password`` is wrong; counted as a failed sign-in (401).
+        PasswordChangeThrottledError: too many wrong current passwords in this session (429).
+        WrongCurrentPasswordError: ``current_password`` is wrong; counted for this session (401).
+        PasswordChangedConcurrentlyError: the password changed since it was checked, e.g. by a
+            concurrent change; nothing was written (409).
     """
     username = caller.user.username
-    await _ensure_not_throttled(throttle, username)
     doc = await users_repository.get_by_username(db, username=username)
-    if doc is None or not await verify_password(current_password, doc["password_hash"]):
-        await throttle.record_failure(username)
-        raise WrongCurrentPasswordError()
+    verified_hash = doc["password_hash"] if doc is not None else None
+    async with throttle.attempt(caller.session_id) as attempt:
+        if attempt.retry_after is not None:
+            raise PasswordChangeThrottledError(retry_after=attempt.retry_after)
+        if verified_hash is None or not await verify_password(current_password, verified_hash):
+            await attempt.failed()
+            raise WrongCurrentPasswordError()
+    assert doc is not None and verified_hash is not None  # checked above
     updated = await users_repository.set_password(
-        db, username=username, password_hash=await hash_password(new_password)
+        db, username=username, password_hash=await hash_password(new_password), expected_hash=verified_hash
     )
-    if updated is not None:
-        await repository.restamp_session(
-            db, sid=caller.session_id, username=username, old_epoch=_epoch(doc), new_epoch=_epoch(updated)
-        )
+    if updated is None:  # another change won the race: its password stands, and it ended this session
+        raise PasswordChangedConcurrentlyError()
+    await repository.restamp_session(
+        db, sid=caller.session_id, username=username, old_epoch=_epoch(doc), new_epoch=_epoch(updated)
+    )
+
+
+async def revoke_other_sessions(db: MongoDatabase, *, caller: Caller) -> int:
+    """End every session of the caller except the calling one (``POST /auth/sessions/revoke-others``).
+
+    Each ended session's refresh and access tokens stop working at once; the
+    calling session goes on. A login started while this runs is not ended.
+
+    Returns:
+        How many live sessions were ended (0 when there was none).
+    """
+    doc = await users_repository.get_by_username(db, username=caller.user.username)
+    return await repository.revoke_other_sessions(
+        db,
+        username=caller.user.username,
+        keep_sid=caller.session_id,
+        epoch=_epoch(doc) if doc is not None else 0,
+        now=datetime.now(UTC),
+    )

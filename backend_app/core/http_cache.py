@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -154,66 +154,29 @@ def cache_control(request: Request, directives: str) -> str:
     return f"{scope}, {directives}" if directives else scope
 
 
-def _query_default(value: Any) -> str | None:
-    """How an explicit query value equal to a declared default is written, for scalars; else ``None``."""
+def _canonical(value: Any) -> str:
+    """One spelling of a validated query value: ``Decimal("1.50")`` → ``1.5``, enums by value, booleans lower-case."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | str | Decimal):
-        return str(value)
-    return None
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return "0" if text in ("-0", "0") else text
+    return str(value)
 
 
-#: ``id(route)`` → (route, its declared query defaults). The route is held so its id is never reused
-#: (``APIRoute`` defines ``__eq__`` and is not hashable, so ``functools.cache`` cannot key on it).
-_QUERY_DEFAULTS: dict[int, tuple[Any, tuple[tuple[str, str], ...]]] = {}
+def cache_key(path: str, params: Mapping[str, Any]) -> str:
+    """The key of a cached response: ``path`` and the route's *validated* parameters, in a canonical form.
 
-
-def _declared_query_defaults(route: Any) -> tuple[tuple[str, str], ...]:
-    """``(name, default)`` of the query parameters ``route`` and its dependencies declare with a scalar default."""
-    known = _QUERY_DEFAULTS.get(id(route))
-    if known is not None and known[0] is route:
-        return known[1]
-    defaults: dict[str, str] = {}
-    pending = [route.dependant]
-    while pending:
-        dependant = pending.pop()
-        pending.extend(dependant.dependencies)
-        for field in dependant.query_params:
-            info = field.field_info
-            if info.is_required():
-                continue
-            rendered = _query_default(info.get_default(call_default_factory=True))
-            if rendered is not None:
-                defaults.setdefault(field.alias, rendered)
-    result = tuple(sorted(defaults.items()))
-    _QUERY_DEFAULTS[id(route)] = (route, result)
-    return result
-
-
-def normalized_query(request: Request) -> str:
-    """``path?query`` of ``request`` in a canonical form: the key of a cached response.
-
-    - Parameters are sorted by name; repeated values of one name keep their
-      order (FastAPI reads the last value of a scalar, so order matters).
-    - Every query parameter the matched route declares (in its signature or
-      its dependencies, e.g. ``limit``/``offset`` of pagination) with a scalar
-      default, and that the request omits, is added with that default: an
-      omitted parameter and its default get the same key.
-    - Values are decoded and re-encoded, so ``%20``/``+`` spellings agree.
-
-    Parameters the route does not declare are kept: they do not change the
-    response, but dropping them would need certainty about every declaration
-    (a wrong drop would merge two different responses under one key).
+    ``params`` are the values the route validated (``None`` for parameters not
+    in use), so the key never holds a parameter the route does not declare
+    (``?junk=N`` cannot make a new entry per ``N``), and the spellings of one
+    value (``limit=010``, ``limit=10``, a repeated ``limit``) share one key.
+    Names are sorted; values are URL-encoded.
     """
-    items = request.query_params.multi_items()
-    route = request.scope.get("route")
-    if route is not None and hasattr(route, "dependant"):
-        given = {name for name, _ in items}
-        items = items + [(name, value) for name, value in _declared_query_defaults(route) if name not in given]
-    items.sort(key=lambda item: item[0])
-    return f"{request.url.path}?{urlencode(items)}"
+    items = sorted((name, _canonical(value)) for name, value in params.items() if value is not None)
+    return f"{path}?{urlencode(items)}"
 
 
 @cache

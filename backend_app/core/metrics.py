@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -45,8 +46,15 @@ from starlette.exceptions import HTTPException
 from backend_app.core.errors import DomainError
 from config import Settings
 
+if TYPE_CHECKING:
+    from backend_app.core.throttle import FailureThrottle
+
 #: Environment variable naming the multiprocess directory (prometheus_client's own name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Values of the ``method`` label; any other method (``PROPFIND``, ``PURGE``, made-up ones) is counted as
+#: ``other``, so a client cannot create one series per method it invents.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+OTHER_METHOD = "other"
 #: ``route`` label of requests no route matched.
 UNMATCHED_ROUTE = "<unmatched>"
 #: Latency buckets of HTTP requests and database commands, in seconds.
@@ -133,6 +141,12 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+def method_label(method: str) -> str:
+    """The ``method`` label of a request: one of :data:`HTTP_METHODS`, else ``other``."""
+    upper = method.upper()
+    return upper if upper in HTTP_METHODS else OTHER_METHOD
+
+
 def request_started() -> None:
     """Count a request as in flight (``core.middleware.MetricsMiddleware``)."""
     HTTP_IN_FLIGHT.inc()
@@ -141,7 +155,7 @@ def request_started() -> None:
 def request_finished(*, method: str, route: str | None, status: int, seconds: float) -> None:
     """Count and time a finished request; ``route`` is its template, ``None`` when no route matched."""
     HTTP_IN_FLIGHT.dec()
-    labels = {"method": method, "route": route or UNMATCHED_ROUTE, "status_class": status_class(status)}
+    labels = {"method": method_label(method), "route": route or UNMATCHED_ROUTE, "status_class": status_class(status)}
     HTTP_REQUESTS.labels(**labels).inc()
     HTTP_DURATION.labels(**labels).observe(seconds)
 
@@ -212,22 +226,45 @@ class MetricsUnauthorizedError(DomainError):
     title = "Unauthorized"
 
 
-def _authorize(request: Request, settings: Settings) -> None:
-    """Check ``Authorization: Bearer <METRICS_TOKEN>`` in constant time.
+class MetricsThrottledError(DomainError):
+    """Too many failed ``GET /metrics`` authorisations from one address (``METRICS_FAILURE_LIMIT``): 429."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+async def _authorize(request: Request, settings: Settings, throttle: FailureThrottle) -> None:
+    """Check ``Authorization: Bearer <METRICS_TOKEN>`` in constant time, failures counted per client address.
+
+    ``/metrics`` is outside the request budgets (scrapes must not be refused),
+    so guessing the token is limited here: past ``METRICS_FAILURE_LIMIT``
+    failures an address is refused before its token is compared, even a
+    right one, until the window has room again.
 
     Raises:
         HTTPException: ``METRICS_TOKEN`` is unset: the same 404 as an unknown route.
+        MetricsThrottledError: too many failures from this address (429, ``Retry-After``).
         MetricsUnauthorizedError: the header is missing or names another token (401).
     """
     if settings.metrics_token is None:
         raise HTTPException(status_code=404)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     expected = settings.metrics_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
-        raise MetricsUnauthorizedError(
-            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
-            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-        )
+    from backend_app.core.ratelimit import client_address  # ratelimit imports this module
+
+    async with throttle.attempt(client_address(request)) as attempt:
+        if attempt.retry_after is not None:
+            raise MetricsThrottledError(
+                "Too many failed GET /metrics authorisations from this address; retry after Retry-After seconds.",
+                headers={"Retry-After": str(attempt.retry_after)},
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            await attempt.failed()
+            raise MetricsUnauthorizedError(
+                "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
 
 
 router = APIRouter(tags=["operations"])
@@ -239,6 +276,6 @@ async def metrics(request: Request) -> Response:
 
     Not in the OpenAPI schema: it is for the scraper, not API clients.
     """
-    _authorize(request, request.app.state.settings)
+    await _authorize(request, request.app.state.settings, request.app.state.rate_limiter.metrics_throttle)
     body, content_type = exposition(request.headers.get("accept", ""))
     return Response(body, headers={"Content-Type": content_type})  # no-store: core.middleware.NO_STORE_PATHS

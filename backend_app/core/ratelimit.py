@@ -28,7 +28,7 @@ How it is wired
 Who is counted (:func:`rate_limit_key`)
     Under ``/auth/`` always ``ip:<client address>``, whatever token is sent:
     a sign-in budget counted per token could be multiplied by alternating
-    tokens (issue 10, item 1). Elsewhere ``user:<sub>`` when the request
+    tokens. Elsewhere ``user:<sub>`` when the request
     carries a valid access token (verified signature, expiry, issuer, audience
     and type; no database call), otherwise ``ip:<client address>``. The client address is the TCP peer unless the
     peer is listed in ``TRUSTED_PROXIES``, in which case uvicorn's
@@ -50,17 +50,18 @@ Storage
     Redis calls are synchronous, so they run in a worker thread, with 0.5 s
     socket timeouts.
 
-Failed sign-ins per account (:class:`SignInThrottle`)
-    Beside the per-address budgets, failed sign-ins are counted per account,
-    keyed by the normalised (case-folded) username, in the same ``limits``
-    storage (so in Redis when configured): ``SIGNIN_FAILURE_LIMIT`` (default
-    ``10/15minutes``, a moving window) failures → ``429 signin_throttled`` for
-    that account from any address until the window has room again.
+Failed checks per key (``core.throttle.FailureThrottle``)
+    Beside the per-address budgets, failed checks are counted per key in the
+    same ``limits`` storage (so in Redis when configured), one check per key at
+    a time so that concurrent guesses cannot outrun the count: failed sign-ins
+    per account (``SignInThrottle``, ``SIGNIN_FAILURE_LIMIT``, default
+    ``10/15minutes``, a moving window → ``429 signin_throttled`` from any
+    address), wrong current passwords per session (``auth.service``) and
+    failed ``/metrics`` authorisations per address (``core.metrics``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -69,9 +70,7 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 from fastapi.security.utils import get_authorization_scheme_param
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from starlette.datastructures import MutableHeaders
@@ -81,6 +80,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend_app.core import metrics
 from backend_app.core.errors import problem_response
 from backend_app.core.security import TokenError, decode_token
+from backend_app.core.throttle import REDIS_TIMEOUT_S, FailureThrottle, SignInThrottle
 from config import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,10 +91,17 @@ AUTH_LIMITED_PATHS = frozenset({"/auth/login", "/auth/token", "/auth/register", 
 AUTH_PREFIX = "/auth/"
 #: Paths never counted.
 EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
-#: Socket timeouts of the Redis client, in seconds: a dead Redis must not stall requests.
-REDIS_TIMEOUT_S = 0.5
 
 Gate = Callable[..., Any]
+
+__all__ = [
+    "FailureThrottle",
+    "RateLimitMiddleware",
+    "RateLimiter",
+    "SignInThrottle",
+    "client_address",
+    "rate_limit_key",
+]
 
 
 def client_address(request: Request) -> str:
@@ -124,72 +131,6 @@ def rate_limit_key(request: Request) -> str:
     return f"ip:{client_address(request)}"
 
 
-class SignInThrottle:
-    """Counts failed sign-ins per account in the rate-limit storage (``limits`` moving window).
-
-    ``SIGNIN_FAILURE_LIMIT`` (e.g. ``10/15minutes``) failures of one account
-    within the window lock that account's sign-ins (from every address) until
-    the oldest failure leaves the window. The account key is the normalised
-    identifier (``str.casefold`` of the username, or of the email for an
-    unknown email), hashed (SHA-256) so no raw identifier is stored and a huge
-    form value cannot bloat the storage. The storage is
-    ``RATE_LIMIT_STORAGE_URI`` (Redis when configured, so every worker and host
-    shares the counts); if it cannot be reached the counts fall back to this
-    process's memory (logged), as slowapi's own limits do.
-
-    Args:
-        settings: ``SIGNIN_THROTTLE_ENABLED``, ``SIGNIN_FAILURE_LIMIT``, ``RATE_LIMIT_STORAGE_URI``.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.enabled = settings.signin_throttle_enabled
-        self.item: RateLimitItem = parse(settings.signin_failure_limit)
-        uri = settings.rate_limit_storage_uri
-        self.is_shared = not uri.startswith("memory://")
-        options: dict[str, Any] = (
-            {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S} if self.is_shared else {}
-        )
-        self._strategy = MovingWindowRateLimiter(storage_from_string(uri, **options))
-        self._fallback = MovingWindowRateLimiter(MemoryStorage())
-
-    @staticmethod
-    def _identifiers(account: str) -> tuple[str, str, str]:
-        digest = hashlib.sha256(account.strip().casefold().encode("utf-8")).hexdigest()[:32]
-        return "storefront", "signin-failures", digest
-
-    def _call(self, method: str, *args: Any) -> Any:
-        try:
-            return getattr(self._strategy, method)(*args)
-        except Exception:  # storage unreachable: count in this process rather than fail sign-ins
-            logger.warning("rate-limit storage unreachable; counting failed sign-ins in memory", exc_info=True)
-            return getattr(self._fallback, method)(*args)
-
-    def _retry_after_sync(self, account: str) -> int | None:
-        ids = self._identifiers(account)
-        if self._call("test", self.item, *ids):
-            return None
-        stats = self._call("get_window_stats", self.item, *ids)
-        return max(math.ceil(stats.reset_time - time.time()), 1)
-
-    async def retry_after(self, account: str) -> int | None:
-        """``None`` when ``account`` may try to sign in; else the seconds until it may (≥ 1)."""
-        if not self.enabled:
-            return None
-        if self.is_shared:
-            return await run_sync(self._retry_after_sync, account)
-        return self._retry_after_sync(account)
-
-    async def record_failure(self, account: str) -> None:
-        """Count one failed sign-in of ``account``."""
-        if not self.enabled:
-            return
-        ids = self._identifiers(account)
-        if self.is_shared:
-            await run_sync(self._call, "hit", self.item, *ids)
-        else:
-            self._call("hit", self.item, *ids)
-
-
 class RateLimiter:
     """The app's slowapi :class:`~slowapi.Limiter` and its two gates (``auth`` and ``default``).
 
@@ -208,6 +149,17 @@ class RateLimiter:
             {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S} if self.is_shared else {}
         )
         self.signin_throttle = SignInThrottle(settings)
+        #: Wrong current passwords of ``POST /auth/password``, per login session (same limit as sign-ins).
+        self.password_change_throttle = FailureThrottle(
+            settings,
+            limit=settings.signin_failure_limit,
+            scope="password-change-failures",
+            enabled=settings.signin_throttle_enabled,
+        )
+        #: Failed ``GET /metrics`` authorisations, per client address (``METRICS_FAILURE_LIMIT``).
+        self.metrics_throttle = FailureThrottle(
+            settings, limit=settings.metrics_failure_limit, scope="metrics-failures"
+        )
         self.limiter = Limiter(
             key_func=rate_limit_key,
             storage_uri=storage_uri,
@@ -228,9 +180,7 @@ class RateLimiter:
             """Counts one request against the caller's ``default`` budget."""
 
         self.auth_gate: Gate = self.limiter.shared_limit(settings.rate_limit_auth, scope="auth")(auth_gate)
-        self.default_gate: Gate = self.limiter.shared_limit(settings.rate_limit_default, scope="default")(
-            default_gate
-        )
+        self.default_gate: Gate = self.limiter.shared_limit(settings.rate_limit_default, scope="default")(default_gate)
 
     @property
     def enabled(self) -> bool:

@@ -8,11 +8,13 @@ they reach the database. Two readings of the pattern are checked:
 - its syntax tree as Python's own ``re`` parser builds it (``re._parser``,
   formerly ``sre_parse``), so spelling tricks (``(?:a+){2,}``) are seen for
   what they are;
-- the pattern *as written* (:func:`_alternation_in_repeated_group`), because
-  that parser rewrites it: it folds single-character alternatives into a
-  class (``(a|[a-z])`` becomes ``[a-z]``), while MongoDB's PCRE keeps the
+- the pattern *as written* (:func:`_scan_as_written`), because that parser
+  rewrites it: it folds single-character alternatives into a class
+  (``(a|[a-z])`` becomes ``[a-z]``), while MongoDB's PCRE keeps the
   alternation and backtracks exponentially on ``(a|[a-z])*\\d`` against a long
-  name (issue 10, item 2).
+  name. That reading models a small grammar and refuses everything outside
+  it, so a construct it does not understand (a comment ``(?#[)``, ``\\Q...\\E``)
+  cannot hide the rest of the pattern from it.
 
 Refused:
 
@@ -21,7 +23,10 @@ Refused:
   ``(a|b)*``, ``(\\w|\\d)+``, ``(x(a|b))+``): write a character class
   (``[ab]*``) instead; an optional group (``(a|b)?``) is not repeated and is
   allowed;
-- the extended flag ``(?x)`` (its comments could hide parentheses from the scan);
+- every construct outside the grammar of :func:`_scan_as_written`: comments,
+  inline flags (``(?x)``, ``(?i)``), named groups, lookarounds, atomic groups,
+  verbs, ``\\Q...\\E``, escapes other than ``\\d \\D \\w \\W \\s \\S \\b \\B \\t \\n \\r``
+  and escaped punctuation, a ``{`` that is not a quantifier, ``[`` inside a class;
 - backreferences and conditionals (``(a)\\1``, ``(?(1)a|b)``);
 - more than :data:`MAX_UNBOUNDED_QUANTIFIERS` unbounded quantifiers
   (``.*a.*a.*b`` is O(n⁴) on a 200-character name with an unanchored search;
@@ -103,73 +108,134 @@ def _walk(items: Any, budget: _Budget, *, in_repeat: bool) -> None:
             raise UnsafePatternError("too many alternatives and optional parts")
 
 
-def _quantifier_max(pattern: str, at: int) -> int | None:
-    """The upper bound of the quantifier written at ``pattern[at:]`` (``None``: no quantifier there).
+#: Escapes the guard models, outside and inside classes: the same meaning in PCRE and Python's ``re``.
+#: Any other letter or digit after ``\\`` (``\\Q``, ``\\E``, ``\\x``, ``\\p``, ``\\k``, ``\\1``, ``\\A``...) is refused.
+_CLASS_ESCAPES = frozenset("dDwWsStnr")
+_ESCAPES = _CLASS_ESCAPES | frozenset("bB")
+#: A complete bounded quantifier, ``{n}``, ``{n,}`` or ``{n,m}``; any other ``{`` is refused (PCRE versions
+#: disagree on ``{,n}``, and a literal brace must be written ``\\{``).
+_BRACES = re.compile(r"\{(\d+)(?:(,)(\d*))?\}")
 
-    ``*``, ``+`` and ``{n,}`` are unbounded (returned as a large number); a
-    ``{`` that is not a valid quantifier is a literal, as in PCRE.
+
+def _unmodelled(what: str, at: int) -> UnsafePatternError:
+    return UnsafePatternError(
+        f"{what} (at character {at + 1}) is not allowed: a product search uses only literals, escapes such as "
+        "\\d \\w \\s \\., classes [...], groups (...) or (?:...), alternation, anchors and quantifiers"
+    )
+
+
+def _escape_end(pattern: str, at: int, allowed: frozenset[str]) -> int:
+    """Index after the escape starting at ``pattern[at] == "\\"``; refuses escapes not in ``allowed``."""
+    if at + 1 >= len(pattern):
+        raise UnsafePatternError("not a valid regular expression: the pattern ends with a backslash")
+    char = pattern[at + 1]
+    if char.isascii() and not char.isalnum():
+        return at + 2  # an escaped punctuation character is that character in both engines
+    if char in allowed:
+        return at + 2
+    raise _unmodelled(f"the escape \\{char}", at)
+
+
+def _class_end(pattern: str, at: int) -> int:
+    """Index after the character class starting at ``pattern[at] == "["``.
+
+    A leading ``]`` (after an optional ``^``) is literal, as in both engines;
+    ``[`` inside a class (POSIX ``[:alpha:]``, nested sets) is refused.
+    """
+    i, n = at + 1, len(pattern)
+    if i < n and pattern[i] == "^":
+        i += 1
+    if i < n and pattern[i] == "]":
+        i += 1
+    while i < n and pattern[i] != "]":
+        if pattern[i] == "\\":
+            i = _escape_end(pattern, i, _CLASS_ESCAPES)
+        elif pattern[i] == "[":
+            raise _unmodelled("'[' inside a character class", i)
+        else:
+            i += 1
+    if i >= n:
+        raise UnsafePatternError("not a valid regular expression: unterminated character class")
+    return i + 1
+
+
+def _quantifier_at(pattern: str, at: int) -> tuple[int, int] | None:
+    """``(maximum, index after it)`` of the quantifier at ``pattern[at:]``, lazy/possessive suffix included.
+
+    ``None`` when no quantifier is written there. Unbounded maxima are
+    ``sre_constants.MAXREPEAT``.
+
+    Raises:
+        UnsafePatternError: a ``{`` that is not a complete quantifier.
     """
     if at >= len(pattern):
         return None
     char = pattern[at]
-    if char in "*+":
-        return sre_constants.MAXREPEAT
-    if char == "?":
-        return 1
-    if char == "{":
-        match = re.match(r"\{(\d*)(,?)(\d*)\}", pattern[at:])
-        if match is None or not (match.group(1) or match.group(3)):
-            return None
-        if match.group(3):
-            return int(match.group(3))
-        return sre_constants.MAXREPEAT if match.group(2) else int(match.group(1))
-    return None
+    if char in "*+?":
+        high, end = (1 if char == "?" else sre_constants.MAXREPEAT), at + 1
+    elif char == "{":
+        match = _BRACES.match(pattern, at)
+        if match is None:
+            raise _unmodelled("a '{' that is not a quantifier {n}, {n,} or {n,m} (write \\{ for a brace)", at)
+        low, comma, upper = match.groups()
+        high = int(upper) if upper else (sre_constants.MAXREPEAT if comma else int(low))
+        end = match.end()
+    else:
+        return None
+    if end < len(pattern) and pattern[end] in "?+":
+        end += 1
+    return high, end
 
 
-#: An inline flag group turning on PCRE's extended mode, whose comments would hide parentheses from the scan.
-_VERBOSE_FLAG = re.compile(r"\(\?[a-zA-Z^-]*x")
+def _scan_as_written(pattern: str) -> bool:
+    """Read the pattern as MongoDB's PCRE does; whether a group containing ``|`` is repeated (maximum > 1).
 
-
-def _alternation_in_repeated_group(pattern: str) -> bool:
-    """Whether a group containing ``|`` (at any depth) is repeated (quantifier maximum > 1), as written.
-
-    Reads the text itself: escapes (``\\|``) and character classes (``[|]``,
-    ``[]|]``, ``[^]a]``) are skipped; groups are matched by their parentheses.
-    A ``|`` belongs to every group open around it, so ``(x(a|b))+`` is refused
-    as well as ``(a|b)+``.
+    The guard models a small grammar: literals, the escapes of
+    :data:`_ESCAPES` and escaped punctuation, classes ``[...]``, groups
+    ``(...)`` and ``(?:...)``, ``|``, ``^``, ``$``, ``.`` and quantifiers.
+    Anything else (comments ``(?#...)``, inline flags, named groups,
+    lookarounds, atomic groups, verbs ``(*...)``, ``\\Q...\\E`` quoting, other
+    escapes, loose braces, POSIX classes) is refused, so no construct can hide
+    text from this scan. A ``|`` belongs to every group open around it, so
+    ``(x(a|b))+`` is caught as well as ``(a|b)+``.
 
     Raises:
-        UnsafePatternError: the pattern turns on extended mode (``(?x)``),
-            whose ``#`` comments could hide a group from this scan.
+        UnsafePatternError: the pattern uses a construct outside that grammar.
     """
     stack: list[bool] = []  # per open group: whether a "|" occurs inside it
     i, n = 0, len(pattern)
     while i < n:
         char = pattern[i]
-        if char == "\\":  # an escaped character (\Q...\E does not compile, so never gets here)
-            i += 2
+        if char == "\\":
+            i = _escape_end(pattern, i, _ESCAPES)
             continue
         if char == "[":
-            i += 1
-            if i < n and pattern[i] == "^":
-                i += 1
-            if i < n and pattern[i] == "]":  # a leading "]" is literal
-                i += 1
-            while i < n and pattern[i] != "]":
-                i += 2 if pattern[i] == "\\" else 1
-            i += 1
+            i = _class_end(pattern, i)
             continue
         if char == "(":
-            if _VERBOSE_FLAG.match(pattern, i):
-                raise UnsafePatternError("the x (extended) flag is not allowed: write the pattern without comments")
+            if pattern.startswith("(?:", i):
+                i += 3
+            elif i + 1 < n and pattern[i + 1] in "?*":
+                raise _unmodelled(f"the group construct {pattern[i : i + 3]!r}", i)
+            else:
+                i += 1
             stack.append(False)
-        elif char == "|":
+            continue
+        if char == "|":
             stack[:] = [True] * len(stack)
         elif char == ")" and stack:
             has_alternation = stack.pop()
-            high = _quantifier_max(pattern, i + 1)
-            if has_alternation and high is not None and high > 1:
-                return True
+            quantifier = _quantifier_at(pattern, i + 1)
+            if quantifier is not None:
+                if has_alternation and quantifier[0] > 1:
+                    return True
+                i = quantifier[1]
+                continue
+        elif char == "{":
+            quantifier = _quantifier_at(pattern, i)
+            assert quantifier is not None  # a non-quantifier brace raised
+            i = quantifier[1]
+            continue
         i += 1
     return False
 
@@ -186,15 +252,16 @@ def check_safe_regex(pattern: str, *, max_length: int = 100) -> str:
     """
     if len(pattern) > max_length:
         raise UnsafePatternError(f"the pattern is longer than {max_length} characters")
+    # The reading as written comes first: it refuses what Python's parser would only warn about ("[[").
+    if _scan_as_written(pattern):
+        raise UnsafePatternError(
+            "alternation inside a repeated group, such as (a|b)* or (\\w|\\d)+, is not allowed; "
+            "use a character class such as [ab]*"
+        )
     try:
         re.compile(pattern)
         tree = sre_parse.parse(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         raise UnsafePatternError(f"not a valid regular expression: {exc}") from None
-    if _alternation_in_repeated_group(pattern):
-        raise UnsafePatternError(
-            "alternation inside a repeated group, such as (a|b)* or (\\w|\\d)+, is not allowed; "
-            "use a character class such as [ab]*"
-        )
     _walk(tree.data, _Budget(), in_repeat=False)
     return pattern

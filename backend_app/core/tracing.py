@@ -18,6 +18,9 @@ wires it:
   instrumentation 0.66b2 pinned here. (Like it, this listener relies on
   PyMongo's command monitoring, which ``AsyncMongoClient`` publishes as the
   sync client does.)
+- Privacy: query values are replaced by ``REDACTED`` in the server span's
+  URL attributes (:func:`redact_query`); probes and scrapes
+  (:data:`EXCLUDED_URLS`, anchored to the whole path) are not traced.
 - Request id: ``core.metrics.MetricsMiddleware`` puts the
   ``X-Request-ID`` (asgi-correlation-id) on the server span as
   ``request_id``; every database span carries it too.
@@ -40,8 +43,45 @@ logger = logging.getLogger(__name__)
 
 #: Span attribute carrying the request id (the ``X-Request-ID`` of the logs).
 REQUEST_ID_ATTRIBUTE = "request_id"
-#: Paths never traced: probes and scrapes (regexes, comma-separated, as the instrumentation takes them).
-EXCLUDED_URLS = "/health,/metrics"
+#: Paths never traced: probes and scrapes. The instrumentation searches these regexes (comma-separated)
+#: in ``scheme://host/path``, so each is anchored to the whole path: ``/orders/healthy_hank/...`` is traced.
+EXCLUDED_URLS = r"^[a-z]+://[^/]+/health(/live|/ready)?/?$,^[a-z]+://[^/]+/metrics/?$"
+#: What replaces each query value in span attributes (names are kept; values may be personal data).
+REDACTED = "REDACTED"
+#: Span attributes holding the URL or its query, old and new HTTP semantic conventions.
+_URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+_QUERY_ATTRIBUTES = ("url.query",)
+
+
+def redact_query(text: str) -> str:
+    """``text`` (a URL, a target or a bare query) with every query value replaced by :data:`REDACTED`.
+
+    ``/products?email=alice@example.com&limit=5`` → ``/products?email=REDACTED&limit=REDACTED``. The access
+    log leaves the query out altogether; traces keep the names, which tell which filters a request used.
+    """
+    path, mark, query = text.partition("?")
+    if not mark:
+        return text
+    return f"{path}?{_redact_pairs(query)}"
+
+
+def _redact_pairs(query: str) -> str:
+    return "&".join(
+        f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[1] else pair for pair in query.split("&")
+    )
+
+
+def _redact_request_span(span: Any, scope: dict[str, Any]) -> None:
+    """``server_request_hook``: overwrite the URL attributes the instrumentation set with redacted ones."""
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        if name in attributes:
+            span.set_attribute(name, redact_query(str(attributes[name])))
+    for name in _QUERY_ATTRIBUTES:
+        if name in attributes:
+            span.set_attribute(name, _redact_pairs(str(attributes[name])))
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -98,7 +138,11 @@ def instrument(app: FastAPI, provider: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+        app,
+        tracer_provider=provider,
+        excluded_urls=EXCLUDED_URLS,
+        exclude_spans=["receive", "send"],
+        server_request_hook=_redact_request_span,
     )
     app.state.tracer_provider = provider
 

@@ -21,10 +21,11 @@ HTTP caching (both GET routes)
     its ``ETag`` still changes with the stock, because it hashes the body.
 
 Server-side page cache (``GET /products``)
-    Pages are keyed by the request's normalised query string
-    (:func:`~backend_app.core.http_cache.normalized_query`: parameters sorted,
-    declared defaults made explicit), so any list parameter the route declares
-    is part of the key with no change here. The body does not depend on the
+    Pages are keyed by the route's *validated* parameters
+    (:func:`~backend_app.core.http_cache.cache_key`), never by the raw query
+    string: an undeclared parameter (``?junk=N``) is ignored, as FastAPI
+    ignores it, so it cannot add an entry per value and crowd out the pages
+    (or, in a shared Redis, other keys); spellings of one value share a page. The body does not depend on the
     caller (list items carry no stock and no per-user data), so one entry
     serves everyone; only ``Cache-Control`` differs per request.
 
@@ -63,7 +64,7 @@ Single-flight (one query per miss)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -79,7 +80,9 @@ from backend_app.products.page_store import CachedPage, fill_page
 REVALIDATE = "no-cache"
 
 
-async def list_response(request: Request, db: MongoDatabase, compute: Callable[[], Awaitable[Any]]) -> Response:
+async def list_response(
+    request: Request, db: MongoDatabase, compute: Callable[[], Awaitable[Any]], *, params: Mapping[str, Any]
+) -> Response:
     """The ``GET /products`` response, from the page cache when it holds the page for the current version.
 
     Order of operations, and why it never serves a stale page as current:
@@ -107,9 +110,10 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     for the next request, never served.
 
     Args:
-        request: the list request; its normalised query string is the key.
+        request: the list request.
         db: the application's database (the version lives there).
         compute: runs the list query and returns the route's response model.
+        params: every validated parameter that shapes the page (``None`` when unused): the cache key.
 
     Returns:
         ``200`` with ``ETag`` and ``Cache-Control``, or ``304``.
@@ -122,7 +126,7 @@ async def list_response(request: Request, db: MongoDatabase, compute: Callable[[
     if store is None:
         body = http_cache.render_json(request, await compute())
         return http_cache.conditional_response(request, body=body, cache_control=control)
-    key = http_cache.normalized_query(request)
+    key = http_cache.cache_key(request.url.path, params)
     version = await repository.get_catalog_version(db)
     page = await store.get(key)
     hit = page is not None and page.version == version

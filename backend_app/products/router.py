@@ -137,21 +137,24 @@ async def list_products(
     ``invalid_cursor``; ``cursor`` with ``offset`` → 422.
     """
 
+    # One mapping feeds both the query and the cache key, so a filter cannot shape one and not the other.
+    filters: dict[str, Any] = {
+        "name": name,
+        "size": size,
+        "category": category,
+        "min_price": min_price,
+        "max_price": max_price,
+        "sort": sort,
+    }
+
     async def compute() -> Page[ProductListItem]:
         data, meta = await service.list_products(
-            db,
-            name=name,
-            size=size,
-            category=category,
-            min_price=min_price,
-            max_price=max_price,
-            sort=sort,
-            page=page,
-            max_time_ms=settings.mongodb_max_time_ms,
+            db, **filters, page=page, max_time_ms=settings.mongodb_max_time_ms
         )
         return Page[ProductListItem](data=data, page=meta)
 
-    return await responses.list_response(request, db, compute)
+    params = {**filters, "limit": page.limit, "offset": page.offset, "cursor": page.cursor}
+    return await responses.list_response(request, db, compute, params=params)
 
 
 @router.get(

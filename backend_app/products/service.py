@@ -435,6 +435,7 @@ async def write_products(
     basis: StockBasis = StockBasis.ON_HAND,
     batch_size: int = WRITE_BATCH,
     progress: Callable[[int], None] | None = None,
+    announce_change: bool = True,
 ) -> list[BatchItemResult]:
     """Store many validated products: the one bulk write of the catalog (batch endpoint and importer).
 
@@ -463,6 +464,8 @@ async def write_products(
         products: ``(index, product)`` pairs; ``index`` is echoed in each result.
         actor: who writes: the admin's username, or ``cli:import-products``.
         progress: called with the number of products each chunk settled.
+        announce_change: bump the catalog version at the end (``False``: the caller, writing a
+            stream in several calls, bumps it once after the last).
 
     Returns:
         One :class:`BatchItemResult` per product, in input order.
@@ -479,7 +482,7 @@ async def write_products(
         results.extend(outcome[index] for index, _ in chunk)
         if progress is not None:
             progress(len(chunk))
-    if written:
+    if written and announce_change:
         await catalog_changed(db)
     return results
 

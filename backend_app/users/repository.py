@@ -8,7 +8,7 @@ Document shape::
      created_at: datetime, updated_at: datetime}
 
 ``username_key`` makes usernames unique regardless of case (``Admin`` after
-``admin`` is a duplicate; issue 10). ``session_epoch`` is bumped in the same
+``admin`` is a duplicate). ``session_epoch`` is bumped in the same
 write as a password, role or deactivation change: every login session recorded
 at an older epoch stops working at once (``auth.repository``).
 """
@@ -192,21 +192,30 @@ async def set_password(
     username: str,
     password_hash: str,
     make_active_admin: bool = False,
+    expected_hash: str | None = None,
     session: AsyncClientSession | None = None,
 ) -> dict[str, Any] | None:
     """Store a new ``password_hash`` for ``username`` and end every session of it, in one write (in ``session`` if given).
+
+    ``expected_hash``: write only if the stored hash is still this one (the
+    one a current password was checked against), so of two concurrent
+    changes exactly one is written.
 
     ``make_active_admin``: also set ``role: admin`` and ``is_active: true``
     (``create-admin --promote-existing``).
 
     Returns:
-        The updated user (with the new ``session_epoch``, without the hash), or ``None`` if unknown.
+        The updated user (with the new ``session_epoch``, without the hash), or
+        ``None`` if unknown or its hash is no longer ``expected_hash``.
     """
     changes: dict[str, Any] = {"password_hash": password_hash, "updated_at": datetime.now(UTC)}
     if make_active_admin:
         changes.update(role="admin", is_active=True)
+    query: dict[str, Any] = {"username": username}
+    if expected_hash is not None:
+        query["password_hash"] = expected_hash
     return await db[COLLECTION].find_one_and_update(
-        {"username": username},
+        query,
         {"$set": changes, "$inc": {"session_epoch": 1}},
         projection=PUBLIC_PROJECTION,
         return_document=ReturnDocument.AFTER,

@@ -66,7 +66,7 @@ def test_the_compose_client_accepts_the_file() -> None:
 
 def test_compose_runs_a_replica_set_redis_and_a_health_gated_api() -> None:
     services = compose()["services"]
-    assert set(services) == {"api", "mongo", "redis"}
+    assert set(services) == {"api", "mongo", "redis", "redis-cache"}
     mongo, redis_, api = services["mongo"], services["redis"], services["api"]
     assert mongo["image"] == "mongo:7"
     assert "--replSet" in mongo["command"]
@@ -74,12 +74,28 @@ def test_compose_runs_a_replica_set_redis_and_a_health_gated_api() -> None:
     assert "rs.initiate" in mongo_check and "isWritablePrimary" in mongo_check
     assert redis_["image"].startswith("redis:7")
     assert "redis-cli" in redis_["healthcheck"]["test"]
-    assert api["depends_on"] == {"mongo": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    assert api["depends_on"] == {
+        name: {"condition": "service_healthy"} for name in ("mongo", "redis", "redis-cache")
+    }
     env = api["environment"]
     assert env["APP_ENV"] == "production"
     assert "replicaSet=rs0" in env["MONGODB_URI"]
     assert env["RATE_LIMIT_STORAGE_URI"].startswith("redis://redis:")
     assert "WEB_CONCURRENCY" in env
+
+
+def test_security_counters_never_share_an_evicting_redis_with_the_page_cache() -> None:
+    services = compose()["services"]
+    env = services["api"]["environment"]
+    assert env["RATE_LIMIT_STORAGE_URI"].startswith("redis://redis:")
+    assert env["CACHE_URI"].startswith("redis://redis-cache:")
+
+    def policy(service: str) -> str:
+        command = services[service]["command"]
+        return command[command.index("--maxmemory-policy") + 1]
+
+    assert policy("redis") == "noeviction"
+    assert policy("redis-cache") in {"allkeys-lru", "allkeys-lfu", "volatile-ttl", "volatile-lru"}
 
 
 def test_probes_use_readiness_for_health_and_metrics_work_with_several_workers() -> None:

@@ -231,3 +231,46 @@ def test_without_mongodb_uri_an_install_without_the_embedded_database_says_what_
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "MONGODB_URI" in result.stderr and "no embedded database" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"APP_ENV": "development", "HOST": "0.0.0.0"}, True),
+        ({"APP_ENV": "test", "HOST": "::"}, True),
+        ({"APP_ENV": "development", "HOST": "203.0.113.9"}, True),
+        ({"APP_ENV": "development", "HOST": "shop.example"}, True),
+        ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "dev-only-insecure-secret-change-me-0123456789"}, True),
+        ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "short"}, True),
+        ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "k" * 32}, False),
+        ({"APP_ENV": "development", "HOST": "127.0.0.1"}, False),
+        ({"APP_ENV": "development", "HOST": "localhost"}, False),
+        ({"APP_ENV": "development", "HOST": "::1"}, False),
+    ],
+)
+def test_serve_refuses_a_non_loopback_host_without_a_jwt_secret_of_its_own(
+    env: dict[str, str], refused: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from backend_app.__main__ import main
+    from config.settings import get_settings
+
+    for name in ("APP_ENV", "HOST", "JWT_SECRET", "MONGODB_URI", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    listened: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: listened.append(kwargs["host"]))
+    get_settings.cache_clear()
+    try:
+        status = main(["serve"])
+    finally:
+        get_settings.cache_clear()
+    if refused:
+        assert status == 2
+        assert listened == []
+        assert "JWT_SECRET" in capsys.readouterr().err
+    else:
+        assert status == 0
+        assert listened == [env["HOST"]]

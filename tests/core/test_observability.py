@@ -299,3 +299,58 @@ async def test_one_trace_spans_the_request_and_its_database_calls(traced: tuple[
         assert span.attributes["request_id"] == "trace-me-42"
         assert span.attributes["db.namespace"]
     assert any(s.name == "find products" for s in db_spans)
+
+
+# --- Bounded label values, throttled scrapes, private traces -------------------------------------
+
+
+@pytest.mark.settings(metrics_token=TOKEN)
+async def test_unusual_http_methods_are_counted_under_one_other_label(client: httpx.AsyncClient) -> None:
+    for method in ("PROPFIND", "MKCOL", "PURGE", "X-JUNK-1", "X-JUNK-2"):
+        await client.request(method, "/products")
+    samples = await scrape(client)
+    methods = {dict(labels)["method"] for name, labels in samples if name == "storefront_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+    other = sum(
+        count
+        for (name, labels), count in samples.items()
+        if name == "storefront_http_requests_total" and dict(labels)["method"] == "other"
+    )
+    assert other >= 5
+
+
+@pytest.mark.settings(metrics_token=TOKEN, metrics_failure_limit="3/minute")
+async def test_failed_metrics_authorisations_are_throttled_per_address(app: Any) -> None:
+    def peer(address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 50000)), base_url="http://testserver"
+        )
+
+    async with peer("198.51.100.9") as guesser, peer("198.51.100.10") as prometheus:
+        wrong = {"Authorization": "Bearer not-the-token"}
+        statuses = [(await guesser.get("/metrics", headers=wrong)).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        refused = await guesser.get("/metrics", headers=AUTH)  # no more guesses from there, even right ones
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (await prometheus.get("/metrics", headers=AUTH)).status_code == 200
+
+
+async def test_traces_redact_query_values_and_exclude_only_the_probe_paths(
+    traced: tuple[httpx.AsyncClient, Any],
+) -> None:
+    client, exporter = traced
+    exporter.clear()
+    await client.get("/products", params={"name": "alice@example.com", "limit": "5"})
+    await client.get("/orders/healthy_hank/" + "a" * 24)
+    await client.get("/metrics_report")
+    for probe in ("/health", "/health/live", "/health/ready", "/metrics"):
+        await client.get(probe)
+    servers = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    targets = sorted(str(s.attributes.get("http.target", s.attributes.get("url.path"))) for s in servers)
+    assert [t.split("?")[0] for t in targets] == ["/metrics_report", "/orders/healthy_hank/" + "a" * 24, "/products"]
+    for span in servers:
+        for attribute, text in span.attributes.items():
+            assert "alice" not in str(text), (attribute, text)
+    products = next(s for s in servers if str(s.attributes.get("http.target", "")).startswith("/products"))
+    assert "name=REDACTED" in products.attributes["http.url"]

@@ -133,3 +133,60 @@ def test_development_uses_the_documented_dev_secret_with_a_warning(
         settings = Settings(_env_file=None, app_env="development")
     assert settings.signing_key == DEV_JWT_SECRET
     assert "insecure development secret" in caplog.text
+
+
+# --- Production refuses settings that trust or expose too much -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    [
+        "0.0.0.0/1,128.0.0.0/1",  # together every IPv4 address
+        "0.0.0.0/2,64.0.0.0/2,128.0.0.0/1",
+        "::/1,8000::/1",  # together every IPv6 address
+        "::ffff:0:0/96",  # every IPv4 client of a dual-stack socket
+        "1.0.0.0/1",  # half of the internet is not a proxy
+    ],
+)
+def test_production_refuses_trusted_proxies_that_together_trust_everyone(proxies: str) -> None:
+    assert "TRUSTED_PROXIES must list" in refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies=proxies)
+
+
+def test_production_accepts_private_proxy_networks() -> None:
+    networks = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,203.0.113.7"
+    assert build(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies=networks).trusted_proxies
+
+
+@pytest.mark.parametrize("origin", ["null", "NULL", "https://shop.example,null", "shop.example", "https://shop.example/path"])
+def test_production_refuses_origins_that_are_not_exact_web_origins(origin: str) -> None:
+    assert "ALLOWED_ORIGINS must list exact" in refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, allowed_origins=origin)
+
+
+def test_production_refuses_a_short_metrics_token() -> None:
+    message = refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, metrics_token="x")
+    assert "METRICS_TOKEN must be at least 32 bytes" in message
+    assert build(**PRODUCTION, jwt_secret=STRONG_SECRET, metrics_token="m" * 32).metrics_token is not None
+    # Development and tests may use a short one.
+    assert build(app_env="development", metrics_token="x").metrics_token is not None
+
+
+@pytest.mark.parametrize(
+    ("limits_uri", "cache_uri"),
+    [
+        ("redis://redis.internal:6379/0", "redis://redis.internal:6379/1"),
+        ("redis://redis.internal/0", "redis://redis.internal:6379/0"),
+    ],
+)
+def test_production_refuses_rate_limits_and_page_cache_in_one_redis(limits_uri: str, cache_uri: str) -> None:
+    message = refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, rate_limit_storage_uri=limits_uri, cache_uri=cache_uri)
+    assert "must not share one Redis server" in message
+
+
+def test_production_accepts_rate_limits_and_page_cache_in_separate_redis_servers() -> None:
+    settings = build(
+        **PRODUCTION,
+        jwt_secret=STRONG_SECRET,
+        rate_limit_storage_uri="redis://redis-limits.internal:6379/0",
+        cache_uri="redis://redis-cache.internal:6379/0",
+    )
+    assert settings.cache_uri

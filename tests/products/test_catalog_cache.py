@@ -266,17 +266,16 @@ async def test_equivalent_queries_share_a_page_and_different_ones_do_not(
         await create_product(client, admin_headers, name=name)
     store: MemoryPageStore = app.state.catalog_cache
     await client.get("/products")
-    await client.get("/products?limit=10")  # the declared default, made explicit
-    # `offset` has no declared default (it is exclusive with `cursor`), so an explicit 0 is its own key.
-    await client.get("/products?offset=0&limit=10")
-    await client.get("/products?limit=10&offset=0&unknown=")  # kept: a different key, same data
-    assert store.entries == 3
-    # FastAPI reads the last value of a repeated scalar parameter; the key keeps their order.
+    await client.get("/products?limit=10")  # the default, made explicit
+    await client.get("/products?offset=0&limit=10")  # an omitted offset is offset 0
+    await client.get("/products?limit=10&offset=0&unknown=")  # undeclared: ignored
+    assert store.entries == 1
+    # FastAPI reads the last value of a repeated scalar parameter; so does the key.
     assert names(await client.get("/products?name=alpha&name=beta")) == ["Beta"]
     assert names(await client.get("/products?name=beta&name=alpha")) == ["Alpha"]
     assert names(await client.get("/products?name=%20")) == []
-    assert names(await client.get("/products?name=+")) == []
-    assert store.entries == 6
+    assert names(await client.get("/products?name=+")) == []  # the same value as %20
+    assert store.entries == 4
 
 
 async def test_failed_requests_are_not_cached(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -371,3 +370,21 @@ async def test_an_unreachable_redis_means_no_caching_and_is_logged_once(
             assert names(await http.get("/products")) == ["Alpha", "Hidden"]
     warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(warnings) == 1, caplog.text
+
+
+async def test_undeclared_parameters_do_not_grow_the_cache(app: FastAPI, client: httpx.AsyncClient) -> None:
+    store: MemoryPageStore = app.state.catalog_cache
+    first = await client.get("/products?limit=100")
+    assert first.status_code == 200
+    assert store.entries == 1
+    for n in range(25):
+        junk = await client.get(f"/products?limit=100&junk={n}&utm_source=x{n}")
+        assert junk.status_code == 200
+        assert junk.content == first.content
+    # Spellings of one validated value share the page too.
+    for spelling in ("limit=0100", "limit=100&limit=100", "limit=5&limit=100", "limit=+100"):
+        assert (await client.get(f"/products?{spelling}")).status_code == 200
+    assert store.entries == 1
+    assert (await client.get("/products?limit=100&min_price=1.5")).status_code == 200
+    assert (await client.get("/products?limit=100&min_price=1.50")).status_code == 200
+    assert store.entries == 2

@@ -238,7 +238,7 @@ def test_dev_and_serve_never_load_the_demo_into_a_configured_database(
     cli_env: MongoClient, db_name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     served: list[bool] = []
-    monkeypatch.setattr(cli, "_serve", lambda **_: served.append(True))
+    monkeypatch.setattr(cli, "_serve", lambda **_: served.append(True) or 0)  # _serve returns the exit status
     assert cli.main(["dev"]) == 0
     assert cli.main(["serve"]) == 0
     assert served == [True, True]
@@ -255,10 +255,11 @@ def test_dev_loads_the_demo_into_its_new_embedded_database(
     monkeypatch.chdir(tmp_path)  # ./logs of the embedded server
     counted: list[int] = []
 
-    def fake_serve(**_: Any) -> None:  # the database is still up while the app would serve
+    def fake_serve(**_: Any) -> int:  # the database is still up while the app would serve
         settings = get_settings()
         with MongoClient(settings.effective_mongodb_uri) as mongo:
             counted.append(mongo[settings.mongodb_db]["products"].count_documents({}))
+        return 0  # _serve's exit status
 
     monkeypatch.setattr(cli, "_serve", fake_serve)
     get_settings.cache_clear()
