@@ -93,7 +93,6 @@ async def run_in_transaction(
     *,
     write_concern: WriteConcern = DURABLE,
     retry_seconds: float = TRANSACTION_RETRY_SECONDS,
-    on_conflict: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """Run ``work(session)`` in a multi-document transaction and return its result.
 
@@ -107,12 +106,7 @@ async def run_in_transaction(
       request during an outage fails within the server selection timeout
       instead of retrying for the driver's 120 s (issue 9);
     - conflicts are retried for ``retry_seconds`` (default 10 s), then
-      :class:`TransactionConflictError` (503) is raised;
-    - between two runs it awaits ``on_conflict()`` when given (bounded by what
-      is left of ``retry_seconds``) instead of a jittered back-off: a caller
-      that knows which documents its transaction writes first can wait there
-      for the holder to finish, queued by the database, rather than guess how
-      long to sleep and lose the race again to the holder's next transaction.
+      :class:`TransactionConflictError` (503) is raised.
 
     The commit uses ``write_concern`` (default :data:`DURABLE`: majority, journaled).
 
@@ -138,30 +132,13 @@ async def run_in_transaction(
                 if exc.has_error_label("TransientTransactionError"):
                     if time.monotonic() >= deadline:
                         raise TransactionConflictError() from exc
-                    await _before_rerun(on_conflict, attempt, deadline)
+                    await asyncio.sleep(random.random() * min(0.005 * 1.5**attempt, 0.5))  # noqa: S311 - jitter
                     continue
                 raise
             except BaseException:
                 await _abandon(session)
                 raise
             return result
-
-
-async def _before_rerun(on_conflict: Callable[[], Awaitable[None]] | None, attempt: int, deadline: float) -> None:
-    """Wait before re-running a transaction that lost a write conflict (see :func:`run_in_transaction`)."""
-    if on_conflict is None:
-        await asyncio.sleep(random.random() * min(0.005 * 1.5**attempt, 0.5))  # noqa: S311 - jitter
-        return
-    try:
-        with pymongo.timeout(max(deadline - time.monotonic(), 0.001)):
-            await on_conflict()
-    except ConnectionFailure as exc:
-        if not exc.timeout:
-            raise DatabaseUnavailableError() from exc
-    except PyMongoError as exc:
-        # The wait itself ran out of time or conflicted: the next run (or the deadline) decides.
-        if not (exc.timeout or exc.has_error_label("TransientTransactionError")):
-            raise
 
 
 async def _commit(session: AsyncClientSession, deadline: float) -> None:

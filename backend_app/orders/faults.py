@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 #: Steps of placing an order (``POST /orders``; ``orders.placement``), in order.
 PLACING_STEPS: tuple[str, ...] = (
     "key_claimed",  # the Idempotency-Key record is inserted (in flight)
-    "products_read",  # inside the transaction: owners' holds and products claimed and read
+    "products_read",  # inside the transaction: products and owners' holds read
     "stock_allocated",  # inside the transaction: every product's stock allocated
     "order_inserted",  # inside the transaction: the owner's holds raised, the order document inserted
     "key_completed",  # inside the transaction: the Idempotency-Key record completed
@@ -27,7 +27,7 @@ PLACING_STEPS: tuple[str, ...] = (
 )
 #: Steps of an order leaving ``pending`` (cancel, complete, expiry; ``orders.service._leave_pending``).
 TRANSITION_STEPS: tuple[str, ...] = (
-    "transition_read",  # inside the transaction: holds and products claimed, the order re-read
+    "transition_read",  # inside the transaction: the order re-read
     "transition_settled",  # inside the transaction: status set, stock settled, holds lowered
     "transition_committed",  # after the commit was acknowledged
 )

@@ -4,23 +4,17 @@ Design, measurements and failure cases: docs/orders-and-stock.md ("Placing an
 order"). In short, each batch is one multi-document transaction, committed
 with :data:`~backend_app.core.db.DURABLE` write concern, that
 
-1. *claims* what it will write: the owners' holds documents, then the
-   products (sorted, always in that order), so a concurrent batch of another
-   process that touches one of them fails at its first write, before it has
-   done any work;
-2. reads the products and the owners' holds, which nobody else can change
-   until it commits;
-3. checks each order in arrival order against what the orders before it
-   left (product, size, stock, the owner's pending orders and units);
-4. allocates the stock (one conditional update per product), raises the
+1. reads the products and the owners' holds documents;
+2. checks each order in arrival order against what the orders before it
+   left (product, size, available stock, the owner's pending orders and units);
+3. allocates the stock (one conditional update per product), raises the
    owners' holds, inserts the orders, records an audit entry for each order
    placed for someone else, completes the Idempotency-Keys; then commits.
 
-A batch that loses a write conflict waits, queued by the database behind the
-transaction holding those documents (a write outside a transaction waits for
-it), and runs again at once; it does not sleep and guess. So batches of
-several processes or hosts touching one hot product take turns instead of
-aborting each other again and again.
+Every batch that places an order for an owner writes that owner's holds
+document, so two batches (of any processes or hosts) placing for one owner
+cannot both commit what they read: the second writer gets ``WriteConflict``
+and runs again on fresh data. That makes the reservation caps race-safe.
 """
 
 from __future__ import annotations
@@ -180,7 +174,7 @@ _KNOWN_HOLDERS: LRUCache[tuple[int, str, str], bool] = LRUCache(maxsize=100_000)
 
 
 async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
-    """Make sure these owners have a holds document before a transaction claims it (skips those known to)."""
+    """Make sure these owners have a holds document before a transaction writes it (skips those known to have one)."""
     unknown = [u for u in user_ids if (id(db.client), db.name, u) not in _KNOWN_HOLDERS]
     if unknown:
         await repository.ensure_holds(db, user_ids=unknown)
@@ -197,15 +191,13 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
 
     async def work(session: AsyncClientSession) -> list[ObjectId]:
         refusals.clear()
-        await repository.claim_holds(db, user_ids=owners, session=session)
-        await stock.claim(db, product_ids=product_ids, session=session)
         products = await stock.find_orderable(db, product_ids=product_ids, session=session)
         holds = await repository.find_holds(db, user_ids=owners, session=session)
         faults.reach("products_read")
         accepted = _check_batch(batch, products, holds, refusals)
         units = units_by_product((pid, u.items()) for a in accepted for pid, u in a.units.items())
         if not await stock.allocate(db, units_by_product=units, session=session):
-            raise BatchAborted()  # the products were claimed and read in this transaction: a bug, not a race
+            raise BatchAborted()  # another writer changed stock after this transaction's snapshot
         faults.reach("stock_allocated")
         if not accepted:
             return []
@@ -216,11 +208,7 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
         await _complete_keys(db, batch, accepted, order_ids, session=session)
         return order_ids
 
-    async def wait_for_holders() -> None:
-        await repository.wait_for_holds(db, user_ids=owners)
-        await stock.wait_for(db, product_ids=product_ids)
-
-    order_ids = iter(await run_in_transaction(db.client, work, on_conflict=wait_for_holders))
+    order_ids = iter(await run_in_transaction(db.client, work))
     for i, request in enumerate(batch):
         if request.future.done():
             continue

@@ -11,12 +11,12 @@ Document shape::
 ordering for them). Orders stored before it existed lack it.
 
 Each owner with pending orders has a *holds* document in ``order_holds``:
-``{_id: userId, orders: int, units: int, claims: int}``, the number of their
-pending orders and the units those hold. Every transaction that places an
-order for the owner or moves one out of ``pending`` changes it, and writes it
-first (``claims``), so concurrent transactions for one owner conflict at once
-and run one after the other: that makes the reservation caps race-safe on
-every host (docs/orders-and-stock.md, "Reservations").
+``{_id: userId, orders: int, units: int}``, the number of their pending
+orders and the units those hold. Every transaction that places an order for
+the owner or moves one out of ``pending`` changes it, so two concurrent
+transactions for one owner cannot both commit what they read (the second
+writer gets ``WriteConflict`` and runs again): that makes the reservation caps
+race-safe on every host (docs/orders-and-stock.md, "Reservations").
 """
 
 from __future__ import annotations
@@ -142,32 +142,11 @@ async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
         return
     await db[HOLDS].bulk_write(
         [
-            UpdateOne({"_id": user_id}, {"$setOnInsert": {"orders": 0, "units": 0, "claims": 0}}, upsert=True)
+            UpdateOne({"_id": user_id}, {"$setOnInsert": {"orders": 0, "units": 0}}, upsert=True)
             for user_id in user_ids
         ],
         ordered=False,
     )
-
-
-async def claim_holds(db: MongoDatabase, *, user_ids: list[str], session: AsyncClientSession) -> None:
-    """Write each owner's holds document first in ``session``'s transaction (they exist: :func:`ensure_holds`).
-
-    A concurrent transaction for one of these owners then fails at once with
-    ``WriteConflict``, before doing any work (see the module docstring).
-    """
-    if not user_ids:
-        return
-    await db[HOLDS].update_many({"_id": {"$in": sorted(user_ids)}}, {"$inc": {"claims": 1}}, session=session)
-
-
-async def wait_for_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
-    """Return once no open transaction holds any of these owners' holds (writes outside any transaction).
-
-    Such a write waits until the transaction holding the document ends
-    (MongoDB's rule, and the embedded server's): it queues instead of polling.
-    """
-    for user_id in sorted(user_ids):
-        await db[HOLDS].update_one({"_id": user_id}, {"$inc": {"claims": 1}})
 
 
 async def find_holds(
@@ -186,7 +165,7 @@ async def change_holds(
 ) -> None:
     """Add ``(orders, units)`` to each owner's holds (negative to release), in ``session``'s transaction.
 
-    The documents exist (:func:`ensure_holds`, claimed first in the same transaction).
+    The documents exist (:func:`ensure_holds`).
     """
     if not changes:
         return
@@ -231,7 +210,7 @@ async def insert_holds_if_missing(db: MongoDatabase, *, holds: Mapping[str, tupl
     """Create the holds document of each owner in ``holds`` that has none (existing ones are left as they are)."""
     if not holds:
         return
-    documents = [{"_id": u, "orders": o, "units": n, "claims": 0} for u, (o, n) in holds.items()]
+    documents = [{"_id": u, "orders": o, "units": n} for u, (o, n) in holds.items()]
     try:
         await db[HOLDS].insert_many(documents, ordered=False)
     except BulkWriteError as exc:

@@ -262,11 +262,11 @@ async def _leave_pending(
 ) -> bool:
     """Move ``order`` (as read before) from ``pending`` to ``status`` and settle its stock, exactly once.
 
-    One transaction that claims the owner's holds and the order's products
-    first (so racing transitions and batches conflict at once, and the loser
-    waits for the winner, then runs again), re-reads the order, changes its
-    status conditionally, releases (``cancelled``, ``expired``) or fulfils
-    (``completed``) its allocated units, and lowers the owner's holds.
+    One transaction that re-reads the order, changes its status
+    conditionally, releases (``cancelled``, ``expired``) or fulfils
+    (``completed``) its allocated units, and lowers the owner's holds. Racing
+    transitions write the same order document: one commits, the others run
+    again, find it no longer ``pending`` and change nothing.
     ``before_commit(session, current_status)`` adds a write to the same
     transaction (the audit entry).
 
@@ -278,13 +278,10 @@ async def _leave_pending(
         InvalidStatusTransitionError: the order is not ``pending`` (any transition but expiry).
     """
     units = order_units(order)
-    product_ids = sorted(units)
     owner = order["userId"]
     await ensure_holds(db, user_ids=[owner])
 
     async def work(session: AsyncClientSession) -> bool:
-        await repository.claim_holds(db, user_ids=[owner], session=session)
-        await stock.claim(db, product_ids=product_ids, session=session)
         current = await repository.get_by_id(db, order_id=order["_id"], session=session)
         faults.reach("transition_read")
         state = current["status"] if current is not None else "missing"
@@ -308,11 +305,7 @@ async def _leave_pending(
         faults.reach("transition_settled")
         return True
 
-    async def wait_for_holders() -> None:
-        await repository.wait_for_holds(db, user_ids=[owner])
-        await stock.wait_for(db, product_ids=product_ids)
-
-    changed = bool(await run_in_transaction(db.client, work, on_conflict=wait_for_holders))
+    changed = bool(await run_in_transaction(db.client, work))
     if changed:
         faults.reach("transition_committed")
     return changed
@@ -321,9 +314,9 @@ async def _leave_pending(
 async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
     """Move one pending order to ``expired`` and release its stock, exactly once; False if it is no longer pending.
 
-    Two sweepers (workers or hosts) racing for one order: both transactions
-    claim the same owner's holds, so one waits for the other, re-reads the
-    order, finds it ``expired`` and changes nothing.
+    Two sweepers (workers or hosts) racing for one order write the same order
+    document: one commits, the other runs again, finds it ``expired`` and
+    changes nothing.
     """
     order = await repository.get_by_id(db, order_id=order_id, session=None)
     if order is None or order["status"] != "pending":

@@ -104,16 +104,6 @@ def available_by_size(product: Mapping[str, Any]) -> dict[str, int]:
     return {s["size"]: s.get("available", s["quantity"] - s.get("allocated", 0)) for s in product.get("sizes", [])}
 
 
-async def claim(db: MongoDatabase, *, product_ids: list[ObjectId], session: AsyncClientSession) -> None:
-    """Write ``product_ids`` first in the transaction, so a concurrent stock transaction conflicts at once."""
-    await stock_repository.claim(db, product_ids=product_ids, session=session)
-
-
-async def wait_for(db: MongoDatabase, *, product_ids: list[ObjectId]) -> None:
-    """Wait, queued by the database, until no open transaction holds any of ``product_ids``."""
-    await stock_repository.wait_for(db, product_ids=product_ids)
-
-
 async def allocate(
     db: MongoDatabase, *, units_by_product: Mapping[ObjectId, Mapping[str, int]], session: AsyncClientSession
 ) -> bool:

@@ -21,11 +21,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from backend_app.core.db import MongoDatabase
 from backend_app.products.repository import COLLECTION
 
-#: Field every stock transaction increments first (:func:`claim`), so two transactions that would
-#: allocate or release the same product's stock conflict on their first write, before doing any work.
-CLAIM_FIELD = "stock_claims"
-
-
 def _per_size(units: Mapping[str, int], changes: Mapping[str, int]) -> tuple[dict[str, int], list[dict[str, str]]]:
     """``$inc`` of ``changes`` (``{field: sign}``) for each size of ``units``, addressed through ``arrayFilters``."""
     increments: dict[str, int] = {}
@@ -35,32 +30,6 @@ def _per_size(units: Mapping[str, int], changes: Mapping[str, int]) -> tuple[dic
             increments[f"sizes.$[s{i}].{field}"] = sign * qty
         filters.append({f"s{i}.size": size})
     return increments, filters
-
-
-async def claim(db: MongoDatabase, *, product_ids: list[ObjectId], session: AsyncClientSession) -> None:
-    """Write every product of ``product_ids`` first in ``session``'s transaction (ascending ``_id``).
-
-    A transaction that writes a document another open transaction wrote fails at
-    once with ``WriteConflict`` (MongoDB and the embedded server alike), so the
-    loser of a race learns it before any read or allocation, and the winner's
-    reads after this write see the latest committed stock of these products.
-    """
-    if not product_ids:
-        return
-    await db[COLLECTION].update_many(
-        {"_id": {"$in": sorted(product_ids)}}, {"$inc": {CLAIM_FIELD: 1}}, session=session
-    )
-
-
-async def wait_for(db: MongoDatabase, *, product_ids: list[ObjectId]) -> None:
-    """Return once no open transaction holds any of ``product_ids`` (a write outside any transaction).
-
-    A write outside a transaction to a document an open transaction wrote waits
-    until that transaction ends (MongoDB's rule, and the embedded server's), so
-    this queues behind the holder instead of polling for it.
-    """
-    for product_id in sorted(product_ids):
-        await db[COLLECTION].update_one({"_id": product_id}, {"$inc": {CLAIM_FIELD: 1}})
 
 
 def _allocation(product_id: ObjectId, units: Mapping[str, int], now: datetime) -> UpdateOne:
