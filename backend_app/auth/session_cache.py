@@ -84,6 +84,8 @@ class SessionCache:
         self._by_user: dict[Any, set[str]] = {}
         self.generation = 0
         self.feed: ChangeFeed | None = None
+        #: Requests answered from memory / from ``load()`` (for tests and benchmarks).
+        self.hits = self.misses = 0
 
     def watch(self, db: MongoDatabase) -> None:
         """Start the change feed on ``db``'s ``users`` and ``sessions`` (in the running event loop)."""
@@ -108,7 +110,9 @@ class SessionCache:
         entry = self._entries.get(sid)
         if entry is not None and entry.username == username and self._caught_up() and monotonic() < entry.expires:
             self._entries.move_to_end(sid)
+            self.hits += 1
             return entry.user, entry.session
+        self.misses += 1
         generation = self.generation
         user, session = await load()
         if user is not None and session is not None and generation == self.generation and self._caught_up():
