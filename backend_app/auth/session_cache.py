@@ -115,7 +115,13 @@ class SessionCache:
         self.misses += 1
         generation = self.generation
         user, session = await load()
-        if user is not None and session is not None and generation == self.generation and self._caught_up():
+        if (
+            user is not None
+            and session is not None
+            and user.get("username") == username
+            and generation == self.generation
+            and self._caught_up()
+        ):
             self._store(sid, username, user, session)
         return user, session
 
