@@ -17,6 +17,8 @@ both commit, in one process or across hosts. An order that leaves
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
+from backend_app.core.key_windows import ID_AXIS, WindowReader
 from backend_app.core.keyset import keyset_sort, read_window
 from backend_app.core.pagination import PageWindow
 from backend_app.core.types import to_decimal128
@@ -44,7 +47,9 @@ async def ensure_indexes(db: MongoDatabase) -> None:
       expiry sweep (an ``_id`` holds its creation second, so "pending and older than" is a range on it).
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
     - ``pending_slot_unique`` ``{userId, pending_slot}``, unique over pending orders: the cap on pending orders.
-    - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
+    - ``window_by_id`` ``{_id, status}``: the key windows of the admin's unfiltered ``GET /orders`` (an ``_id``
+      range); MongoDB serves those from its ``_id`` index, the embedded server only from a secondary index
+      that starts with ``_id`` (docs/catalog-at-scale.md, "Key windows").
     """
     coll = db[COLLECTION]
     await coll.create_index(
@@ -56,6 +61,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     await coll.create_index([("userId", ASCENDING), ("_id", ASCENDING)], name="by_user")
     await coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name="by_status")
     await coll.create_index([("userId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_user_status")
+    await coll.create_index([("_id", ASCENDING), ("status", ASCENDING)], name="window_by_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +246,80 @@ def _with_product_details(
     ]
 
 
-async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
-    """Up to ``window.fetch`` orders matching ``query`` (see :func:`order_filter`), lines joined with products."""
-    sort = keyset_sort(window)
+#: Most order lists (owner, status) whose oldest order one process remembers, least recently used dropped.
+OLDEST_MEMO_SIZE = 10_000
+_oldest: OrderedDict[tuple[str, str | None, str | None], int] = OrderedDict()
+
+
+def _list_key(db: MongoDatabase, query: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    return db.name, query.get("userId"), query.get("status")
+
+
+def _remember_oldest(key: tuple[str, str | None, str | None], second: int) -> None:
+    _oldest[key] = second
+    _oldest.move_to_end(key)
+    while len(_oldest) > OLDEST_MEMO_SIZE:
+        _oldest.popitem(last=False)
+
+
+def order_windows_extent(db: MongoDatabase, query: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(oldest, now + 1)`` seconds the list ``query`` spans, for ``core.key_windows``; ``None`` if not known yet.
+
+    The oldest order's second is what this process saw on the list's last
+    first page (orders are never deleted; one that left a ``status`` list
+    makes the remembered second too early, which costs a few empty windows
+    until the next first page corrects it). An order written behind the API
+    with an older ``_id`` is still listed: the first window is open below.
+    """
+    oldest = _oldest.get(_list_key(db, query))
+    return None if oldest is None else (oldest, int(time.time()) + 2)
+
+
+async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[ObjectId]:
+    """The ``_id`` s of up to ``window.fetch`` orders matching ``query``, in the window's order and position.
+
+    Read in key windows of the ``_id``'s second (``core.key_windows``), each
+    one index range (``by_user``, ``by_status``, ``by_user_status``,
+    ``window_by_id``), so a page reads about a page of orders however long
+    the list is. Without a known extent (the first page this process serves
+    for the list) the first stage is read whole once, and its first row
+    teaches the list's oldest order.
+    """
+    coll = db[COLLECTION]
+    sort = list(keyset_sort(window).items())
+    key = _list_key(db, query)
+    extent = order_windows_extent(db, query)
+    if extent is None and window.position is not None:
+        extent = (0, int(time.time()) + 2)  # a cursor page starts at its cursor: only the end matters
+    reader = WindowReader(ID_AXIS, window.scan_direction, extent, skip=window.skip)
+
+    async def find(piece: dict[str, Any], want: int) -> list[dict[str, Any]]:
+        return await coll.find(piece, {"_id": 1}).sort(sort).limit(want).to_list(length=want)
 
     async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        cursor = await db[COLLECTION].aggregate(_with_product_details(stage, sort=sort, skip=window.skip, limit=limit))
-        return await cursor.to_list(length=limit)
+        return await reader.read(stage, limit, find)
 
-    return await read_window(query, window, read)
+    rows = await read_window(query, window, read)
+    if window.position is None and window.skip == 0 and window.scan_direction == 1:
+        # the first page's first row is the list's oldest order (none yet: every later one is newer than now)
+        _remember_oldest(key, ID_AXIS.coord(rows[0]["_id"]) if rows else int(time.time()))
+    return [row["_id"] for row in rows]
+
+
+async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
+    """Up to ``window.fetch`` orders matching ``query`` (see :func:`order_filter`), lines joined with products.
+
+    Two reads: :func:`list_order_ids` finds the page in key windows, then one
+    aggregation joins the product details of exactly those orders (looked up
+    by ``_id``), so the ``$lookup`` runs on one page whatever the list's length.
+    """
+    ids = await list_order_ids(db, query=query, window=window)
+    if not ids:
+        return []
+    sort = keyset_sort(window)
+    pipeline = _with_product_details({"_id": {"$in": ids}}, sort=sort, skip=0, limit=len(ids))
+    cursor = await db[COLLECTION].aggregate(pipeline)
+    return await cursor.to_list(length=len(ids))
 
 
 async def get_order_with_details(db: MongoDatabase, *, user_id: str, order_id: ObjectId) -> dict[str, Any] | None:
