@@ -246,24 +246,39 @@ def _with_product_details(
     ]
 
 
-#: Most order lists (owner, status) whose oldest order one process remembers, least recently used dropped.
-OLDEST_MEMO_SIZE = 10_000
-_oldest: OrderedDict[tuple[str, str | None, str | None], int] = OrderedDict()
+#: Most order lists (owner, status) whose shape one process remembers, least recently used dropped.
+SHAPE_MEMO_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _ListShape:
+    """What a list's last first page showed: its oldest order's second, and whether it was under a page."""
+
+    oldest: int
+    short: bool
+
+
+_shapes: OrderedDict[tuple[str, str | None, str | None], _ListShape] = OrderedDict()
 
 
 def _list_key(db: MongoDatabase, query: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
     return db.name, query.get("userId"), query.get("status")
 
 
-def _remember_oldest(key: tuple[str, str | None, str | None], second: int) -> None:
-    _oldest[key] = second
-    _oldest.move_to_end(key)
-    while len(_oldest) > OLDEST_MEMO_SIZE:
-        _oldest.popitem(last=False)
+def _learn(db: MongoDatabase, query: Mapping[str, Any], window: PageWindow, ids: Sequence[ObjectId]) -> None:
+    """Remember a list's shape from a first page (in ``_id`` order, no offset): its first row is the oldest."""
+    if window.position is not None or window.skip or window.scan_direction != 1:
+        return
+    key = _list_key(db, query)
+    # no order yet: every later one is newer than now
+    _shapes[key] = _ListShape(ID_AXIS.coord(ids[0]) if ids else int(time.time()), len(ids) < window.fetch)
+    _shapes.move_to_end(key)
+    while len(_shapes) > SHAPE_MEMO_SIZE:
+        _shapes.popitem(last=False)
 
 
 def order_windows_extent(db: MongoDatabase, query: Mapping[str, Any]) -> tuple[int, int] | None:
-    """``(oldest, now + 1)`` seconds the list ``query`` spans, for ``core.key_windows``; ``None`` if not known yet.
+    """``(oldest, now + 2)`` seconds the list ``query`` spans, for ``core.key_windows``; ``None`` if not known yet.
 
     The oldest order's second is what this process saw on the list's last
     first page (orders are never deleted; one that left a ``status`` list
@@ -271,8 +286,8 @@ def order_windows_extent(db: MongoDatabase, query: Mapping[str, Any]) -> tuple[i
     until the next first page corrects it). An order written behind the API
     with an older ``_id`` is still listed: the first window is open below.
     """
-    oldest = _oldest.get(_list_key(db, query))
-    return None if oldest is None else (oldest, int(time.time()) + 2)
+    shape = _shapes.get(_list_key(db, query))
+    return None if shape is None else (shape.oldest, int(time.time()) + 2)
 
 
 async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[ObjectId]:
@@ -282,12 +297,10 @@ async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: Pa
     one index range (``by_user``, ``by_status``, ``by_user_status``,
     ``window_by_id``), so a page reads about a page of orders however long
     the list is. Without a known extent (the first page this process serves
-    for the list) the first stage is read whole once, and its first row
-    teaches the list's oldest order.
+    for the list) the first stage is read whole once, and teaches the list's shape.
     """
     coll = db[COLLECTION]
     sort = list(keyset_sort(window).items())
-    key = _list_key(db, query)
     extent = order_windows_extent(db, query)
     if extent is None and window.position is not None:
         extent = (0, int(time.time()) + 2)  # a cursor page starts at its cursor: only the end matters
@@ -299,27 +312,34 @@ async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: Pa
     async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         return await reader.read(stage, limit, find)
 
-    rows = await read_window(query, window, read)
-    if window.position is None and window.skip == 0 and window.scan_direction == 1:
-        # the first page's first row is the list's oldest order (none yet: every later one is newer than now)
-        _remember_oldest(key, ID_AXIS.coord(rows[0]["_id"]) if rows else int(time.time()))
-    return [row["_id"] for row in rows]
+    ids = [row["_id"] for row in await read_window(query, window, read)]
+    _learn(db, query, window, ids)
+    return ids
+
+
+async def _joined(db: MongoDatabase, match: dict[str, Any], window: PageWindow, limit: int) -> list[dict[str, Any]]:
+    pipeline = _with_product_details(match, sort=keyset_sort(window), skip=0, limit=limit)
+    cursor = await db[COLLECTION].aggregate(pipeline)
+    return await cursor.to_list(length=limit)
 
 
 async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
     """Up to ``window.fetch`` orders matching ``query`` (see :func:`order_filter`), lines joined with products.
 
-    Two reads: :func:`list_order_ids` finds the page in key windows, then one
+    A first page of a list that was under a page last time (or never seen by
+    this process) is one aggregation over the whole list: cheapest while it
+    is short, and it teaches the list's shape. Otherwise two reads:
+    :func:`list_order_ids` finds the page in key windows, then one
     aggregation joins the product details of exactly those orders (looked up
     by ``_id``), so the ``$lookup`` runs on one page whatever the list's length.
     """
+    shape = _shapes.get(_list_key(db, query))
+    if window.position is None and window.skip == 0 and window.scan_direction == 1 and (shape is None or shape.short):
+        rows = await _joined(db, dict(query), window, window.fetch)
+        _learn(db, query, window, [row["_id"] for row in rows])
+        return rows
     ids = await list_order_ids(db, query=query, window=window)
-    if not ids:
-        return []
-    sort = keyset_sort(window)
-    pipeline = _with_product_details({"_id": {"$in": ids}}, sort=sort, skip=0, limit=len(ids))
-    cursor = await db[COLLECTION].aggregate(pipeline)
-    return await cursor.to_list(length=len(ids))
+    return await _joined(db, {"_id": {"$in": ids}}, window, len(ids)) if ids else []
 
 
 async def get_order_with_details(db: MongoDatabase, *, user_id: str, order_id: ObjectId) -> dict[str, Any] | None:
