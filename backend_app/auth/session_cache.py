@@ -203,6 +203,8 @@ def create_session_cache(settings: Settings) -> SessionCache | None:
 #: Commands that write documents, with the field of their body listing the statements' filters.
 _WRITES = {"update": ("updates", "q"), "delete": ("deletes", "q"), "findAndModify": (None, "query")}
 _TXN_ENDS = frozenset({"commitTransaction", "abortTransaction"})
+#: Transactions writing users/sessions tracked at once (their writes were already applied when sent).
+MAX_OPEN_TRANSACTIONS = 1000
 
 
 def _targets(command: Mapping[str, Any], name: str) -> list[tuple[str, Any]] | None:
@@ -258,6 +260,8 @@ class LocalWrites(monitoring.CommandListener):
         self._pending[event.request_id] = targets
         if event.command.get("autocommit") is False and lsid is not None:
             self._transactions.setdefault(lsid, []).append(targets)
+            if len(self._transactions) > MAX_OPEN_TRANSACTIONS:  # never committed nor aborted by us: drop the oldest
+                self._transactions.pop(next(iter(self._transactions)))
 
     def _completed(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
         if event.request_id in self._pending:

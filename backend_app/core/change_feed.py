@@ -105,18 +105,23 @@ class ChangeFeed:
                 await task
 
     async def _run(self) -> None:
+        failures = 0
         while True:
+            opened = self.openings
             try:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
-                logger.warning("change stream on %s failed (%s); reopening", ",".join(self._collections), exc)
+                # A standalone MongoDB has no change streams: the consumer simply never catches up.
+                log = logger.warning if failures == 0 else logger.debug
+                log("change stream on %s failed (%s); reopening", ",".join(self._collections), exc)
             except Exception:  # a bug here must not end invalidation for good: log, reset, reopen
                 logger.exception("change stream consumer failed; reopening")
             self._confirmed = None
             self._on_reset()
-            await asyncio.sleep(self._retry_s)
+            failures = 0 if self.openings > opened else failures + 1
+            await asyncio.sleep(min(self._retry_s * 2 ** min(failures, 5), 5.0))
 
     async def _follow(self) -> None:
         pipeline = [{"$match": {"ns.coll": {"$in": self._collections}}}]

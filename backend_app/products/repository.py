@@ -132,7 +132,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``window_by_id``: an ``_id`` window with a second range or a regex beside
       it (``name``, a price range under ``sort=_id``): the embedded server plans
       only one range per compound index and then serves the first clause that
-      leads an index (:func:`key_windows` puts the window first).
+      leads an index (``core.key_windows.key_windows`` puts the window first).
     - ``sku_unique``: ``sku`` unique among the products that have one (partial
       index on string ``sku``s), and the ``--upsert`` lookup by ``sku``.
 
@@ -304,7 +304,7 @@ PRICE_EXTENT = (1, 100_000_001)
 
 
 async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
-    """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for :func:`key_windows`.
+    """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for ``core.key_windows``.
 
     Prices: the valid range. ``_id`` and ``created_at``: the oldest and newest
     products recorded in ``catalog_meta`` (:func:`record_extent`); ``None``
@@ -327,7 +327,7 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
     """Up to ``window.fetch`` live products matching ``filters``, in the window's order and position.
 
     Each keyset stage whose condition on the sort key is a range (or absent) is
-    read window by window (:func:`key_windows`) until the page is full: with
+    read window by window (``core.key_windows``) until the page is full: with
     ``sort``, ``limit`` and, in offset mode, the offset carried across windows
     (a window's rows count against it). A stage pinning the key to one value
     (a cursor's ties) is one ``find``. The caller bounds the whole read with a
@@ -527,7 +527,7 @@ async def record_extent(db: MongoDatabase, documents: list[dict[str, Any]]) -> N
     """Widen the recorded extent of ``_id`` and ``created_at`` to cover ``documents`` (one ``$min``/``$max``).
 
     Called by every insert path after its write. The extent only steers
-    :func:`key_windows` (speed), never what a list returns, so a write that
+    ``core.key_windows`` (speed), never what a list returns, so a write that
     dies before this call costs at most a few extra windows.
     """
     if not documents:
