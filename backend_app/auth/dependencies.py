@@ -85,7 +85,7 @@ async def get_current_user(caller: Annotated[service.Caller, Depends(get_current
     return caller.user
 
 
-def get_signin_throttle(request: Request) -> SignInThrottle:
+async def get_signin_throttle(request: Request) -> SignInThrottle:
     """The app's per-account throttle of failed sign-ins (``core.ratelimit.SignInThrottle``)."""
     throttle: SignInThrottle = request.app.state.rate_limiter.signin_throttle
     return throttle

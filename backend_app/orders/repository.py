@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -252,10 +252,20 @@ SHAPE_MEMO_SIZE = 10_000
 
 @dataclass(frozen=True, slots=True)
 class _ListShape:
-    """What a list's last first page showed: its oldest order's second, and whether it was under a page."""
+    """What a list's last first page showed.
+
+    Attributes:
+        oldest: the second of its oldest order.
+        short: the list was under a page.
+        span: seconds the page's rows spanned (first to last, + 1): the width of the next
+            pages' first window, so a page of about the same density is one window.
+        rows: how many rows that span held.
+    """
 
     oldest: int
     short: bool
+    span: int
+    rows: int
 
 
 _shapes: OrderedDict[tuple[str, str | None, str | None], _ListShape] = OrderedDict()
@@ -270,8 +280,12 @@ def _learn(db: MongoDatabase, query: Mapping[str, Any], window: PageWindow, ids:
     if window.position is not None or window.skip or window.scan_direction != 1:
         return
     key = _list_key(db, query)
-    # no order yet: every later one is newer than now
-    _shapes[key] = _ListShape(ID_AXIS.coord(ids[0]) if ids else int(time.time()), len(ids) < window.fetch)
+    if ids:
+        first, last = ID_AXIS.coord(ids[0]), ID_AXIS.coord(ids[-1])
+        shape = _ListShape(first, len(ids) < window.fetch, last - first + 1, len(ids))
+    else:  # no order yet: every later one is newer than now
+        shape = _ListShape(int(time.time()), True, 1, 0)
+    _shapes[key] = shape
     _shapes.move_to_end(key)
     while len(_shapes) > SHAPE_MEMO_SIZE:
         _shapes.popitem(last=False)
@@ -301,10 +315,17 @@ async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: Pa
     """
     coll = db[COLLECTION]
     sort = list(keyset_sort(window).items())
+    shape = _shapes.get(_list_key(db, query))
     extent = order_windows_extent(db, query)
-    if extent is None and window.position is not None:
+    axis = ID_AXIS
+    if shape is not None and shape.short:
+        extent = None  # under a page last time: the rest of the list is one read
+    elif shape is not None and shape.rows:
+        # the first window is as wide as a page was (25 % spare): one window when the density holds
+        axis = replace(ID_AXIS, first_span=max(1, -(-shape.span * window.fetch * 5 // (shape.rows * 4))))
+    if extent is None and window.position is not None and (shape is None or not shape.short):
         extent = (0, int(time.time()) + 2)  # a cursor page starts at its cursor: only the end matters
-    reader = WindowReader(ID_AXIS, window.scan_direction, extent, skip=window.skip)
+    reader = WindowReader(axis, window.scan_direction, extent, skip=window.skip)
 
     async def find(piece: dict[str, Any], want: int) -> list[dict[str, Any]]:
         return await coll.find(piece, {"_id": 1}).sort(sort).limit(want).to_list(length=want)
