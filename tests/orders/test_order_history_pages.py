@@ -84,7 +84,7 @@ class _Finds(monitoring.CommandListener):
 async def test_a_page_examines_about_a_page_of_orders(
     client, history, admin_headers, settings, mongo_server: EmbeddedMongo, db_name: str, filters: dict[str, str]
 ) -> None:
-    """First page and a cursor page deep in the list: the windows' finds examine ≤ 4 pages of documents."""
+    """First page and a cursor page deep in the list: the windows' finds examine about a page (≤ 5 pages) of documents."""
     listener = _Finds()
     watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri, tz_aware=True, event_listeners=[listener])
     try:
@@ -108,7 +108,9 @@ async def test_a_page_examines_about_a_page_of_orders(
                 examined += explain["executionStats"]["totalDocsExamined"]
             if cursor is None and examined > 100:
                 continue  # the cold first page of a list in this process reads it whole, once
-            assert examined <= 4 * 11, (filters, cursor is not None, examined, listener.filters)
+            # A cursor page's first window is a quarter of the first page's span: in the admin's list the
+            # first page lies in bob's sparse orders (7 h apart), the cursor among alice's, 15x denser.
+            assert examined <= 5 * 11, (filters, cursor is not None, examined, listener.filters)
     finally:
         await watched.close()
 
