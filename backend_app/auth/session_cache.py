@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
+import logging
+
 from pymongo import monitoring
 
 from backend_app.auth.repository import COLLECTION as SESSIONS
@@ -50,6 +52,8 @@ from backend_app.core.change_feed import ChangeFeed
 from backend_app.core.db import MongoDatabase
 from backend_app.users.repository import COLLECTION as USERS
 from config import Settings
+
+logger = logging.getLogger(__name__)
 
 Documents = tuple[dict[str, Any] | None, dict[str, Any] | None]
 #: Fields of a user document never kept in memory.
@@ -179,6 +183,7 @@ class SessionCache:
 
     async def close(self) -> None:
         """Stop the change feed; the cache serves nothing afterwards."""
+        logger.info("session cache: %d hits, %d misses", self.hits, self.misses)
         if self.feed is not None:
             await self.feed.stop()
         self.clear()
