@@ -37,13 +37,12 @@ never decisions. Password hashes are not kept.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
-
-import logging
 
 from pymongo import monitoring
 
