@@ -271,7 +271,10 @@ async def caller_from_access_token(
             expired), or its user is unknown or deactivated (401).
     """
     try:
-        claims = decode_token(settings, token, expected_type="access")
+        if cache is not None:
+            claims = cache.verified(token, lambda: decode_token(settings, token, expected_type="access"))
+        else:
+            claims = decode_token(settings, token, expected_type="access")
     except TokenError:
         raise InvalidTokenError() from None
     async def load() -> Documents:

@@ -32,7 +32,9 @@ revocation bound allows (docs/auth-hardening.md, "Session cache"):
 
 Session age (``SESSION_MAX_AGE_DAYS``) and token expiry are still checked on
 every request by the caller (``auth.service``): the cache holds documents,
-never decisions. Password hashes are not kept.
+never decisions. Password hashes are not kept. The verified claims of
+recently seen access tokens are kept too (:meth:`SessionCache.verified`),
+re-checking only ``exp``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 
 from pymongo import monitoring
@@ -49,6 +51,7 @@ from pymongo import monitoring
 from backend_app.auth.repository import COLLECTION as SESSIONS
 from backend_app.core.change_feed import ChangeFeed
 from backend_app.core.db import MongoDatabase
+from backend_app.core.security import TokenClaims
 from backend_app.users.repository import COLLECTION as USERS
 from config import Settings
 
@@ -85,10 +88,34 @@ class SessionCache:
         self.max_staleness_s = max_staleness_s
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._by_user: dict[Any, set[str]] = {}
+        self._tokens: OrderedDict[str, TokenClaims] = OrderedDict()
         self.generation = 0
         self.feed: ChangeFeed | None = None
         #: Requests answered from memory / from ``load()`` (for tests and benchmarks).
         self.hits = self.misses = 0
+
+    def verified(self, token: str, verify: Callable[[], TokenClaims]) -> TokenClaims:
+        """The claims of ``token``: remembered from an earlier ``verify()`` of the same string, or ``verify()``.
+
+        A token string whose signature and claims verified once verifies the
+        same way until its ``exp`` (the key and the checks do not change within
+        a process), so only ``exp`` is checked again on a hit; an expired one
+        is verified again (and refused). This skips the JWT's base64 and HMAC
+        work on repeated requests; whether its session still lets it in is
+        decided from the session documents, as without the cache.
+
+        Raises:
+            whatever ``verify`` raises (``TokenError``).
+        """
+        claims = self._tokens.get(token)
+        if claims is not None and time() < claims.exp:
+            self._tokens.move_to_end(token)
+            return claims
+        claims = verify()
+        self._tokens[token] = claims
+        if len(self._tokens) > self.max_entries:
+            self._tokens.popitem(last=False)
+        return claims
 
     def watch(self, db: MongoDatabase) -> None:
         """Start the change feed on ``db``'s ``users`` and ``sessions`` (in the running event loop)."""

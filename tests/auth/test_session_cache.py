@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from backend_app.auth.session_cache import SessionCache
+from backend_app.core.security import TokenClaims, TokenError
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from tests.support.auth_helpers import session_id
 
@@ -120,3 +121,32 @@ async def test_a_fill_that_overlaps_an_invalidation_is_not_kept() -> None:
     await cache.documents(sid="s", username="other", load=load)  # a token of another subject is never served
     cache.changed("users", 1)  # any change of the user drops its sessions
     assert len(cache) == 0
+
+
+async def test_verified_claims_are_reused_until_exp_only() -> None:
+    """A token string's claims are verified once, then reused while ``exp`` is ahead; never for a failure."""
+    cache = SessionCache(max_entries=2, ttl_s=60, max_staleness_s=0.8)
+    now = int(time.time())
+    calls: list[str] = []
+
+    def verify_as(token: str, exp: int):
+        def verify() -> TokenClaims:
+            calls.append(token)
+            return TokenClaims(sub="u", role="user", type="access", jti=token, sid="s", iat=now - 10, exp=exp)
+
+        return verify
+
+    def refuse() -> TokenClaims:
+        calls.append("forged")
+        raise TokenError("bad signature")
+
+    assert cache.verified("live", verify_as("live", now + 60)).jti == "live"
+    assert cache.verified("live", verify_as("live", now + 60)).jti == "live"
+    assert calls == ["live"]
+    cache.verified("expired", verify_as("expired", now - 1))
+    cache.verified("expired", verify_as("expired", now - 1))
+    assert calls.count("expired") == 2  # past its exp: verified (and so refused) again every time
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            cache.verified("forged", refuse)
+    assert calls.count("forged") == 2
