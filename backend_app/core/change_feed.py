@@ -101,8 +101,9 @@ class ChangeFeed:
         self._confirmed = None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: a shutdown must not wait on a stream that is still closing on an unreachable server.
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(task, timeout=1.0)
 
     async def _run(self) -> None:
         failures = 0
