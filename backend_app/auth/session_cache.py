@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic, time
 from typing import Any
@@ -119,8 +119,15 @@ class SessionCache:
 
     def watch(self, db: MongoDatabase) -> None:
         """Start the change feed on ``db``'s ``users`` and ``sessions`` (in the running event loop)."""
+        # Inserts are not reported: a new login or user cannot make a cached entry stale (only existing
+        # sessions are cached), and a login storm must not keep every concurrent fill from being kept.
         self.feed = ChangeFeed(
-            db, [USERS, SESSIONS], on_change=self.changed, on_reset=self.clear, max_staleness_s=self.max_staleness_s
+            db,
+            [USERS, SESSIONS],
+            on_change=self.changed,
+            on_reset=self.clear,
+            max_staleness_s=self.max_staleness_s,
+            operations=frozenset({"update", "replace", "delete"}),
         )
         self.feed.start()
 
@@ -183,13 +190,15 @@ class SessionCache:
         else:
             self.clear()
 
-    def forget(self, targets: Iterable[tuple[str, Any]] | None) -> None:
+    def forget(self, targets: Sequence[tuple[str, Any]] | None) -> None:
         """Drop what writes name: ``("sid" | "username" | "user_id", value)`` pairs; ``None``: everything.
 
         Called by :class:`LocalWrites` for this process's own writes.
         """
         if targets is None:
             self.clear()
+            return
+        if not targets:  # an insert: nothing cached depends on a new document
             return
         self.generation += 1
         for kind, value in targets:

@@ -58,6 +58,8 @@ class ChangeFeed:
             well under ``max_staleness_s`` so that an idle stream confirms in time.
         batch_size: ``getMore`` batch size; a shorter batch means "caught up".
         retry_s: pause before reopening a stream that failed (seconds).
+        operations: the document events reported (default all of :data:`DOCUMENT_EVENTS`); a
+            consumer that only derives from existing documents can leave out ``insert``.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ChangeFeed:
         max_await_ms: int = 200,
         batch_size: int = 1000,
         retry_s: float = 0.25,
+        operations: frozenset[str] = DOCUMENT_EVENTS,
     ) -> None:
         self._db = db
         self._collections = list(collections)
@@ -80,6 +83,7 @@ class ChangeFeed:
         self._max_await_ms = max_await_ms
         self._batch_size = batch_size
         self._retry_s = retry_s
+        self._operations = operations
         self._confirmed: float | None = None
         self._task: asyncio.Task[None] | None = None
         #: Streams opened so far (1 + reopenings after errors); for logs and tests.
@@ -160,7 +164,8 @@ class ChangeFeed:
         kind = change.get("operationType")
         key = change.get("documentKey") or {}
         if kind in DOCUMENT_EVENTS and "_id" in key:
-            self._on_change(change.get("ns", {}).get("coll", ""), key["_id"])
+            if kind in self._operations:
+                self._on_change(change.get("ns", {}).get("coll", ""), key["_id"])
         else:
             self._on_reset()
 
