@@ -21,6 +21,7 @@ from backend_app.audit import repository as audit_repository
 from backend_app.audit.router import router as audit_router
 from backend_app.auth import repository as auth_repository
 from backend_app.auth.router import router as auth_router
+from backend_app.auth.session_cache import LocalWrites, create_session_cache
 from backend_app.auth.users_router import router as users_router
 from backend_app.core.db import IndexInstaller, create_client, ensure_indexes
 from backend_app.core.errors import DomainError, install_error_handlers
@@ -74,17 +75,23 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes, start the
-    order expiry sweeper (issue 9); stop the sweeper and close both on shutdown.
+    """Open the process's one ``AsyncMongoClient``, catalog page cache and session cache (with its change
+    feed), ensure indexes, start the order expiry sweeper; stop them and close all on shutdown.
 
     ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
     """
     settings: Settings = app.state.settings
     provider = app.state.tracer_provider
     app.state.indexes_ready = False
-    client = create_client(settings, listeners=[DatabaseCommandSpans(provider)] if provider is not None else [])
+    session_cache = app.state.session_cache = create_session_cache(settings)
+    listeners: list[Any] = [DatabaseCommandSpans(provider)] if provider is not None else []
+    if session_cache is not None:
+        listeners.append(LocalWrites(session_cache))
+    client = create_client(settings, listeners=listeners)
     app.state.mongo_client = client
     app.state.db = client[settings.mongodb_db]
+    if session_cache is not None:
+        session_cache.watch(app.state.db)
     app.state.catalog_cache = create_page_cache(settings)
     order_faults.configure(settings)
     index_task = asyncio.create_task(_ensure_indexes_until_done(app))
@@ -106,6 +113,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if app.state.session_cache is not None:
+            await app.state.session_cache.close()
         await client.close()
         if app.state.catalog_cache is not None:
             await app.state.catalog_cache.close()

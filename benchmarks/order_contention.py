@@ -98,6 +98,18 @@ def order_document(product_id: ObjectId) -> dict:
     }
 
 
+def api_env(uri: str, db_name: str, secret: str, **extra: str) -> dict[str, str]:
+    """The benchmarked API server's environment: database, signing key, no rate limits, quiet logs."""
+    return {
+        "MONGODB_URI": uri,
+        "MONGODB_DB": db_name,
+        "JWT_SECRET": secret,
+        "RATE_LIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 class Result:
     """Completed operations and their latencies (seconds) over a timed window."""
 
@@ -268,13 +280,7 @@ async def main(args: argparse.Namespace) -> None:
             product_ids, headers = await seed(mongo[DB_NAME], settings, max(CLIENT_COUNTS))
         finally:
             await mongo.close()
-        env = {
-            "MONGODB_URI": embedded.uri,
-            "MONGODB_DB": DB_NAME,
-            "JWT_SECRET": secret,
-            "RATE_LIMIT_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = api_env(embedded.uri, DB_NAME, secret)
         raw = RawInserts(embedded.uri, args.seconds)
         await raw(1)  # warm up the connection pool and the collection
         tables: list[str] = []

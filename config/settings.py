@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     #: Longest life of one login's refresh chain, in days, however often it is refreshed.
     session_max_age_days: float = Field(default=30, gt=0)
+    #: Serve the user and login session of authenticated requests from process memory, invalidated by a
+    #: change stream on ``users`` and ``sessions`` (``auth.session_cache``); ``false``: read both on every request.
+    session_cache_enabled: bool = True
+    #: Most login sessions the cache holds per process (least recently used evicted first).
+    session_cache_max_entries: int = Field(default=10_000, ge=1)
+    #: Longest a cached session is served without the change stream having confirmed it is current, in
+    #: seconds: the revocation bound (docs/contract.md §3). Above 1 s would break the contract's promise.
+    session_cache_max_staleness_seconds: float = Field(default=0.8, gt=0.2, le=1.0)
+    #: Backstop: a cached session is re-read from the database at least this often, in seconds.
+    session_cache_ttl_seconds: float = Field(default=60.0, gt=0)
 
     #: Browser origins allowed by CORS, e.g. ``https://shop.example``; none by default (docs/contract.md §8).
     allowed_origins: CommaList = Field(default_factory=list)

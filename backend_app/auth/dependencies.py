@@ -11,8 +11,11 @@
 Routes declare these; none checks ownership by hand (an unchecked route would
 be an IDOR).
 
-The user is re-read from the database on every request, so a deactivated
-user's tokens, or a demoted admin's, stop working at once (docs/contract.md §3).
+The user and session are as stored now: read from the database, or from the
+process's session cache, which is current within
+``SESSION_CACHE_MAX_STALENESS_SECONDS`` (``auth.session_cache``), so a
+deactivated user's tokens, or a demoted admin's, stop working within that
+bound on every process (docs/contract.md §3).
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ async def get_optional_caller(
     """
     if not token:
         return None
-    caller = await service.caller_from_access_token(db, settings, token=token)
+    caller = await service.caller_from_access_token(
+        db, settings, token=token, cache=getattr(request.app.state, "session_cache", None)
+    )
     request.state.user = caller.user.username  # for access logs
     return caller
 
@@ -80,7 +85,7 @@ async def get_current_user(caller: Annotated[service.Caller, Depends(get_current
     return caller.user
 
 
-def get_signin_throttle(request: Request) -> SignInThrottle:
+async def get_signin_throttle(request: Request) -> SignInThrottle:
     """The app's per-account throttle of failed sign-ins (``core.ratelimit.SignInThrottle``)."""
     throttle: SignInThrottle = request.app.state.rate_limiter.signin_throttle
     return throttle

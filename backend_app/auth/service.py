@@ -36,6 +36,7 @@ from backend_app.auth.exceptions import (
     WrongCurrentPasswordError,
 )
 from backend_app.auth.schemas import TokenPair
+from backend_app.auth.session_cache import Documents, SessionCache
 from backend_app.core.db import MongoDatabase
 from backend_app.core.ratelimit import FailureThrottle, SignInThrottle
 from backend_app.core.security import (
@@ -252,8 +253,14 @@ async def logout(db: MongoDatabase, settings: Settings, *, refresh_token: str) -
     await repository.revoke_session(db, sid=claims.sid, username=claims.sub, now=datetime.now(UTC), reason="logout")
 
 
-async def caller_from_access_token(db: MongoDatabase, settings: Settings, *, token: str) -> Caller:
-    """The caller named by a bearer access token, read from the database now (docs/contract.md §3).
+async def caller_from_access_token(
+    db: MongoDatabase, settings: Settings, *, token: str, cache: SessionCache | None = None
+) -> Caller:
+    """The caller named by a bearer access token, as stored now (docs/contract.md §3).
+
+    The user and session documents come from ``cache`` when given (current
+    within ``SESSION_CACHE_MAX_STALENESS_SECONDS``, ``auth.session_cache``),
+    otherwise from the database.
 
     Raises:
         InvalidTokenError: the token is malformed, forged, expired, not an
@@ -263,13 +270,23 @@ async def caller_from_access_token(db: MongoDatabase, settings: Settings, *, tok
             expired), or its user is unknown or deactivated (401).
     """
     try:
-        claims = decode_token(settings, token, expected_type="access")
+        if cache is not None:
+            claims = cache.verified(token, lambda: decode_token(settings, token, expected_type="access"))
+        else:
+            claims = decode_token(settings, token, expected_type="access")
     except TokenError:
         raise InvalidTokenError() from None
-    doc, session = await asyncio.gather(
-        users_repository.get_by_username(db, username=claims.sub),
-        repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
-    )
+    async def load() -> Documents:
+        user, session = await asyncio.gather(
+            users_repository.get_by_username(db, username=claims.sub),
+            repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
+        )
+        return user, session
+
+    if cache is not None:
+        doc, session = await cache.documents(sid=claims.sid, username=claims.sub, load=load)
+    else:
+        doc, session = await load()
     if not _session_valid(settings, session, doc):
         raise InvalidTokenError()
     return Caller(user=UserPublic.model_validate(doc), session_id=claims.sid)

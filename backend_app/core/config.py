@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
-    """FastAPI dependency: the ``Settings`` passed to ``create_app()``."""
+async def get_app_settings(request: Request) -> Settings:
+    """FastAPI dependency: the ``Settings`` passed to ``create_app()`` (``async``: no thread-pool hop per request)."""
     return request.app.state.settings
 
 

@@ -57,8 +57,8 @@ def create_client(
     )
 
 
-def get_database(request: Request) -> MongoDatabase:
-    """FastAPI dependency: the application's database (``MONGODB_DB``)."""
+async def get_database(request: Request) -> MongoDatabase:
+    """FastAPI dependency: the application's database (``MONGODB_DB``; ``async``: no thread-pool hop per request)."""
     return request.app.state.db
 
 

@@ -84,7 +84,7 @@ class PageParams(OffsetParams):
         )
 
 
-def page_params(
+async def page_params(
     settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page (1..100).")] = DEFAULT_LIMIT,
     offset: Annotated[

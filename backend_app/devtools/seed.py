@@ -1,9 +1,19 @@
-"""Seed users with live logins, for tests and benchmarks (no bcrypt per user, no HTTP round trip)."""
+"""Seed users with live logins and order histories, for tests and benchmarks (no bcrypt per user, no HTTP round trip)."""
 
 from __future__ import annotations
 
+import os
+import struct
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+
 from backend_app.auth import service as auth_service
 from backend_app.core.db import MongoDatabase
+from backend_app.orders import repository as orders_repository
 from backend_app.users import repository as users_repository
 from backend_app.users.schemas import UserPublic
 from config import Settings
@@ -28,3 +38,43 @@ async def seed_user(
     )
     pair = await auth_service.start_session(db, settings, user=UserPublic.model_validate(doc))
     return {"Authorization": f"Bearer {pair.access_token}"}
+
+
+async def seed_order_history(
+    db: MongoDatabase,
+    *,
+    user_id: str,
+    count: int,
+    product_id: ObjectId,
+    product_name: str = "Seeded product",
+    newest: datetime | None = None,
+    spacing: timedelta = timedelta(minutes=30),
+    statuses: Sequence[str] = ("completed", "cancelled", "expired"),
+) -> list[ObjectId]:
+    """Insert ``count`` past orders of ``user_id`` straight into ``orders``, one ``spacing`` apart.
+
+    The newest is at ``newest`` (default: one minute ago); each order's ``_id``
+    carries its creation second (as the driver's would), with random low bytes.
+    Statuses cycle through ``statuses`` (terminal ones by default: seeded
+    orders hold no stock reservation). No stock is taken: a history for list
+    benchmarks and tests, not a sale.
+
+    Returns:
+        the ``_id`` s, oldest first.
+    """
+    end = newest or datetime.now(UTC) - timedelta(minutes=1)
+    docs: list[dict[str, Any]] = []
+    for i in range(count):
+        when = end - spacing * (count - 1 - i)
+        line = orders_repository.NewOrderLine(
+            product_id=product_id, name=product_name, size="m", qty=1, unit_price=Decimal("9.50"), taken={"m": 1}
+        )
+        doc = orders_repository.new_order_document(
+            user_id=user_id, placed_by=user_id, lines=[line], total=Decimal("9.50"), now=when
+        )
+        doc["status"] = statuses[i % len(statuses)]
+        doc["_id"] = ObjectId(struct.pack(">I", int(when.timestamp())) + os.urandom(8))
+        docs.append(doc)
+    for start in range(0, len(docs), 1000):
+        await db[orders_repository.COLLECTION].insert_many(docs[start : start + 1000], ordered=False)
+    return [doc["_id"] for doc in docs]

@@ -21,9 +21,8 @@ the embedded server sorts int64 about 12x faster than ``Decimal128``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +32,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure
 
 from backend_app.core.db import MongoDatabase
-from backend_app.core.keyset import keyset_sort, merge_filters, read_window
+from backend_app.core.key_windows import CREATED_AT_AXIS, ID_AXIS, KeyAxis, WindowReader
+from backend_app.core.keyset import keyset_sort, read_window
 from backend_app.core.pagination import PageWindow
 from backend_app.core.types import CENT, to_decimal128
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
@@ -137,7 +137,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``window_by_id``: an ``_id`` window with a second range or a regex beside
       it (``name``, a price range under ``sort=_id``): the embedded server plans
       only one range per compound index and then serves the first clause that
-      leads an index (:func:`key_windows` puts the window first).
+      leads an index (``core.key_windows.key_windows`` puts the window first).
     - ``sku_unique``: ``sku`` unique among the products that have one (partial
       index on string ``sku``s), and the ``--upsert`` lookup by ``sku``.
 
@@ -322,150 +322,19 @@ async def set_size_quantity(
 # servers (``live_by_*``). See docs/catalog-at-scale.md ("Key windows").
 
 
-@dataclass(frozen=True, slots=True)
-class KeyAxis:
-    """How to cut a sort key into windows: its values as integer coordinates and back.
-
-    Attributes:
-        field: the stored sort key.
-        coord: a stored value's coordinate (rounded down).
-        value: the smallest stored value at a coordinate (a filter bound).
-        first_span: width of the first window, in coordinates.
-        relative: widths grow with the distance from zero (prices: a window
-            is a share of the price) instead of from the first window (time).
-    """
-
-    field: str
-    coord: Callable[[Any], int]
-    value: Callable[[int], Any]
-    first_span: int
-    relative: bool = False
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(value: datetime) -> int:
-    """Whole milliseconds since 1970 (rounded down; a naive datetime is UTC, as BSON dates are)."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(milliseconds=1)
-
-
+#: The catalog's sort keys as window axes (prices: relative windows over integer cents).
 AXES: dict[str, KeyAxis] = {
     PRICE_KEY: KeyAxis(PRICE_KEY, coord=lambda v: int(v), value=Int64, first_span=1, relative=True),
-    "_id": KeyAxis(
-        "_id",
-        coord=lambda v: int(v.generation_time.timestamp()),
-        value=lambda s: ObjectId.from_datetime(datetime.fromtimestamp(s, UTC)),
-        first_span=1,  # seconds
-    ),
-    "created_at": KeyAxis(
-        "created_at",
-        coord=_ms,
-        value=lambda ms: datetime.fromtimestamp(ms / 1000, UTC),
-        first_span=1000,  # milliseconds
-    ),
+    "_id": ID_AXIS,
+    "created_at": CREATED_AT_AXIS,
 }
-#: Each window is this many times wider than the one before (relative axes: up to doubling the value).
-WINDOW_GROWTH = 4
 #: Prices in cents that valid products have, ``[1, 100,000,001)`` (docs/contract.md §4: > 0, ≤ 1,000,000).
 PRICE_EXTENT = (1, 100_000_001)
 
 
-def _bounds(condition: Any, axis: KeyAxis) -> tuple[int | None, int | None]:
-    """``(low, high)`` coordinates of a stage's condition on the key: low rounded down, high exclusive."""
-    if not isinstance(condition, dict):
-        return None, None
-    lows = [axis.coord(condition[op]) for op in ("$gt", "$gte") if op in condition]
-    highs = [axis.coord(condition[op]) + 1 for op in ("$lt", "$lte") if op in condition]
-    return (max(lows) if lows else None), (min(highs) if highs else None)
-
-
-def _width(axis: KeyAxis, edge: int, step: int, *, up: bool, last: int | None, seen: Any) -> int:
-    """Width of the next window: fixed growth, or fitted to the rows the last window held.
-
-    ``seen`` is what the reader sent back for the last window: ``(rows it
-    held, rows still wanted)``, or ``None``. On a time axis a last window that
-    held rows sets the next width from its density (25 % spare), at most
-    :data:`WINDOW_GROWTH` times the last width, so an offset page reads about
-    the rows it skips, not a whole over-grown window.
-    """
-    grown = axis.first_span * WINDOW_GROWTH**step
-    if not axis.relative:
-        if last is not None and seen is not None and seen[0] > 0:
-            held, wanted = seen
-            return max(1, min(-(-wanted * last * 5 // (held * 4)), last * WINDOW_GROWTH))
-        return grown if last is None else last * WINDOW_GROWTH
-    share = abs(edge) >> max(0, 4 - step)  # 1/16, 1/4, then the whole distance from zero
-    return max(grown, share if up else min(share, abs(edge) // 2), 1)
-
-
-def key_windows(
-    stage: dict[str, Any], axis: KeyAxis, direction: int, extent: tuple[int, int] | None
-) -> Generator[dict[str, Any], tuple[int, int] | None, None]:
-    """The filters to run, in order, for one range stage on ``axis.field``: ``stage`` cut into windows.
-
-    Windows start at the stage's own bound on the key (a cursor) or, without
-    one, at the end of ``extent`` (where the data lies: valid prices, or the
-    oldest/newest product recorded in ``catalog_meta``); they widen
-    :data:`WINDOW_GROWTH` times per step. They partition the stage and come in
-    scan order, so their rows, each sorted by ``(key, _id)``, concatenate into
-    the stage's order. The windows before the first and after the last are
-    open-ended, so nothing outside ``extent`` (a product written behind the
-    API, a stale extent) is ever left out: ``extent`` only decides speed.
-    A reader may ``send`` back ``(rows the window held, rows still wanted)``
-    to fit the next width (:func:`_width`); plain iteration works too.
-
-    Args:
-        stage: a keyset stage (``core.keyset.keyset_stages``) whose
-            condition on the key is absent or a range.
-        direction: ``1`` ascending, ``-1`` descending (the scan direction).
-        extent: ``(lowest, highest + 1)`` coordinates the data spans; ``None``:
-            unknown, the stage runs whole.
-    """
-    low, high = _bounds(stage.get(axis.field), axis)
-    if extent is None and (low if direction == 1 else high) is None:
-        yield stage
-        return
-    lo_end, hi_end = extent if extent is not None else (low if low is not None else 0, high if high is not None else 0)
-
-    def piece(lower: int | None, upper: int | None) -> dict[str, Any]:
-        bounds: dict[str, Any] = {}
-        if lower is not None:
-            bounds["$gte"] = axis.value(lower)
-        if upper is not None:
-            bounds["$lt"] = axis.value(upper)
-        merged = merge_filters(stage, {axis.field: bounds}) if bounds else dict(stage)
-        # The key's range goes first: when another range or a regex shares the filter, the embedded
-        # server serves it from the first clause that leads an index (``window_by_id`` for ``_id``).
-        return {axis.field: merged.pop(axis.field), **merged} if axis.field in merged else merged
-
-    step, last, seen = 0, None, None
-    if direction == 1:
-        edge = low if low is not None else lo_end
-        start_open = low is None  # first window also takes everything below the extent
-        while True:
-            width = _width(axis, edge, step, up=True, last=last, seen=seen)
-            upper = edge + width
-            if upper >= (high if high is not None else hi_end):
-                yield piece(None if start_open else edge, None)
-                return
-            seen = yield piece(None if start_open else edge, upper)
-            edge, step, start_open, last = upper, step + 1, False, width
-    edge = high if high is not None else hi_end
-    end_open = high is None  # first window also takes everything above the extent
-    while True:
-        width = _width(axis, edge, step, up=False, last=last, seen=seen)
-        lower = edge - width
-        if lower <= (low if low is not None else lo_end):
-            yield piece(None, None if end_open else edge)
-            return
-        seen = yield piece(lower, None if end_open else edge)
-        edge, step, end_open, last = lower, step + 1, False, width
-
 
 async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
-    """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for :func:`key_windows`.
+    """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for ``core.key_windows``.
 
     Prices: the valid range. ``_id`` and ``created_at``: the oldest and newest
     products recorded in ``catalog_meta`` (:func:`record_extent`); ``None``
@@ -488,7 +357,7 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
     """Up to ``window.fetch`` live products matching ``filters``, in the window's order and position.
 
     Each keyset stage whose condition on the sort key is a range (or absent) is
-    read window by window (:func:`key_windows`) until the page is full: with
+    read window by window (``core.key_windows``) until the page is full: with
     ``sort``, ``limit`` and, in offset mode, the offset carried across windows
     (a window's rows count against it). A stage pinning the key to one value
     (a cursor's ties) is one ``find``. The caller bounds the whole read with a
@@ -498,25 +367,12 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
     sort = list(keyset_sort(window).items())
     axis = AXES[window.sort.field]
     extent = await key_extent(db, axis.field)
-    skip_left = window.skip
+    windows = WindowReader(axis, window.scan_direction, extent, skip=window.skip)
 
     async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        nonlocal skip_left
-        ranged = axis.field not in stage or isinstance(stage[axis.field], dict)
-        pieces = key_windows(stage, axis, window.scan_direction, extent) if ranged else iter([stage])
-        rows: list[dict[str, Any]] = []
-        piece = next(pieces)
-        while True:
-            want = skip_left + limit - len(rows)
-            found = await coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want)
-            rows.extend(found[skip_left:])
-            skip_left = max(0, skip_left - len(found))
-            if len(rows) >= limit:
-                return rows
-            try:
-                piece = pieces.send((len(found), skip_left + limit - len(rows))) if ranged else next(pieces)
-            except StopIteration:
-                return rows
+        return await windows.read(
+            stage, limit, lambda piece, want: coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want)
+        )
 
     return await read_window(filters.to_query(), window, read)
 
@@ -644,7 +500,7 @@ async def record_extent(db: MongoDatabase, documents: list[dict[str, Any]]) -> N
     """Widen the recorded extent of ``_id`` and ``created_at`` to cover ``documents`` (one ``$min``/``$max``).
 
     Called by every insert path after its write. The extent only steers
-    :func:`key_windows` (speed), never what a list returns, so a write that
+    ``core.key_windows`` (speed), never what a list returns, so a write that
     dies before this call costs at most a few extra windows.
     """
     if not documents:

@@ -8,18 +8,20 @@ all keys of ``live_by_name``; the embedded server scans documents). So is
 a price range under another order (``min_price`` with ``sort=_id``): its
 cursor pages carry two ranges (price and ``_id``), which MongoDB serves from
 ``live_by_price`` but the embedded server's planner only plans with one.
-The admin's unfiltered ``GET /orders`` is a range on ``_id`` alone: MongoDB's
-``_id_`` index; the embedded server's ``_id`` index is virtual and its
-explain reports that range as a scan.
+The admin's unfiltered ``GET /orders`` is cut into ``_id`` ranges alone: MongoDB's
+``_id_`` index; on the embedded server (whose ``_id`` index is virtual) the
+secondary index ``window_by_id`` that starts with ``_id``.
 """
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
 from backend_app.core.cursors import CursorCodec
+from backend_app.core.key_windows import ID_AXIS, key_windows
 from backend_app.core.keyset import keyset_sort, keyset_stages
 from backend_app.core.pagination import PageParams
 from backend_app.orders import repository as orders_repository
@@ -90,7 +92,7 @@ async def test_product_list_queries_use_indexes(client, mongo, settings, admin_h
             piece
             for stage in stages
             for piece in (
-                products_repository.key_windows(stage, axis, window.scan_direction, extent)
+                key_windows(stage, axis, window.scan_direction, extent)
                 if isinstance(stage.get(axis.field, {}), dict)
                 else [stage]
             )
@@ -105,6 +107,7 @@ ORDER_CASES = [
     ({"user_id": "alice"}, "by_user"),
     ({"status": "pending"}, "by_status"),
     ({"user_id": "alice", "status": "pending"}, "by_user_status"),
+    ({}, None),  # an ``_id`` range: MongoDB's ``_id_``; the embedded server's ``window_by_id``
 ]
 
 
@@ -126,5 +129,12 @@ async def test_order_list_queries_use_indexes(client, mongo, settings, admin_hea
             filters={"user_id": filters.get("user_id"), "status": filters.get("status")},
         )
         query = orders_repository.order_filter(user_id=filters.get("user_id"), status=filters.get("status"))
-        stages = keyset_stages(query, window)
+        # what is run: each stage cut into key windows of the ``_id``'s second (orders.repository.list_order_ids)
+        extent = orders_repository.order_windows_extent(mongo, query) or (0, int(time.time()) + 2)
+        stages = [
+            piece
+            for stage in keyset_stages(query, window)
+            for piece in key_windows(stage, ID_AXIS, window.scan_direction, extent)
+        ]
+        assert len(stages) > 1
         await _assert_index_scans(mongo[orders_repository.COLLECTION], stages, keyset_sort(window), index)
