@@ -31,6 +31,9 @@ from backend_app.core.metrics import worker_stopped
 from backend_app.core.middleware import install_middleware
 from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
+from backend_app.events import repository as events_repository
+from backend_app.events import service as events_service
+from backend_app.events.router import router as events_router
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import faults as order_faults
 from backend_app.orders import repository as orders_repository
@@ -52,6 +55,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     auth_repository.ensure_indexes,
     idempotency_repository.ensure_indexes,
     audit_repository.ensure_indexes,
+    events_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -94,13 +98,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_s=settings.order_sweep_interval_seconds,
         )
     )
+    # Every process sweeps old events; deleting an event twice is harmless.
+    events_sweeper = asyncio.create_task(
+        events_service.run_retention_sweeper(
+            app.state.db,
+            retention_days=settings.events_retention_days,
+            interval_s=settings.events_sweep_interval_seconds,
+        )
+    )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
     try:
         yield
     finally:
-        for task in (sweeper, index_task):
+        for task in (sweeper, events_sweeper, index_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -149,6 +161,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     app.include_router(users_router)
     app.include_router(dashboard_router)
     app.include_router(audit_router)
+    app.include_router(events_router)
     return app
 
 
