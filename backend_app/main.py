@@ -43,6 +43,11 @@ from backend_app.products import repository as products_repository
 from backend_app.products.cache_wiring import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
+from backend_app.webhooks import openapi as webhooks_openapi
+from backend_app.webhooks import repository as webhooks_repository
+from backend_app.webhooks import urlguard
+from backend_app.webhooks.dispatcher import Dispatcher, sweep_deliveries
+from backend_app.webhooks.router import router as webhooks_router
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     idempotency_repository.ensure_indexes,
     audit_repository.ensure_indexes,
     events_repository.ensure_indexes,
+    webhooks_repository.ensure_indexes,
 ]
 INDEX_RETRY_SECONDS = 5.0
 
@@ -77,7 +83,8 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the process's one ``AsyncMongoClient`` and catalog page cache, ensure indexes, start the
-    order expiry sweeper (issue 9); stop the sweeper and close both on shutdown.
+    order expiry sweeper, the events retention sweeper and the webhook dispatcher; stop them and close
+    both on shutdown.
 
     ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
     """
@@ -98,13 +105,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_s=settings.order_sweep_interval_seconds,
         )
     )
-    # Every process sweeps old events; deleting an event twice is harmless.
+    # Every process sweeps old events (and their deliveries); deleting one twice is harmless.
     events_sweeper = asyncio.create_task(
         events_service.run_retention_sweeper(
             app.state.db,
             retention_days=settings.events_retention_days,
             interval_s=settings.events_sweep_interval_seconds,
+            also=[sweep_deliveries],
         )
+    )
+    # Every process dispatches webhooks; leases keep each delivery in one process at a time.
+    app.state.webhook_dispatcher = Dispatcher(app.state.db, settings, resolver=app.state.webhook_resolver)
+    dispatcher = (
+        asyncio.create_task(app.state.webhook_dispatcher.run()) if settings.webhook_dispatcher_enabled else None
     )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
@@ -112,7 +125,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (sweeper, events_sweeper, index_task):
+        for task in (dispatcher, sweeper, events_sweeper, index_task):
+            if task is None:
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -162,6 +177,10 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     app.include_router(dashboard_router)
     app.include_router(audit_router)
     app.include_router(events_router)
+    app.include_router(webhooks_router)
+    webhooks_openapi.install(app)
+    # How webhook hosts are resolved (checked, then connected to): tests replace it before the lifespan starts.
+    app.state.webhook_resolver = urlguard.system_resolver
     return app
 
 

@@ -263,6 +263,48 @@ async def get_event(db: MongoDatabase, *, event_id: str) -> EventPublic:
     return to_public(doc)
 
 
+# --------------------------------------------------------------------------- the outbox, for the dispatcher
+
+
+async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` stored events not yet turned into deliveries, oldest first (``_id``, ``type``, ``created_at``)."""
+    return await repository.pending_fanout(db, limit=limit)
+
+
+async def mark_fanned_out(db: MongoDatabase, *, event_ids: list[ObjectId]) -> None:
+    """Take events out of the outbox once their deliveries exist."""
+    await repository.mark_fanned_out(db, event_ids=event_ids)
+
+
+async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+    """The stored events among ``event_ids`` still kept, by ``_id``."""
+    return await repository.get_events(db, event_ids=event_ids)
+
+
+async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
+    """``created_at`` of the oldest event still in the outbox, or ``None``."""
+    return await repository.oldest_pending_fanout(db)
+
+
+async def events_between(
+    db: MongoDatabase, *, since: datetime, until: datetime, types: list[str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Stored events (``_id``, ``type``, ``created_at``) created in ``[since, until)``, oldest first, at most ``limit``."""
+    return await repository.find_in_range(db, since=since, until=until, types=types, limit=limit)
+
+
+async def record_ping(db: MongoDatabase, *, endpoint_id: str, url: str, session: AsyncClientSession) -> dict[str, Any]:
+    """Record a ``ping`` event for one endpoint's test delivery (kept out of the outbox: it goes to that endpoint only)."""
+    version = 1 + await repository.next_version(db, key=f"webhook_endpoint:{endpoint_id}", session=session)
+    event = new_event(
+        type="ping", entity_type="webhook_endpoint", entity_id=endpoint_id, version=version,
+        data={"endpoint_id": endpoint_id, "url": url, "message": "A test delivery from storefront."},
+    )  # fmt: skip
+    event.pop("pending_fanout")
+    await repository.insert_events(db, events=[event], session=session)
+    return event
+
+
 # --------------------------------------------------------------------------- retention
 
 

@@ -1,0 +1,366 @@
+"""The webhook dispatcher: every API process runs one; leases make sure no delivery is sent twice at once.
+
+Each round (``Dispatcher.step``):
+
+1. **Fan-out**: events still in the outbox (``pending_fanout``) become one
+   delivery per endpoint subscribed to their type that existed when the event
+   was recorded, upserted on the unique ``(event_id, endpoint_id)``, then leave
+   the outbox. Idempotent: two processes fanning out one event queue it once.
+2. **Claim**: due pending deliveries are leased to this process
+   (``lease_until`` = now + ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one
+   conditional update; another process's live lease does not match.
+3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
+   (``webhooks.sender``), each signed with every valid secret of its endpoint.
+4. **Settle**: the outcome is written only under this process's token:
+   ``2xx`` delivered; ``410`` failed and the endpoint disabled; ``429``/``503``
+   with ``Retry-After`` wait that long; any other failure waits the next
+   value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when the schedule
+   is spent, fails and disables the endpoint. An endpoint whose attempt
+   failed is ``failing`` until one succeeds. Every endpoint status change is
+   written with its audit entry (actor ``system:webhooks``) in one transaction.
+
+At least once: a process that dies after sending and before settling leaves
+the lease to run out; another process then sends the delivery again (same
+``webhook-id``, so receivers can de-duplicate). The lease is longer than an
+attempt can take (``WEBHOOK_LEASE_SECONDS`` > ``WEBHOOK_TIMEOUT_SECONDS``,
+checked by the settings), so a live process's delivery is never taken over.
+A process that stops cleanly releases the leases of attempts it cancels.
+
+Events reach an endpoint in no guaranteed order (retries, several
+processes); each envelope carries ``entity.version`` to order them per entity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from backend_app.audit import service as audit
+from backend_app.core import metrics
+from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.events import entities
+from backend_app.events import service as events
+from backend_app.webhooks import repository, sender, signing, urlguard
+from backend_app.webhooks.schemas import ALL_EVENTS
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Actor of the endpoint status changes the dispatcher makes, in the audit trail.
+SYSTEM_ACTOR = "system:webhooks"
+#: Events fanned out per round at most.
+FANOUT_BATCH = 500
+#: How often the outbox lag gauge is refreshed, in seconds.
+LAG_INTERVAL_S = 5.0
+#: Delay between a local event being recorded and the dispatcher looking (its transaction commits meanwhile).
+NUDGE_DELAY_S = 0.02
+JITTER = 0.1
+
+
+def subscribed(endpoint: Mapping[str, Any], event_type: str) -> bool:
+    """Whether ``endpoint`` receives events of ``event_type`` (``ping`` only through its test call)."""
+    if event_type == "ping":
+        return False
+    types = endpoint.get("events", [])
+    return ALL_EVENTS in types or event_type in types
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def jittered(seconds: float) -> float:
+    """``seconds`` ± 10 % (the specification asks for jitter, so failing receivers are not hit in waves)."""
+    return seconds * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - not cryptographic
+
+
+class Dispatcher:
+    """One process's webhook dispatcher (see the module docstring).
+
+    Args:
+        db: the process's database.
+        settings: ``WEBHOOK_*`` settings; ``APP_ENV=production`` allows https only.
+        resolver: resolves endpoint hosts (the system's; tests pass their own).
+    """
+
+    def __init__(self, db: MongoDatabase, settings: Settings, *, resolver: urlguard.Resolver) -> None:
+        self.db = db
+        self.settings = settings
+        self.resolver = resolver
+        self.delays = settings.webhook_retry_delays
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._next_lag = 0.0
+        self._client = sender.new_client()
+
+    # ----------------------------------------------------------------------- loop
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; errors (e.g. the database is down) are logged and the loop goes on."""
+        loop = asyncio.get_running_loop()
+        unregister = events.on_recorded(lambda: loop.call_later(NUDGE_DELAY_S, self._wake.set))
+        try:
+            while True:
+                try:
+                    worked = await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.warning("webhook dispatch round failed", exc_info=True)
+                    worked = False
+                if not worked:
+                    await self._idle()
+        finally:
+            unregister()
+            await self.close()
+
+    async def close(self) -> None:
+        """Cancel attempts in flight (their leases are released) and close the HTTP client."""
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._client.aclose()
+
+    async def _idle(self) -> None:
+        """Wait for a local event, a finished attempt, or the poll interval."""
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [waker, *self._in_flight],
+                timeout=self.settings.webhook_poll_interval_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waker.cancel()
+            self._wake.clear()
+
+    async def step(self) -> bool:
+        """One round: fan out, claim and start attempts, refresh the lag gauge; whether anything was done."""
+        fanned = await self.fan_out()
+        started = await self.claim_and_send()
+        if time.monotonic() >= self._next_lag:
+            self._next_lag = time.monotonic() + LAG_INTERVAL_S
+            await self.refresh_lag()
+        return fanned or started
+
+    async def drain(self, *, timeout_s: float = 30.0) -> None:
+        """Run rounds until nothing is due and no attempt is in flight (tests and benchmarks), at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            worked = await self.step()
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=max(deadline - time.monotonic(), 0))
+            elif not worked:
+                return
+
+    # ----------------------------------------------------------------------- fan-out
+
+    async def fan_out(self) -> bool:
+        """Turn the outbox's oldest events into deliveries; whether there were any."""
+        pending = await events.pending_fanout(self.db, limit=FANOUT_BATCH)
+        if not pending:
+            return False
+        endpoints = await repository.endpoints_for_dispatch(self.db)
+        pairs = [
+            (event, endpoint["_id"])
+            for event in pending
+            for endpoint in endpoints
+            if subscribed(endpoint, event["type"]) and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
+        ]
+        await repository.queue_deliveries(self.db, pairs=pairs, now=datetime.now(UTC))
+        await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
+        return True
+
+    # ----------------------------------------------------------------------- claim and send
+
+    async def claim_and_send(self) -> bool:
+        """Lease as many due deliveries as there are free sending slots and start their attempts."""
+        free = self.settings.webhook_concurrency - len(self._in_flight)
+        if free <= 0:
+            return False
+        now = datetime.now(UTC)
+        token = uuid.uuid4().hex
+        claimed = await repository.claim_due(self.db, now=now, lease_until=now + self.lease, token=token, limit=free)
+        if not claimed:
+            return False
+        found = await events.get_events(self.db, event_ids=list({d["event_id"] for d in claimed}))
+        endpoint_ids = list({d["endpoint_id"] for d in claimed})
+        endpoints = {e["_id"]: e for e in await repository.endpoints_by_ids(self.db, endpoint_ids=endpoint_ids)}
+        for delivery in claimed:
+            task = asyncio.create_task(
+                self._deliver(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token)
+            )
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return True
+
+    async def _deliver(
+        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
+    ) -> None:
+        try:
+            await self._attempt(delivery, event, endpoint, token)
+        except asyncio.CancelledError:
+            # Shutting down: hand the delivery back at once instead of after its lease.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    repository.settle(self.db, delivery_id=delivery["_id"], token=token, changes={}, attempt=None)
+                )
+            raise
+        except Exception:
+            logger.warning("webhook delivery %s failed to settle", delivery["_id"], exc_info=True)
+
+    async def _attempt(
+        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
+    ) -> None:
+        now = datetime.now(UTC)
+        if endpoint is None or endpoint.get("status") == "disabled" or event is None:
+            reason = "event removed after its retention" if event is None else "endpoint disabled"
+            await repository.settle(
+                self.db,
+                delivery_id=delivery["_id"],
+                token=token,
+                changes={"status": "failed", "next_attempt_at": None, "updated_at": now, "last_error": reason},
+                attempt=None,
+            )
+            return
+        body = entities.envelope_bytes(events.envelope(event)).decode()
+        headers = signing.headers(
+            message_id=str(event["_id"]),
+            body=body,
+            secrets_=signing.valid_keys(endpoint.get("signing_keys", []), now=now),
+            now=now,
+        )
+        result = await sender.attempt(
+            self._client,
+            url=endpoint["url"],
+            body=body.encode(),
+            headers=headers,
+            resolver=self.resolver,
+            allow_private=self.settings.webhook_allow_private_urls,
+            https_only=self.settings.app_env == "production",
+            timeout_s=self.settings.webhook_timeout_seconds,
+        )
+        await self._settle(delivery, event, endpoint, token, result, started=now)
+
+    async def _settle(
+        self,
+        delivery: dict[str, Any],
+        event: dict[str, Any],
+        endpoint: dict[str, Any],
+        token: str,
+        result: sender.AttemptResult,
+        *,
+        started: datetime,
+    ) -> None:
+        now = datetime.now(UTC)
+        step = int(delivery.get("schedule_step", 0))
+        new_status: str | None = None  # the endpoint's, when this outcome changes it
+        reason: str | None = None
+        if result.delivered:
+            outcome, changes = "delivered", {"status": "delivered", "next_attempt_at": None, "delivered_at": now}
+            if endpoint.get("status") == "failing":
+                new_status = "enabled"
+        elif result.status_code == 410:
+            outcome, changes = "gone", {"status": "failed", "next_attempt_at": None}
+            new_status, reason = "disabled", "the receiver answered 410 Gone"
+        elif step < len(self.delays):
+            wait = result.retry_after if result.retry_after is not None else jittered(self.delays[step])
+            outcome = "retrying"
+            changes = {"status": "pending", "next_attempt_at": now + timedelta(seconds=wait), "schedule_step": step + 1}
+            if endpoint.get("status") == "enabled":
+                new_status = "failing"
+        else:
+            outcome, changes = "failed", {"status": "failed", "next_attempt_at": None}
+            new_status, reason = "disabled", "every attempt of the retry schedule failed"
+        changes["updated_at"] = now
+        attempt = {
+            "at": started,
+            "status_code": result.status_code,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+            "response": result.response,
+            "next_attempt_at": changes.get("next_attempt_at"),
+        }
+        latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
+        metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
+        if new_status is None:
+            settled = await repository.settle(
+                self.db, delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt
+            )
+        else:
+            settled = await self._settle_with_status(
+                delivery, endpoint, token, changes, attempt, new_status=new_status, reason=reason, now=now
+            )
+        if not settled:
+            logger.warning("webhook delivery %s: lease lost before its outcome was written", delivery["_id"])
+
+    async def _settle_with_status(
+        self,
+        delivery: dict[str, Any],
+        endpoint: dict[str, Any],
+        token: str,
+        changes: dict[str, Any],
+        attempt: dict[str, Any],
+        *,
+        new_status: str,
+        reason: str | None,
+        now: datetime,
+    ) -> bool:
+        """Write the outcome, the endpoint's new status and its audit entry in one transaction."""
+        old_statuses = {"enabled": ["failing"], "failing": ["enabled"], "disabled": ["enabled", "failing"]}[new_status]
+        verb = {"enabled": "recovered", "failing": "failing", "disabled": "disabled"}[new_status]
+
+        async def work(session: AsyncClientSession) -> bool:
+            if not await repository.settle(
+                self.db, delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt, session=session
+            ):
+                return False
+            before = await repository.get_endpoint(self.db, endpoint_id=endpoint["_id"], session=session)
+            after = await repository.update_endpoint(
+                self.db,
+                endpoint_id=endpoint["_id"],
+                changes={"status": new_status, "disabled_reason": reason, "updated_at": now},
+                only_if_status=old_statuses,
+                session=session,
+            )
+            if after is not None and before is not None:
+                await audit.record(
+                    self.db,
+                    actor=SYSTEM_ACTOR,
+                    action=f"webhook_endpoint.{verb}",
+                    entity_type="webhook_endpoint",
+                    entity_id=str(endpoint["_id"]),
+                    before={"status": before["status"]},
+                    after={"status": new_status, "disabled_reason": reason},
+                    session=session,
+                )
+            return True
+
+        return bool(await run_in_transaction(self.db.client, work))
+
+    # ----------------------------------------------------------------------- lag
+
+    async def refresh_lag(self) -> float:
+        """Set and return the outbox lag: age of the oldest event not yet fanned out or delivered, in seconds."""
+        candidates = [await events.oldest_pending_fanout(self.db), await repository.oldest_undelivered(self.db)]
+        oldest = min((_utc(c) for c in candidates if c is not None), default=None)
+        lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        metrics.outbox_lag(lag)
+        return lag
+
+
+async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:
+    """Remove deliveries created before ``cutoff`` (the events retention sweep calls it); returns how many."""
+    return await repository.delete_older_than(db, cutoff=cutoff)
+
