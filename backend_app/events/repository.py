@@ -129,10 +129,10 @@ async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[Ob
 
 
 async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` events not yet fanned out, oldest first (index ``outbox``)."""
+    """Up to ``limit`` whole events not yet fanned out, oldest first (index ``outbox``)."""
     cursor = (
         db[COLLECTION]
-        .find({"pending_fanout": True}, {"type": 1, "created_at": 1})
+        .find({"pending_fanout": True}, {"pending_fanout": 0})
         .sort([("pending_fanout", ASCENDING), ("_id", ASCENDING)])
         .limit(limit)
     )

@@ -267,7 +267,7 @@ async def get_event(db: MongoDatabase, *, event_id: str) -> EventPublic:
 
 
 async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` stored events not yet turned into deliveries, oldest first (``_id``, ``type``, ``created_at``)."""
+    """Up to ``limit`` stored events not yet turned into deliveries, oldest first."""
     return await repository.pending_fanout(db, limit=limit)
 
 

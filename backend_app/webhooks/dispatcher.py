@@ -6,9 +6,15 @@ Each round (``Dispatcher.step``):
    delivery per endpoint subscribed to their type that existed when the event
    was recorded, upserted on the unique ``(event_id, endpoint_id)``, then leave
    the outbox. Idempotent: two processes fanning out one event queue it once.
-2. **Claim**: due pending deliveries are leased to this process
-   (``lease_until`` = now + ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one
-   conditional update; another process's live lease does not match.
+   The deliveries this call creates are created already leased to this
+   process (as many as it has room for), so a fresh event is attempted without
+   a separate claim.
+2. **Claim**: other due pending deliveries (retries, replays, those a dead
+   process held) are leased to this process (``lease_until`` = now +
+   ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one conditional update; another
+   process's live lease does not match. Held deliveries wait in a local backlog
+   (at most 4 × ``WEBHOOK_CONCURRENCY``) for a sending slot; one whose lease
+   would end before an attempt could finish is handed back, never sent.
 3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
    (``webhooks.sender``), each signed with every valid secret of its endpoint.
 4. **Settle**: the outcome is written only under this process's token:
@@ -33,12 +39,14 @@ processes); each envelope carries ``entity.version`` to order them per entity.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +72,19 @@ LAG_INTERVAL_S = 5.0
 #: Delay between a local event being recorded and the dispatcher looking (its transaction commits meanwhile).
 NUDGE_DELAY_S = 0.02
 JITTER = 0.1
+#: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
+BACKLOG_FACTOR = 4
+
+
+@dataclass(slots=True)
+class _Held:
+    """A delivery this process holds the lease of, with what sending it needs."""
+
+    delivery: dict[str, Any]
+    event: dict[str, Any] | None
+    endpoint: dict[str, Any] | None
+    token: str
+    lease_until: datetime
 
 
 def subscribed(endpoint: Mapping[str, Any], event_type: str) -> bool:
@@ -100,6 +121,7 @@ class Dispatcher:
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._backlog: collections.deque[_Held] = collections.deque()
         self._next_lag = 0.0
         self._client = sender.new_client()
 
@@ -125,7 +147,11 @@ class Dispatcher:
             await self.close()
 
     async def close(self) -> None:
-        """Cancel attempts in flight (their leases are released) and close the HTTP client."""
+        """Hand back held deliveries, cancel attempts in flight (their leases are released), close the HTTP client."""
+        while self._backlog:
+            held = self._backlog.popleft()
+            with contextlib.suppress(Exception):
+                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
@@ -146,13 +172,15 @@ class Dispatcher:
             self._wake.clear()
 
     async def step(self) -> bool:
-        """One round: fan out, claim and start attempts, refresh the lag gauge; whether anything was done."""
+        """One round: fan out, claim, start attempts, refresh the lag gauge; whether anything was done."""
         fanned = await self.fan_out()
-        started = await self.claim_and_send()
+        started = await self.start_held()
+        claimed = await self.claim()
+        started = await self.start_held() or started
         if time.monotonic() >= self._next_lag:
             self._next_lag = time.monotonic() + LAG_INTERVAL_S
             await self.refresh_lag()
-        return fanned or started
+        return fanned or claimed or started
 
     async def drain(self, *, timeout_s: float = 30.0) -> None:
         """Run rounds until nothing is due and no attempt is in flight (tests and benchmarks), at most ``timeout_s``."""
@@ -161,49 +189,89 @@ class Dispatcher:
             worked = await self.step()
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=max(deadline - time.monotonic(), 0))
-            elif not worked:
+            elif not worked and not self._backlog:
                 return
 
     # ----------------------------------------------------------------------- fan-out
 
+    def _room(self) -> int:
+        """How many more deliveries this process may hold (leased, waiting or in flight)."""
+        return max(self.settings.webhook_concurrency * BACKLOG_FACTOR - len(self._backlog) - len(self._in_flight), 0)
+
     async def fan_out(self) -> bool:
-        """Turn the outbox's oldest events into deliveries; whether there were any."""
+        """Turn the outbox's oldest events into deliveries; whether there were any.
+
+        The first deliveries (as many as this process has room for) are
+        created already leased to it and go straight to its backlog: no claim
+        round trips between an event's commit and its first attempt.
+        """
         pending = await events.pending_fanout(self.db, limit=FANOUT_BATCH)
         if not pending:
             return False
         endpoints = await repository.endpoints_for_dispatch(self.db)
         pairs = [
-            (event, endpoint["_id"])
+            (event, endpoint)
             for event in pending
             for endpoint in endpoints
             if subscribed(endpoint, event["type"]) and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
         ]
-        await repository.queue_deliveries(self.db, pairs=pairs, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        token, lease_until = uuid.uuid4().hex, now + self.lease
+        owned = await repository.queue_deliveries(
+            self.db,
+            pairs=[(event, endpoint["_id"]) for event, endpoint in pairs],
+            now=now,
+            leased=self._room(),
+            lease_until=lease_until,
+            token=token,
+        )
+        for index, delivery_id in owned.items():
+            event, endpoint = pairs[index]
+            delivery = {"_id": delivery_id, "event_id": event["_id"], "endpoint_id": endpoint["_id"], "schedule_step": 0}
+            self._backlog.append(_Held(delivery, event, endpoint, token, lease_until))
         await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
         return True
 
     # ----------------------------------------------------------------------- claim and send
 
-    async def claim_and_send(self) -> bool:
-        """Lease as many due deliveries as there are free sending slots and start their attempts."""
-        free = self.settings.webhook_concurrency - len(self._in_flight)
-        if free <= 0:
+    async def claim(self) -> bool:
+        """Lease due deliveries (up to this process's room) into the backlog; whether any were claimed."""
+        room = self._room()
+        if room <= 0 or len(self._backlog) >= self.settings.webhook_concurrency:
             return False
         now = datetime.now(UTC)
-        token = uuid.uuid4().hex
-        claimed = await repository.claim_due(self.db, now=now, lease_until=now + self.lease, token=token, limit=free)
+        token, lease_until = uuid.uuid4().hex, now + self.lease
+        claimed = await repository.claim_due(self.db, now=now, lease_until=lease_until, token=token, limit=room)
         if not claimed:
             return False
         found = await events.get_events(self.db, event_ids=list({d["event_id"] for d in claimed}))
         endpoint_ids = list({d["endpoint_id"] for d in claimed})
         endpoints = {e["_id"]: e for e in await repository.endpoints_by_ids(self.db, endpoint_ids=endpoint_ids)}
         for delivery in claimed:
-            task = asyncio.create_task(
-                self._deliver(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token)
+            self._backlog.append(
+                _Held(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token, lease_until)
             )
+        return True
+
+    async def start_held(self) -> bool:
+        """Start attempts from the backlog while sending slots are free; whether any started.
+
+        A held delivery whose lease would end before an attempt could finish
+        is handed back instead (another process may claim it then), so no
+        attempt ever runs past its lease.
+        """
+        started = False
+        margin = timedelta(seconds=self.settings.webhook_timeout_seconds + 1)
+        while self._backlog and len(self._in_flight) < self.settings.webhook_concurrency:
+            held = self._backlog.popleft()
+            if held.lease_until - datetime.now(UTC) < margin:
+                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
+                continue
+            task = asyncio.create_task(self._deliver(held.delivery, held.event, held.endpoint, held.token))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-        return True
+            started = True
+        return started
 
     async def _deliver(
         self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str

@@ -163,32 +163,49 @@ def _unflagged_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
 
 
 async def queue_deliveries(
-    db: MongoDatabase, *, pairs: list[tuple[dict[str, Any], ObjectId]], now: datetime
-) -> None:
+    db: MongoDatabase,
+    *,
+    pairs: list[tuple[dict[str, Any], ObjectId]],
+    now: datetime,
+    leased: int = 0,
+    lease_until: datetime = NO_LEASE,
+    token: str | None = None,
+) -> dict[int, ObjectId]:
     """Make sure a delivery exists for each ``(event, endpoint_id)``; existing ones are left as they are.
 
     Upserts on the unique ``(event_id, endpoint_id)``: running it twice, or in
     two processes at once, queues each pair once (a lost upsert race is a
-    duplicate-key error, ignored).
+    duplicate-key error, ignored). The first ``leased`` pairs are created
+    already leased to ``token`` until ``lease_until``, so the caller can send
+    them without claiming them first.
+
+    Returns:
+        For each of the first ``leased`` pairs that this call created (so this
+        caller holds it), its index in ``pairs`` → the new delivery's ``_id``.
     """
     if not pairs:
-        return
+        return {}
     ops = [
         UpdateOne(
             {"event_id": event["_id"], "endpoint_id": endpoint_id},
             {"$setOnInsert": {
                 **_new_delivery_fields(event, now),
                 "status": "pending", "next_attempt_at": now, "schedule_step": 0, "updated_at": now,
+                **({"lease_until": lease_until, "lease_token": token} if i < leased else {}),
             }},
             upsert=True,
         )
-        for event, endpoint_id in pairs
+        for i, (event, endpoint_id) in enumerate(pairs)
     ]  # fmt: skip
     try:
-        await db[DELIVERIES].bulk_write(ops, ordered=False)
+        result = await db[DELIVERIES].bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
         if _unflagged_errors(exc):
             raise
+        upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
+    else:
+        upserted = dict(result.upserted_ids)
+    return {i: _id for i, _id in upserted.items() if i < leased}
 
 
 async def requeue_deliveries(

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.webhook_receiver import Receiver
+from backend_app.devtools.webhook_receiver import Receiver
 
 #: Settings of the webhook tests: loopback allowed, a short retry schedule, a fast poll.
 FAST = {

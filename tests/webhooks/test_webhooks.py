@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.support.helpers import assert_problem, create_product
-from tests.support.webhook_receiver import always
+from backend_app.devtools.webhook_receiver import always
 from tests.webhooks.conftest import FAST, create_endpoint, deliveries, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.settings(**FAST)]

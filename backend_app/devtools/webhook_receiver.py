@@ -1,4 +1,4 @@
-"""A webhook receiver on loopback for tests and benchmarks: records every request, answers as told.
+"""A webhook receiver on loopback for tests, benchmarks and `webhook-listen`: records every request, answers as told.
 
 Runs uvicorn in a thread of its own (its own event loop), so both in-process
 apps and API server processes can deliver to it. ``behaviour(request_number,
@@ -33,6 +33,7 @@ class Received:
 
     at: float
     finished: float
+    wall: float
     path: str
     headers: dict[str, str]
     body: bytes
@@ -58,7 +59,7 @@ class Receiver:
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         chunks = []
         while True:
             message = await receive()
@@ -82,7 +83,7 @@ class Receiver:
             with self._lock:
                 self.in_flight[message_id] -= 1
                 self.requests.append(
-                    Received(started, time.monotonic(), scope["path"], headers, b"".join(chunks), status)
+                    Received(started, time.monotonic(), wall, scope["path"], headers, b"".join(chunks), status)
                 )
 
     def __enter__(self) -> Receiver:
