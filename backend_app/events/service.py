@@ -66,9 +66,35 @@ def on_recorded(callback: Callable[[], None]) -> Callable[[], None]:
     return lambda: _wakeups.remove(callback) if callback in _wakeups else None
 
 
-def _recorded() -> None:
-    for wake in list(_wakeups):
-        wake()
+#: Longest a wake-up waits for the recording transaction to end, in seconds.
+WAKE_WAIT_S = 30.0
+_watchers: set[asyncio.Task[None]] = set()
+
+
+def _recorded(session: AsyncClientSession | None) -> None:
+    """Wake this process's dispatcher once the transaction that recorded events has ended.
+
+    The events are visible to the dispatcher only after the commit, so it is
+    woken then (the session is watched locally, no database call), not when
+    they are written.
+    """
+    if not _wakeups:
+        return
+    if session is None or not session.in_transaction:
+        for wake in list(_wakeups):
+            wake()
+        return
+
+    async def after_transaction() -> None:
+        deadline = asyncio.get_running_loop().time() + WAKE_WAIT_S
+        while session.in_transaction and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.002)
+        for wake in list(_wakeups):
+            wake()
+
+    task = asyncio.get_running_loop().create_task(after_transaction())
+    _watchers.add(task)
+    task.add_done_callback(_watchers.discard)
 
 
 def new_event(
@@ -105,7 +131,7 @@ def envelope(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 async def _insert(db: MongoDatabase, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
     await repository.insert_events(db, events=events, session=session)
-    _recorded()
+    _recorded(session)
 
 
 # --------------------------------------------------------------------------- hooks of the write paths

@@ -13,7 +13,7 @@ Each round (``Dispatcher.step``):
    process held) are leased to this process (``lease_until`` = now +
    ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one conditional update; another
    process's live lease does not match. Held deliveries wait in a local backlog
-   (at most 4 × ``WEBHOOK_CONCURRENCY``) for a sending slot; one whose lease
+   (at most 8 × ``WEBHOOK_CONCURRENCY``) for a sending slot; one whose lease
    would end before an attempt could finish is handed back, never sent.
 3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
    (``webhooks.sender``), each signed with every valid secret of its endpoint.
@@ -69,11 +69,11 @@ SYSTEM_ACTOR = "system:webhooks"
 FANOUT_BATCH = 500
 #: How often the outbox lag gauge is refreshed, in seconds.
 LAG_INTERVAL_S = 5.0
-#: Delay between a local event being recorded and the dispatcher looking (its transaction commits meanwhile).
-NUDGE_DELAY_S = 0.02
 JITTER = 0.1
 #: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
-BACKLOG_FACTOR = 4
+BACKLOG_FACTOR = 8
+#: How long the first finished attempt waits for others to share its outcome's write, in seconds.
+SETTLE_GATHER_S = 0.01
 
 
 @dataclass(slots=True)
@@ -123,14 +123,17 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._backlog: collections.deque[_Held] = collections.deque()
         self._next_lag = 0.0
-        self._client = sender.new_client()
+        self._next_claim = 0.0
+        self._claim_again = False
+        self._clients = sender.ClientPool()
+        self._settles = _SettleBatch(db)
 
     # ----------------------------------------------------------------------- loop
 
     async def run(self) -> None:
         """Dispatch until cancelled; errors (e.g. the database is down) are logged and the loop goes on."""
         loop = asyncio.get_running_loop()
-        unregister = events.on_recorded(lambda: loop.call_later(NUDGE_DELAY_S, self._wake.set))
+        unregister = events.on_recorded(lambda: loop.call_soon(self._wake.set))
         try:
             while True:
                 try:
@@ -156,41 +159,63 @@ class Dispatcher:
             task.cancel()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        await self._client.aclose()
+        await self._clients.aclose()
 
     async def _idle(self) -> None:
-        """Wait for a local event, a finished attempt, or the poll interval."""
+        """Wait for a local event or the poll interval; meanwhile fill freed sending slots from the backlog.
+
+        A finished attempt needs no database round trip to start the next held
+        delivery, so only an event recorded here or the poll interval leads to
+        the next round's reads.
+        """
+        deadline = time.monotonic() + self.settings.webhook_poll_interval_seconds
         waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait(
-                [waker, *self._in_flight],
-                timeout=self.settings.webhook_poll_interval_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            while (left := deadline - time.monotonic()) > 0:
+                done, _pending = await asyncio.wait(
+                    [waker, *self._in_flight], timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waker in done or not done:
+                    return
+                await self.start_held()
         finally:
             waker.cancel()
             self._wake.clear()
 
     async def step(self) -> bool:
-        """One round: fan out, claim, start attempts, refresh the lag gauge; whether anything was done."""
-        fanned = await self.fan_out()
+        """One round: fan out, claim (at most once per poll interval unless work is waiting), start attempts.
+
+        Returns whether more work may be waiting right now (a full fan-out batch,
+        or a claim that filled this process's room), so the caller runs another
+        round at once instead of idling.
+        """
+        fanned, overflow = await self.fan_out()
         started = await self.start_held()
-        claimed = await self.claim()
-        started = await self.start_held() or started
+        claimed = False
+        if overflow or self._claim_again or time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self.settings.webhook_poll_interval_seconds
+            claimed = await self.claim()
+            self._claim_again = claimed
+            await self.start_held()
         if time.monotonic() >= self._next_lag:
             self._next_lag = time.monotonic() + LAG_INTERVAL_S
             await self.refresh_lag()
-        return fanned or claimed or started
+        return fanned >= FANOUT_BATCH or claimed or (started and bool(self._backlog))
 
     async def drain(self, *, timeout_s: float = 30.0) -> None:
         """Run rounds until nothing is due and no attempt is in flight (tests and benchmarks), at most ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
+        idle_rounds = 0
         while time.monotonic() < deadline:
+            self._next_claim = 0.0  # claim every round: a drain waits for nothing
             worked = await self.step()
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=max(deadline - time.monotonic(), 0))
+                idle_rounds = 0
             elif not worked and not self._backlog:
-                return
+                idle_rounds += 1
+                if idle_rounds >= 2:
+                    return
 
     # ----------------------------------------------------------------------- fan-out
 
@@ -198,8 +223,9 @@ class Dispatcher:
         """How many more deliveries this process may hold (leased, waiting or in flight)."""
         return max(self.settings.webhook_concurrency * BACKLOG_FACTOR - len(self._backlog) - len(self._in_flight), 0)
 
-    async def fan_out(self) -> bool:
-        """Turn the outbox's oldest events into deliveries; whether there were any.
+    async def fan_out(self) -> tuple[int, bool]:
+        """Turn the outbox's oldest events into deliveries; returns (events fanned out, whether some
+        deliveries were queued unleased for a later claim).
 
         The first deliveries (as many as this process has room for) are
         created already leased to it and go straight to its backlog: no claim
@@ -207,7 +233,7 @@ class Dispatcher:
         """
         pending = await events.pending_fanout(self.db, limit=FANOUT_BATCH)
         if not pending:
-            return False
+            return 0, False
         endpoints = await repository.endpoints_for_dispatch(self.db)
         pairs = [
             (event, endpoint)
@@ -230,12 +256,12 @@ class Dispatcher:
             delivery = {"_id": delivery_id, "event_id": event["_id"], "endpoint_id": endpoint["_id"], "schedule_step": 0}
             self._backlog.append(_Held(delivery, event, endpoint, token, lease_until))
         await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
-        return True
+        return len(pending), len(owned) < len(pairs)
 
     # ----------------------------------------------------------------------- claim and send
 
     async def claim(self) -> bool:
-        """Lease due deliveries (up to this process's room) into the backlog; whether any were claimed."""
+        """Lease due deliveries (up to this process's room) into the backlog; whether the room was filled."""
         room = self._room()
         if room <= 0 or len(self._backlog) >= self.settings.webhook_concurrency:
             return False
@@ -251,7 +277,7 @@ class Dispatcher:
             self._backlog.append(
                 _Held(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token, lease_until)
             )
-        return True
+        return len(claimed) == room
 
     async def start_held(self) -> bool:
         """Start attempts from the backlog while sending slots are free; whether any started.
@@ -310,7 +336,7 @@ class Dispatcher:
             now=now,
         )
         result = await sender.attempt(
-            self._client,
+            self._clients,
             url=endpoint["url"],
             body=body.encode(),
             headers=headers,
@@ -363,9 +389,7 @@ class Dispatcher:
         latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
         metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
         if new_status is None:
-            settled = await repository.settle(
-                self.db, delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt
-            )
+            settled = await self._settles.settle(delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt)
         else:
             settled = await self._settle_with_status(
                 delivery, endpoint, token, changes, attempt, new_status=new_status, reason=reason, now=now
@@ -426,6 +450,47 @@ class Dispatcher:
         lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
         metrics.outbox_lag(lag)
         return lag
+
+
+class _SettleBatch:
+    """Writes the outcomes of concurrent attempts together: one ``bulk_write`` for all outcomes waiting.
+
+    Each caller still waits until its own outcome is written (the lease is
+    released only then), so batching changes the number of round trips, not
+    what any caller may assume afterwards.
+    """
+
+    def __init__(self, db: MongoDatabase) -> None:
+        self.db = db
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def settle(
+        self, *, delivery_id: Any, token: str, changes: dict[str, Any], attempt: dict[str, Any] | None
+    ) -> bool:
+        """Queue one outcome (see ``repository.settle``) and wait until it is written; False if the lease was lost."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(({"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(SETTLE_GATHER_S)  # let the attempts finishing together share one write
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                written = await repository.settle_many(self.db, outcomes=[item for item, _f in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                for _item, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_item, future), ok in zip(batch, written, strict=True):
+                if not future.done():
+                    future.set_result(ok)
 
 
 async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:

@@ -8,14 +8,16 @@
 - Redirects are not followed (a ``3xx`` is a failed attempt: the
   specification asks senders not to follow them).
 - The whole attempt (connect, send, answer) is bounded by ``timeout_s``.
-- Connections are not kept alive: each one is bound to the address checked
-  for this attempt, and a pooled connection could be reused for another host
-  on the same address.
+- Connections are kept alive per (scheme, host, port, checked address)
+  (:class:`ClientPool`): a connection is only ever reused for the same host
+  name at the same address it was opened to, so neither another endpoint's
+  host nor a new DNS answer can ride on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import time
 from dataclasses import dataclass
@@ -57,13 +59,37 @@ class AttemptResult:
 
 
 def new_client() -> httpx.AsyncClient:
-    """The HTTP client of one dispatcher: no redirects, no keep-alive, no proxy from the environment."""
+    """An HTTP client for one (host, address): no redirects, no proxy from the environment."""
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_keepalive_connections=0),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=30),
         headers={"user-agent": USER_AGENT},
     )
+
+
+class ClientPool:
+    """One keep-alive HTTP client per ``(scheme, host, port, address)``, the least recently used closed beyond ``size``."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._clients: collections.OrderedDict[tuple[str, str, int, str], httpx.AsyncClient] = collections.OrderedDict()
+
+    async def get(self, target: urlguard.Target, address: urlguard.IPAddress) -> httpx.AsyncClient:
+        """The client for ``target`` connected to ``address``."""
+        key = (target.url.scheme, target.host, target.port, str(address))
+        client = self._clients.pop(key, None) or new_client()
+        self._clients[key] = client
+        while len(self._clients) > self.size:
+            _key, old = self._clients.popitem(last=False)
+            await old.aclose()
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        while self._clients:
+            _key, client = self._clients.popitem()
+            await client.aclose()
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -83,7 +109,7 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 
 
 async def attempt(
-    client: httpx.AsyncClient,
+    clients: ClientPool,
     *,
     url: str,
     body: bytes,
@@ -109,6 +135,7 @@ async def attempt(
                 "host": target.url.netloc.decode("ascii"),
             }
             extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
+            client = await clients.get(target, addresses[0])
             request = client.build_request(
                 "POST",
                 target.url.copy_with(host=str(addresses[0])),
