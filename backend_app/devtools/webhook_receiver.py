@@ -45,6 +45,8 @@ class Receiver:
     """``with Receiver() as r: ... r.url ... r.requests``."""
 
     behaviour: Behaviour = field(default_factory=always)
+    #: When set, decides each answer from the request's headers and body instead of ``behaviour``.
+    on_request: Callable[[dict[str, str], bytes], Answer] | None = None
     port: int = field(default_factory=free_port)
     requests: list[Received] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
@@ -72,7 +74,10 @@ class Receiver:
             number = len(self.requests) + sum(self.in_flight.values())
             self.in_flight[message_id] = self.in_flight.get(message_id, 0) + 1
             self.max_in_flight_same_id = max(self.max_in_flight_same_id, self.in_flight[message_id])
-        status, extra, body, delay = self.behaviour(number, headers)
+        if self.on_request is not None:
+            status, extra, body, delay = self.on_request(headers, b"".join(chunks))
+        else:
+            status, extra, body, delay = self.behaviour(number, headers)
         try:
             if delay:
                 await asyncio.sleep(delay)
