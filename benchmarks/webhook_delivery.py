@@ -166,7 +166,7 @@ async def run(args: argparse.Namespace) -> None:
             "MONGODB_URI": embedded.uri, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
             "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
         }  # fmt: skip
-        print(f"webhook settings: defaults (poll {Settings().webhook_poll_interval_seconds} s, concurrency {Settings().webhook_concurrency}), loopback allowed")
+        print(f"webhook settings: defaults (poll {Settings.model_fields['webhook_poll_interval_seconds'].default} s, concurrency {Settings.model_fields['webhook_concurrency'].default}), loopback allowed")
         with ApiServer(env=env) as server:
             async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as api:
                 turn = [0] * CLIENTS
