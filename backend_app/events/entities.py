@@ -1,30 +1,38 @@
 """The entity of an event as the API's admin views show it, built through each domain's own public mapping.
 
-Orders are mapped by ``orders.service.to_public`` and products by
-``products.service.to_public`` (imported when first used: those services call
-this package inside their transactions), so an event's ``data`` never differs
-from what ``GET /orders/{user_id}/{order_id}`` or ``GET /products/{id}`` shows,
-and never holds a field those views do not (no password hash, no token).
+The write paths pass their own mapping (``view``: ``orders.service.to_public``,
+``products.service.to_public``) with each hook, so this package never imports
+the domains that call it, and an event's ``data`` never differs from what
+``GET /orders/{user_id}/{order_id}`` or ``GET /products/{id}`` shows, nor holds a
+field those views do not (no password hash, no token).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 #: Largest envelope sent whole, in bytes of compact JSON (Standard Webhooks recommends under 20 KB).
 MAX_ENVELOPE_BYTES = 20_000
 
 
-def order_data(order: dict[str, Any], *, status: str | None = None, updated_at: datetime | None = None) -> dict[str, Any]:
+#: A domain's public mapping: a document (as its repository reads it) → its public model.
+View = Callable[[dict[str, Any]], BaseModel]
+
+
+def order_data(
+    order: dict[str, Any], *, view: View, status: str | None = None, updated_at: datetime | None = None
+) -> dict[str, Any]:
     """A stored order document in its public JSON form (``status``/``updated_at`` overriding the stored ones).
 
-    A line's ``productDetails`` is the name and id recorded when the order was
-    placed, which is what the order views show at that moment.
+    ``view`` maps an order as the order views read it (each line with its
+    ``productDetails`` joined); a line's ``productDetails`` here is the name and
+    id recorded when the order was placed, which is what those views show at that moment.
     """
-    from backend_app.orders import service as orders_service  # noqa: PLC0415 - orders.service imports this package
-
     joined = {
         **order,
         "status": status or order["status"],
@@ -32,7 +40,7 @@ def order_data(order: dict[str, Any], *, status: str | None = None, updated_at: 
         "updated_at": _stored(updated_at or order.get("updated_at", order["created_at"])),
         "items": [{**item, "productDetails": {"_id": item["productId"], "name": item["name"]}} for item in order["items"]],
     }
-    return orders_service.to_public(joined).model_dump(mode="json")
+    return view(joined).model_dump(mode="json")
 
 
 def _stored(moment: datetime) -> datetime:
@@ -40,11 +48,9 @@ def _stored(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def product_data(product: dict[str, Any]) -> dict[str, Any]:
-    """A stored product document in the public JSON form of ``GET /products/{id}``."""
-    from backend_app.products import service as products_service  # noqa: PLC0415 - products.service imports this package
-
-    return products_service.to_public(product).model_dump(mode="json")
+def product_data(product: dict[str, Any], *, view: View) -> dict[str, Any]:
+    """A stored product document in the public JSON form of ``GET /products/{id}`` (``view`` maps it)."""
+    return view(product).model_dump(mode="json")
 
 
 def stock_of(product: dict[str, Any] | None) -> dict[str, int]:

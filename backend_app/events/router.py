@@ -28,12 +28,12 @@ async def list_events(
     db: Database,
     page: Pagination,
     _admin: AdminUser,
-    type: Annotated[EventType | None, Query(description="Only events of this type.")] = None,  # noqa: A002
+    type: Annotated[EventType | None, Query(description="Only events of this type.")] = None,  # noqa: A002 - the filter's public name
     entity_id: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Only events about this order or product id.")
     ] = None,
 ) -> Page[EventPublic]:
-    """Events kept for ``EVENTS_RETENTION_DAYS``, newest first, with the brief's ``page`` and cursors (docs/contract.md §1, §2).
+    """Events kept for ``EVENTS_RETENTION_DAYS``, newest first, with the ``page`` metadata and cursors of every list (docs/contract.md §1, §2).
 
     The same envelopes webhook endpoints receive (docs/webhooks.md).
     """

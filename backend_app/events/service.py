@@ -81,7 +81,7 @@ def _recorded(session: AsyncClientSession | None) -> None:
     if not _wakeups:
         return
     if session is None or not session.in_transaction:
-        for wake in list(_wakeups):
+        for wake in _wakeups:
             wake()
         return
 
@@ -89,7 +89,7 @@ def _recorded(session: AsyncClientSession | None) -> None:
         deadline = asyncio.get_running_loop().time() + WAKE_WAIT_S
         while session.in_transaction and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.002)
-        for wake in list(_wakeups):
+        for wake in _wakeups:
             wake()
 
     task = asyncio.get_running_loop().create_task(after_transaction())
@@ -137,8 +137,12 @@ async def _insert(db: MongoDatabase, events: list[dict[str, Any]], session: Asyn
 # --------------------------------------------------------------------------- hooks of the write paths
 
 
-async def orders_created(db: MongoDatabase, *, orders: Sequence[dict[str, Any]], session: AsyncClientSession) -> None:
+async def orders_created(
+    db: MongoDatabase, *, orders: Sequence[dict[str, Any]], view: entities.View, session: AsyncClientSession
+) -> None:
     """Record ``order.created`` for each just-inserted order (documents carrying their ``_id``), in ``session``.
+
+    ``view`` is the orders' public mapping (``orders.service.to_public``).
 
     One ``insert_many`` for the whole placement batch. An order's creation is
     its version 1; its one terminal change (complete, cancel or expiry) is 2.
@@ -149,7 +153,7 @@ async def orders_created(db: MongoDatabase, *, orders: Sequence[dict[str, Any]],
         [
             new_event(
                 type="order.created", entity_type="order", entity_id=str(o["_id"]), version=1,
-                data=entities.order_data(o), now=now,
+                data=entities.order_data(o, view=view), now=now,
             )
             for o in orders
         ],
@@ -158,7 +162,7 @@ async def orders_created(db: MongoDatabase, *, orders: Sequence[dict[str, Any]],
 
 
 async def order_status_changed(
-    db: MongoDatabase, *, order: dict[str, Any], status: str, session: AsyncClientSession
+    db: MongoDatabase, *, order: dict[str, Any], status: str, view: entities.View, session: AsyncClientSession
 ) -> None:
     """Record ``order.<status>`` (``completed``, ``cancelled``, ``expired``) for ``order`` as stored before the change.
 
@@ -166,7 +170,7 @@ async def order_status_changed(
     conditional update guarantees one terminal change per order, so it is version 2.
     """
     now = datetime.now(UTC)
-    data = entities.order_data(order, status=status, updated_at=now)
+    data = entities.order_data(order, view=view, status=status, updated_at=now)
     event = new_event(type=f"order.{status}", entity_type="order", entity_id=str(order["_id"]), version=2, data=data, now=now)
     await _insert(db, [event], session)
 
@@ -186,9 +190,12 @@ async def product_written(
     action: str,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
+    view: entities.View,
     session: AsyncClientSession,
 ) -> None:
     """Record the events of one catalog write (stored documents before and after; ``action`` as audited), in ``session``.
+
+    ``view`` is the products' public mapping (``products.service.to_public``).
 
     ``product.create`` → ``product.created``; ``product.replace``/``product.update``
     → ``product.updated`` (+ ``product.stock_changed`` when a size's quantity
@@ -204,7 +211,7 @@ async def product_written(
     else:
         later = await repository.next_versions(db, counts={f"product:{product_id}": len(types)}, session=session)
         first = later[f"product:{product_id}"] - len(types) + 2
-    data = entities.product_data(product)
+    data = entities.product_data(product, view=view)
     now = datetime.now(UTC)
     events = [
         new_event(type=t, entity_type="product", entity_id=product_id, version=first + i, data=data, now=now)
@@ -218,6 +225,7 @@ async def products_written(
     *,
     entries: Sequence[Mapping[str, Any]],
     documents: Mapping[ObjectId, dict[str, Any]],
+    view: entities.View,
     session: AsyncClientSession,
 ) -> None:
     """Record the events of one chunk of the catalog's bulk write, in its transaction (one ``insert_many``).
@@ -226,6 +234,7 @@ async def products_written(
         entries: the chunk's audit entries (``product.create`` / ``product.update``,
             ``entity_id``; an update's ``after`` holds only the fields it changed).
         documents: every product the chunk writes, as it will stand, by ``_id``.
+        view: the products' public mapping (``products.service.to_public``).
     """
     planned: list[tuple[str, str]] = []  # (product id, type)
     for entry in entries:
@@ -251,7 +260,7 @@ async def products_written(
         version = next_of[pid]
         next_of[pid] += 1
         doc = documents[ObjectId(pid)]
-        events.append(new_event(type=t, entity_type="product", entity_id=pid, version=version, data=entities.product_data(doc), now=now))
+        events.append(new_event(type=t, entity_type="product", entity_id=pid, version=version, data=entities.product_data(doc, view=view), now=now))
     await _insert(db, events, session)
 
 

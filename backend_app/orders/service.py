@@ -279,7 +279,7 @@ class OrderBatcher:
                 # A pending slot was taken by another process after our snapshot (write conflicts are
                 # re-run by run_in_transaction; a duplicate key is not): place these orders anew.
                 raise BatchAborted() from exc
-            await events.orders_created(db, orders=[a.document for a in accepted], session=session)
+            await events.orders_created(db, orders=[a.document for a in accepted], view=to_public, session=session)
             faults.reach("order_inserted")
             for a, order_id in zip(accepted, order_ids, strict=True):
                 if a.request.claim is None:
@@ -577,7 +577,7 @@ async def change_status(
             raise InvalidStatusTransitionError(current, status)
         if not await repository.set_status(db, order_id=order_oid, current=current, status=status, session=session):
             raise InvalidStatusTransitionError(current, status)
-        await events.order_status_changed(db, order=order, status=status, session=session)
+        await events.order_status_changed(db, order=order, status=status, view=to_public, session=session)
         if as_admin:
             await audit.record(
                 db,
@@ -622,7 +622,7 @@ async def expire_order(db: MongoDatabase, *, order_id: ObjectId) -> bool:
             return False
         if not await repository.set_status(db, order_id=order_id, current="pending", status="expired", session=session):
             return False
-        await events.order_status_changed(db, order=order, status="expired", session=session)
+        await events.order_status_changed(db, order=order, status="expired", view=to_public, session=session)
         await _return_stock(db, order, session=session)
         return True
 

@@ -159,7 +159,7 @@ async def _audit(
     """Record a catalog write in the audit trail, in its transaction (public forms; changed fields only)."""
     entry = product_audit_entry(actor, action, product_id, before, after)
     await audit.record_many(db, entries=[entry], session=session)
-    await events.product_written(db, action=action, before=before, after=after, session=session)
+    await events.product_written(db, action=action, before=before, after=after, view=to_public, session=session)
 
 
 def product_audit_entry(
@@ -487,7 +487,7 @@ async def _write_chunk(
         await repository.replace_live_contents(db, replacements=replacements, now=now, session=session)
         if entries:
             await audit.record_many(db, entries=entries, session=session)
-            await events.products_written(db, entries=entries, documents=current, session=session)
+            await events.products_written(db, entries=entries, documents=current, view=to_public, session=session)
         return outcome
 
     for attempt in range(1, CHUNK_ATTEMPTS + 1):

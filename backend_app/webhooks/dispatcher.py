@@ -101,7 +101,7 @@ def _utc(moment: datetime) -> datetime:
 
 def jittered(seconds: float) -> float:
     """``seconds`` ± 10 % (the specification asks for jitter, so failing receivers are not hit in waves)."""
-    return seconds * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - not cryptographic
+    return seconds * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - jitter, not cryptographic
 
 
 class Dispatcher:

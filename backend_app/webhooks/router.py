@@ -37,6 +37,18 @@ def get_resolver(request: Request) -> urlguard.Resolver:
 Resolver = Annotated[urlguard.Resolver, Depends(get_resolver)]
 
 
+def url_policy(settings: AppSettings, resolver: Resolver) -> service.UrlPolicy:
+    """FastAPI dependency: which endpoint URLs are accepted (``https`` only in production; loopback only when allowed)."""
+    return service.UrlPolicy(
+        resolver=resolver,
+        https_only=settings.app_env == "production",
+        allow_private=settings.webhook_allow_private_urls,
+    )
+
+
+Policy = Annotated[service.UrlPolicy, Depends(url_policy)]
+
+
 @router.post(
     "/endpoints",
     status_code=status.HTTP_201_CREATED,
@@ -44,18 +56,13 @@ Resolver = Annotated[urlguard.Resolver, Depends(get_resolver)]
     responses=problem_responses(401, 403, 422, 500),
     summary="Register a webhook endpoint (admin); the answer holds its signing secret, shown only now",
 )
-async def create_endpoint(
-    body: EndpointCreate, db: Database, admin: AdminUser, settings: AppSettings, resolver: Resolver
-) -> EndpointWithSecret:
+async def create_endpoint(body: EndpointCreate, db: Database, admin: AdminUser, policy: Policy) -> EndpointWithSecret:
     """``{"url", "events": [...] | ["*"], "description"?}`` → the endpoint with ``secret`` (``whsec_...``).
 
     The URL must be ``https`` in production and its host must be and resolve to
     public addresses only (422 ``unsafe_webhook_url``).
     """
-    return await service.create_endpoint(
-        db, body=body, actor=admin.username, resolver=resolver,
-        https_only=settings.app_env == "production", allow_private=settings.webhook_allow_private_urls,
-    )  # fmt: skip
+    return await service.create_endpoint(db, body=body, actor=admin.username, policy=policy)
 
 
 @router.get(
@@ -88,13 +95,10 @@ async def get_endpoint(endpoint_id: EndpointId, db: Database, _admin: AdminUser)
     summary="Change a webhook endpoint (admin)",
 )
 async def update_endpoint(
-    endpoint_id: EndpointId, body: EndpointUpdate, db: Database, admin: AdminUser, settings: AppSettings, resolver: Resolver
+    endpoint_id: EndpointId, body: EndpointUpdate, db: Database, admin: AdminUser, policy: Policy
 ) -> EndpointPublic:
     """Change ``url``, ``events``, ``description`` or ``status`` (``enabled``/``disabled``); audited."""
-    return await service.update_endpoint(
-        db, endpoint_id=endpoint_id, changes=body, actor=admin.username, resolver=resolver,
-        https_only=settings.app_env == "production", allow_private=settings.webhook_allow_private_urls,
-    )  # fmt: skip
+    return await service.update_endpoint(db, endpoint_id=endpoint_id, changes=body, actor=admin.username, policy=policy)
 
 
 @router.delete(

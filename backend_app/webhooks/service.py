@@ -10,6 +10,7 @@ only; no other view, log line or audit entry holds it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,15 +81,24 @@ def delivery_public(doc: Mapping[str, Any]) -> DeliveryPublic:
     )
 
 
-async def check_url(url: str, *, resolver: urlguard.Resolver, https_only: bool, allow_private: bool) -> str:
+@dataclass(frozen=True, slots=True)
+class UrlPolicy:
+    """Which endpoint URLs are accepted: how hosts resolve, ``https`` only (production), loopback allowed (development)."""
+
+    resolver: urlguard.Resolver
+    https_only: bool
+    allow_private: bool
+
+
+async def check_url(url: str, *, policy: UrlPolicy) -> str:
     """Refuse a URL the dispatcher must not call (``webhooks.urlguard``); returns it.
 
     Raises:
         UnsafeWebhookUrlError: bad syntax, ``http`` in production, or a host that is or resolves to a refused address (422).
     """
     try:
-        target = urlguard.parse(url, https_only=https_only)
-        await urlguard.check_destination(target, resolver=resolver, allow_private=allow_private)
+        target = urlguard.parse(url, https_only=policy.https_only)
+        await urlguard.check_destination(target, resolver=policy.resolver, allow_private=policy.allow_private)
     except urlguard.UnsafeUrlError as exc:
         raise UnsafeWebhookUrlError(str(exc)) from None
     return url
@@ -103,16 +113,14 @@ async def create_endpoint(
     *,
     body: EndpointCreate,
     actor: str,
-    resolver: urlguard.Resolver,
-    https_only: bool,
-    allow_private: bool,
+    policy: UrlPolicy,
 ) -> EndpointWithSecret:
     """Register an endpoint (``POST /webhooks/endpoints``), audited; the answer is the only one holding its secret.
 
     Raises:
         UnsafeWebhookUrlError: the URL is refused (422).
     """
-    await check_url(body.url, resolver=resolver, https_only=https_only, allow_private=allow_private)
+    await check_url(body.url, policy=policy)
     now = datetime.now(UTC)
     secret = signing.new_secret()
     doc = {
@@ -179,9 +187,7 @@ async def update_endpoint(
     endpoint_id: str,
     changes: EndpointUpdate,
     actor: str,
-    resolver: urlguard.Resolver,
-    https_only: bool,
-    allow_private: bool,
+    policy: UrlPolicy,
 ) -> EndpointPublic:
     """Change the fields sent (``PATCH``), audited. ``status: enabled`` re-enables a disabled or failing endpoint.
 
@@ -191,7 +197,7 @@ async def update_endpoint(
     """
     sent = changes.model_dump(exclude_unset=True)
     if "url" in sent:
-        await check_url(sent["url"], resolver=resolver, https_only=https_only, allow_private=allow_private)
+        await check_url(sent["url"], policy=policy)
     now = datetime.now(UTC)
     if sent.get("status") is not None:
         sent["disabled_reason"] = None if sent["status"] == "enabled" else f"disabled by {actor}"

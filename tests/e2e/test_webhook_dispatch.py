@@ -16,8 +16,8 @@ from standardwebhooks import Webhook
 
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from tests.e2e.test_order_crashes import _env, _seed
 from backend_app.devtools.webhook_receiver import Receiver
+from tests.e2e.test_order_crashes import _env, _seed
 
 SECRET = "webhook-e2e-secret-0123456789abcdef0123456789"
 FAST = {

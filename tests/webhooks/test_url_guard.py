@@ -13,13 +13,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
-
-from backend_app.main import create_app
-from backend_app.webhooks import urlguard
-from config import Settings
 from standardwebhooks import Webhook
 
 from backend_app.devtools.seed import seed_user
+from backend_app.main import create_app
+from backend_app.webhooks import urlguard
+from config import Settings
 from tests.support.helpers import assert_problem, create_product
 from tests.webhooks.conftest import FAST, create_endpoint, deliveries, wait_for
 

@@ -13,8 +13,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.support.helpers import assert_problem, create_product
 from backend_app.devtools.webhook_receiver import always
+from tests.support.helpers import assert_problem, create_product
 from tests.webhooks.conftest import FAST, create_endpoint, deliveries, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.settings(**FAST)]
@@ -84,6 +84,11 @@ async def _delivered(client, headers, endpoint_id):
     return found if found and all(d["status"] == "delivered" for d in found) else None
 
 
+async def _failed(client, headers, endpoint_id):
+    found = await deliveries(client, headers, endpoint_id)
+    return found if found and found[0]["status"] == "failed" else None
+
+
 async def test_failures_are_retried_with_the_same_id_until_a_2xx_and_the_endpoint_recovers(client, admin_headers, receiver):
     receiver.behaviour = lambda n, _h: (500, {}, b"boom", 0.0) if n < 2 else (200, {}, b"ok", 0.0)
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
@@ -125,11 +130,7 @@ async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_delete
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
 
-    async def failed():
-        found = await deliveries(client, admin_headers, endpoint["id"])
-        return found if found and found[0]["status"] == "failed" else None
-
-    (delivery,) = await wait_for(failed)
+    (delivery,) = await wait_for(lambda: _failed(client, admin_headers, endpoint["id"]))
     assert len(delivery["attempts"]) == 4  # the first attempt and one per value of the schedule
     assert delivery["attempts"][-1]["next_attempt_at"] is None
     body = (await client.get(f"/webhooks/endpoints/{endpoint['id']}", headers=admin_headers)).json()
@@ -165,11 +166,7 @@ async def test_a_slow_receiver_times_out_and_redirects_are_not_followed(client, 
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
 
-    async def failed():
-        found = await deliveries(client, admin_headers, endpoint["id"])
-        return found if found and found[0]["status"] == "failed" else None
-
-    (delivery,) = await wait_for(failed)
+    (delivery,) = await wait_for(lambda: _failed(client, admin_headers, endpoint["id"]))
     first, second = delivery["attempts"]
     assert first["status_code"] is None and first["error"].startswith("timeout") and first["duration_ms"] < 2000
     assert second["status_code"] == 302
