@@ -291,9 +291,8 @@ async def claim_due(
     ids = [doc["_id"] async for doc in cursor]
     if not ids:
         return []
-    # Hinted to the _id index: each candidate is re-checked by id, not by re-reading the whole pending range.
     await db[DELIVERIES].update_many(
-        {**due, "_id": {"$in": ids}}, {"$set": {"lease_until": lease_until, "lease_token": token}}, hint=[("_id", ASCENDING)]
+        {**due, "_id": {"$in": ids}}, {"$set": {"lease_until": lease_until, "lease_token": token}}
     )
     cursor = db[DELIVERIES].find({"_id": {"$in": ids}, "lease_token": token}, {"attempts": 0})
     return await cursor.to_list(length=limit)
