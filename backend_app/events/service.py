@@ -377,5 +377,8 @@ async def run_retention_sweeper(
         except asyncio.CancelledError:
             raise
         except Exception:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the driver turned our cancellation into its own error
+                raise asyncio.CancelledError from None
             logger.warning("event retention sweep failed; retrying in %.0fs", interval_s, exc_info=True)
         await asyncio.sleep(interval_s)

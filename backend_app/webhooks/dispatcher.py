@@ -141,6 +141,10 @@ class Dispatcher:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # The driver turned our cancellation (shutdown) into its own error: stop anyway.
+                        raise asyncio.CancelledError from None
                     logger.warning("webhook dispatch round failed", exc_info=True)
                     worked = False
                 if not worked:
