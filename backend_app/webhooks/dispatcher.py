@@ -23,7 +23,10 @@ Each round (``Dispatcher.step``):
    value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when the schedule
    is spent, fails and disables the endpoint. An endpoint whose attempt
    failed is ``failing`` until one succeeds. Every endpoint status change is
-   written with its audit entry (actor ``system:webhooks``) in one transaction.
+   written with its audit entry (actor ``system:webhooks``) in one transaction,
+   after the outcome (so a transaction a dead process left open on the
+   endpoint cannot hold the sending slots; a change that still cannot be
+   written within 2 s is logged and made by the endpoint's next outcome).
 
 At least once: a process that dies after sending and before settling leaves
 the lease to run out; another process then sends the delivery again (same
@@ -72,6 +75,8 @@ LAG_INTERVAL_S = 5.0
 JITTER = 0.1
 #: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
 BACKLOG_FACTOR = 8
+#: How long an endpoint status change re-runs on write conflicts, in seconds.
+STATUS_RETRY_S = 2.0
 #: How long the first finished attempt waits for others to share its outcome's write, in seconds.
 SETTLE_GATHER_S = 0.01
 
@@ -392,36 +397,26 @@ class Dispatcher:
         }
         latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
         metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
-        if new_status is None:
-            settled = await self._settles.settle(delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt)
-        else:
-            settled = await self._settle_with_status(
-                delivery, endpoint, token, changes, attempt, new_status=new_status, reason=reason, now=now
-            )
+        settled = await self._settles.settle(delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt)
         if not settled:
             logger.warning("webhook delivery %s: lease lost before its outcome was written", delivery["_id"])
+        if new_status is not None:
+            # After the outcome, never holding the delivery: a transaction a dead process left open on the
+            # endpoint (until the server reaps it) must not keep this process's sending slots busy.
+            try:
+                await self._change_status(endpoint, new_status=new_status, reason=reason, now=now)
+            except Exception:  # noqa: BLE001 - the next outcome of this endpoint makes the same change
+                logger.warning("webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True)
 
-    async def _settle_with_status(
-        self,
-        delivery: dict[str, Any],
-        endpoint: dict[str, Any],
-        token: str,
-        changes: dict[str, Any],
-        attempt: dict[str, Any],
-        *,
-        new_status: str,
-        reason: str | None,
-        now: datetime,
-    ) -> bool:
-        """Write the outcome, the endpoint's new status and its audit entry in one transaction."""
+    async def _change_status(
+        self, endpoint: dict[str, Any], *, new_status: str, reason: str | None, now: datetime
+    ) -> None:
+        """Move the endpoint to ``new_status`` (if it still is in a status that leads there) with its audit entry,
+        in one transaction; conflicts are re-run for 2 s at most."""
         old_statuses = {"enabled": ["failing"], "failing": ["enabled"], "disabled": ["enabled", "failing"]}[new_status]
         verb = {"enabled": "recovered", "failing": "failing", "disabled": "disabled"}[new_status]
 
-        async def work(session: AsyncClientSession) -> bool:
-            if not await repository.settle(
-                self.db, delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt, session=session
-            ):
-                return False
+        async def work(session: AsyncClientSession) -> None:
             before = await repository.get_endpoint(self.db, endpoint_id=endpoint["_id"], session=session)
             after = await repository.update_endpoint(
                 self.db,
@@ -441,9 +436,8 @@ class Dispatcher:
                     after={"status": new_status, "disabled_reason": reason},
                     session=session,
                 )
-            return True
 
-        return bool(await run_in_transaction(self.db.client, work))
+        await run_in_transaction(self.db.client, work, retry_seconds=STATUS_RETRY_S)
 
     # ----------------------------------------------------------------------- lag
 
