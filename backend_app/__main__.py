@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend_app {serve,dev,create-admin,import-products}``.
+"""Command line: ``python -m backend_app {serve,dev,create-admin,import-products,webhook-listen}``.
 
 - ``serve``: run the API with uvicorn on ``HOST``:``PORT`` with
   ``WEB_CONCURRENCY`` worker processes (settings). uvicorn's own access log
@@ -26,6 +26,10 @@
   bulk import of a catalog file (``products.importer``), with a progress bar
   on stderr and a report on stdout; exit status 1 when any row was refused.
   Uses ``MONGODB_URI``, or the embedded database's files in ``./data/db``.
+
+- ``webhook-listen --secret whsec_... [--port 9000]``: a development receiver on
+  ``http://127.0.0.1:PORT/hook`` printing each delivery verified with
+  ``standardwebhooks`` (``backend_app.devtools.webhook_listen``).
 
 A configuration error (e.g. ``APP_ENV=production`` without a 32-byte
 ``JWT_SECRET``) stops every command with a one-line message and exit status 2.
@@ -344,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument(
         "--data-dir", default=os.path.join("data", "db"), help="embedded database files, when MONGODB_URI is unset"
     )
+    hook = sub.add_parser("webhook-listen", help="development receiver: print each verified webhook delivery")
+    hook.add_argument("--secret", required=True, help="the endpoint's signing secret (whsec_...)")
+    hook.add_argument("--port", type=int, default=9000, help="port of http://127.0.0.1:PORT/hook (default 9000)")
     imp = sub.add_parser(
         "import-products",
         help="bulk import products from a JSON array, JSON Lines or CSV file",
@@ -373,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         for err in exc.errors():
             print(f"storefront: configuration error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "webhook-listen":
+        from backend_app.devtools.webhook_listen import listen
+
+        listen(secret=args.secret, port=args.port)
+        return 0
     if args.command == "serve":
         return _serve()
     elif args.command == "dev":

@@ -32,6 +32,9 @@ from backend_app.core.metrics import worker_stopped
 from backend_app.core.middleware import install_middleware
 from backend_app.core.tracing import DatabaseCommandSpans, instrument, tracer_provider_from_env
 from backend_app.dashboard.router import router as dashboard_router
+from backend_app.events import repository as events_repository
+from backend_app.events import service as events_service
+from backend_app.events.router import router as events_router
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import faults as order_faults
 from backend_app.orders import repository as orders_repository
@@ -41,6 +44,11 @@ from backend_app.products import repository as products_repository
 from backend_app.products.cache_wiring import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
+from backend_app.webhooks import openapi as webhooks_openapi
+from backend_app.webhooks import repository as webhooks_repository
+from backend_app.webhooks import urlguard
+from backend_app.webhooks.dispatcher import Dispatcher, sweep_deliveries
+from backend_app.webhooks.router import router as webhooks_router
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +61,8 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     auth_repository.ensure_indexes,
     idempotency_repository.ensure_indexes,
     audit_repository.ensure_indexes,
+    events_repository.ensure_indexes,
+    webhooks_repository.ensure_indexes,
     # After the indexes: converts stock stored before on-hand/allocated (a no-op once recorded).
     orders_service.convert_to_inventory_model,
 ]
@@ -76,7 +86,8 @@ async def _ensure_indexes_until_done(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the process's one ``AsyncMongoClient``, catalog page cache and session cache (with its change
-    feed), ensure indexes, start the order expiry sweeper; stop them and close all on shutdown.
+    feed), ensure indexes, start the order expiry sweeper, the events retention sweeper and the webhook
+    dispatcher; stop them and close all on shutdown.
 
     ``app.state.indexes_ready`` turns true once the indexes are ensured (``GET /health/ready``).
     """
@@ -103,13 +114,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_s=settings.order_sweep_interval_seconds,
         )
     )
+    # Every process sweeps old events (and their deliveries); deleting one twice is harmless.
+    events_sweeper = asyncio.create_task(
+        events_service.run_retention_sweeper(
+            app.state.db,
+            retention_days=settings.events_retention_days,
+            interval_s=settings.events_sweep_interval_seconds,
+            also=[sweep_deliveries],
+        )
+    )
+    # Every process dispatches webhooks; leases keep each delivery in one process at a time.
+    app.state.webhook_dispatcher = Dispatcher(app.state.db, settings, resolver=app.state.webhook_resolver)
+    dispatcher = (
+        asyncio.create_task(app.state.webhook_dispatcher.run()) if settings.webhook_dispatcher_enabled else None
+    )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
     try:
         yield
     finally:
-        for task in (sweeper, index_task):
+        for task in (dispatcher, sweeper, events_sweeper, index_task):
+            if task is None:
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -160,6 +187,11 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     app.include_router(users_router)
     app.include_router(dashboard_router)
     app.include_router(audit_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
+    webhooks_openapi.install(app)
+    # How webhook hosts are resolved (checked, then connected to): tests replace it before the lifespan starts.
+    app.state.webhook_resolver = urlguard.system_resolver
     return app
 
 

@@ -157,12 +157,55 @@ class Settings(BaseSettings):
     #: reaches this step (``backend_app.orders.faults.STEPS``). Ignored unless ``APP_ENV=test``.
     order_fault_step: str | None = None
 
+    #: Days an event stays in the feed (``GET /events``) and its deliveries in their lists; a sweeper in
+    #: every process removes older ones (no TTL index: docs/webhooks.md).
+    events_retention_days: float = Field(default=30, gt=0)
+    #: How often each process's sweeper removes events past their retention, in seconds.
+    events_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    #: Seconds between a delivery's attempts after a failure: attempt 1 is immediate, attempt n+1 follows
+    #: attempt n by the n-th value (jittered). Default: the Standard Webhooks example schedule (about 3 days).
+    webhook_retry_schedule: CommaList = Field(
+        default_factory=lambda: ["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"]
+    )
+    #: Development and tests only: let endpoints point at loopback and private addresses (refused in production).
+    webhook_allow_private_urls: bool = False
+    #: A delivery attempt that has not received its whole answer after this many seconds fails (retried).
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    #: How long a process holds a delivery it is sending; a delivery whose process died is sent again after it.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    #: How often an idle dispatcher looks for new events and due deliveries, in seconds.
+    webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    #: Deliveries one process sends at the same time at most.
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    #: Run the webhook dispatcher in this process (every process may dispatch; leases keep sends single).
+    webhook_dispatcher_enabled: bool = True
+
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    seconds = float(item)
+                except (TypeError, ValueError):
+                    raise ValueError(f"WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. '5,300,1800'; got {item!r}") from None
+                if seconds < 0:
+                    raise ValueError("WEBHOOK_RETRY_SCHEDULE values must be 0 or more seconds")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        """``WEBHOOK_RETRY_SCHEDULE`` as seconds: the wait before attempt 2, 3, ... of a failing delivery."""
+        return [float(item) for item in self.webhook_retry_schedule]
 
     @field_validator("metrics_token", mode="before")
     @classmethod
@@ -256,12 +299,22 @@ class Settings(BaseSettings):
                     "its maxmemory eviction would drop rate-limit and sign-in counters to make room for pages. "
                     "Give the counters a Redis of their own with maxmemory-policy noeviction (docker-compose.yml)."
                 )
+            if self.webhook_allow_private_urls:
+                raise ValueError(
+                    "WEBHOOK_ALLOW_PRIVATE_URLS must not be set when APP_ENV=production; webhook endpoints "
+                    "must be public https URLs (it would let endpoints reach internal services)."
+                )
             if self.rate_limit_enabled and self.web_concurrency > 1 and self.rate_limit_storage_uri == "memory://":
                 logger.warning(
                     "RATE_LIMIT_STORAGE_URI=memory:// with WEB_CONCURRENCY=%d: each worker counts on its own, "
                     "so callers get %dx the budget; use redis://", self.web_concurrency, self.web_concurrency
                 )
-        elif self.jwt_secret is None and self.app_env == "development":
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_SECONDS, so a delivery's lease "
+                "outlasts its attempt and no two processes send it at once."
+            )
+        if self.jwt_secret is None and self.app_env == "development":
             logger.warning("JWT_SECRET is not set: using the insecure development secret (never in production)")
         return self
 

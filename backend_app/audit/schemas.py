@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 #: What an entry is about.
-EntityType = Literal["product", "user", "order"]
+EntityType = Literal["product", "user", "order", "webhook_endpoint"]
 
 
 class AuditEntry(BaseModel):

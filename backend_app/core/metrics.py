@@ -96,6 +96,28 @@ BCRYPT_QUEUE = Gauge(
     multiprocess_mode="livesum",
 )
 
+#: Outcomes of webhook delivery attempts: accepted (2xx), to be retried, given up (schedule spent or the
+#: endpoint disabled), and 410 Gone (the receiver asked to stop; the endpoint is disabled).
+WEBHOOK_RESULTS = ("delivered", "retrying", "failed", "gone")
+WEBHOOK_DELIVERIES = Counter(
+    "storefront_webhook_deliveries_total", "Webhook delivery attempts, by result.", ["result"]
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "storefront_webhook_attempt_duration_seconds",
+    "Duration of one webhook delivery attempt (connect, send, answer).",
+    buckets=LATENCY_BUCKETS + (15.0, 30.0),
+)
+WEBHOOK_DELIVERY_LATENCY = Histogram(
+    "storefront_webhook_delivery_latency_seconds",
+    "From an event's commit to its successful delivery to one endpoint.",
+    buckets=LATENCY_BUCKETS + (30.0, 60.0, 300.0, 3600.0, 86400.0),
+)
+OUTBOX_LAG = Gauge(
+    "storefront_events_outbox_lag_seconds",
+    "Age of the oldest event not yet delivered to every endpoint subscribed to it (0 when none).",
+    multiprocess_mode="max",
+)
+
 # Export every label value known in advance at 0, so rates and alerts work before the first event.
 for _event in ORDER_EVENTS:
     ORDERS.labels(event=_event)
@@ -103,6 +125,8 @@ for _result in ("hit", "miss"):
     PAGE_CACHE.labels(result=_result)
 for _gate in ("auth", "default"):
     RATE_LIMIT_REFUSALS.labels(gate=_gate)
+for _result in WEBHOOK_RESULTS:
+    WEBHOOK_DELIVERIES.labels(result=_result)
 
 
 # --- Hooks: one call at each place that records something ------------------------------------------
@@ -131,6 +155,20 @@ def page_cache_lookup(*, hit: bool) -> None:
 def bcrypt_queued(delta: int) -> None:
     """Add ``delta`` (+1 submitted, -1 started) to the bcrypt pool's queue length."""
     BCRYPT_QUEUE.inc(delta)
+
+
+def webhook_attempt(result: str, *, seconds: float, latency_s: float | None = None) -> None:
+    """Count one webhook attempt (``result`` one of :data:`WEBHOOK_RESULTS`), its duration and, when delivered,
+    the time since its event was committed."""
+    WEBHOOK_DELIVERIES.labels(result=result).inc()
+    WEBHOOK_ATTEMPT_DURATION.observe(seconds)
+    if latency_s is not None:
+        WEBHOOK_DELIVERY_LATENCY.observe(max(latency_s, 0.0))
+
+
+def outbox_lag(seconds: float) -> None:
+    """Set the outbox lag: the age of the oldest undelivered event, in seconds."""
+    OUTBOX_LAG.set(max(seconds, 0.0))
 
 
 # --- HTTP requests --------------------------------------------------------------------------------

@@ -33,9 +33,11 @@ from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import DomainError, ServiceUnavailableError
 from backend_app.core.types import from_bson_money
+from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
+from backend_app.orders.views import to_public as order_view
 from backend_app.orders.allocation import Line, allocate, units_by_product
 from backend_app.orders.exceptions import (
     InsufficientStockError,
@@ -203,6 +205,7 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
             return []
         await repository.change_holds(db, changes=_hold_changes(accepted), session=session)
         order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+        await events.orders_created(db, orders=[a.document for a in accepted], view=order_view, session=session)
         faults.reach("order_inserted")
         await _audit_orders_placed_for_others(db, accepted, session=session)
         await _complete_keys(db, batch, accepted, order_ids, session=session)

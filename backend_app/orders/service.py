@@ -26,7 +26,8 @@ from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import DomainError, ForbiddenError
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
-from backend_app.core.types import from_bson_money, oid
+from backend_app.core.types import oid
+from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
@@ -35,15 +36,13 @@ from backend_app.orders.exceptions import (
     LineUnitsExceededError,
     OrderNotFoundError,
 )
+from backend_app.orders.views import to_public
 from backend_app.orders.placement import REFUSALS, Limits, batcher_for, ensure_holds
 from backend_app.orders.schemas import (
     OrderItemCreate,
-    OrderLinePublic,
     OrderPublic,
     OrderStatus,
-    ProductDetails,
     SettableStatus,
-    SizeTaken,
 )
 from backend_app.products import stock
 
@@ -134,30 +133,6 @@ async def place_order(
     faults.reach("committed")
     _placed(order_id, user_id=user_id, lines=len(lines))
     return str(order_id)
-
-
-def to_public(doc: dict[str, Any]) -> OrderPublic:
-    """Map an order joined by the repository's pipeline to its public form."""
-    return OrderPublic(
-        id=str(doc["_id"]),
-        userId=doc["userId"],
-        status=doc["status"],
-        total=from_bson_money(doc["total"]),
-        created_at=doc["created_at"],
-        updated_at=doc.get("updated_at", doc["created_at"]),
-        items=[
-            OrderLinePublic(
-                productDetails=ProductDetails(
-                    id=str(item["productDetails"]["_id"]), name=item["productDetails"]["name"]
-                ),
-                qty=item["qty"],
-                size=item.get("size"),
-                unit_price=from_bson_money(item["unit_price"]),
-                taken=[SizeTaken(**t) for t in item.get("taken", [])],
-            )
-            for item in doc["items"]
-        ],
-    )
 
 
 async def place_order_idempotently(
@@ -291,6 +266,7 @@ async def _leave_pending(
             raise InvalidStatusTransitionError(state, status)
         if not await repository.set_status(db, order_id=order["_id"], current="pending", status=status, session=session):
             raise InvalidStatusTransitionError(state, status)
+        await events.order_status_changed(db, order=current, status=status, view=to_public, session=session)
         for product_id, per_size in units.items():
             settle = stock.fulfil if status == "completed" else stock.release
             if not await settle(db, product_id=product_id, units=per_size, session=session):

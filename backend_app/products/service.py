@@ -33,6 +33,7 @@ from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.regex_guard import UnsafePatternError, check_safe_regex
 from backend_app.core.types import from_bson_money, oid
+from backend_app.events import service as events
 from backend_app.products import repository, stock
 from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.exceptions import (
@@ -160,6 +161,7 @@ async def _audit(
     """Record a catalog write in the audit trail, in its transaction (public forms; changed fields only)."""
     entry = product_audit_entry(actor, action, product_id, before, after)
     await audit.record_many(db, entries=[entry], session=session)
+    await events.product_written(db, action=action, before=before, after=after, view=to_public, session=session)
 
 
 def product_audit_entry(
@@ -543,6 +545,7 @@ async def _write_chunk(
         await repository.replace_live_contents(db, replacements=list(replacements.values()), now=now, session=session)
         if entries:
             await audit.record_many(db, entries=entries, session=session)
+            await events.products_written(db, entries=entries, documents=current, view=to_public, session=session)
         return outcome
 
     for attempt in range(1, CHUNK_ATTEMPTS + 1):

@@ -46,6 +46,7 @@ PRODUCT_BODY = {"name": "Boots", "price": 80.0, "sizes": [{"size": "m", "quantit
 ORDER_FOR_ALICE = {"userId": "alice", "items": [{"productId": "{product_id}", "qty": 1}]}
 ORDER_FOR_BOB = {"userId": "bob", "items": [{"productId": "{product_id}", "qty": 1}]}
 ORDER_FOR_SELF = {"items": [{"productId": "{product_id}", "qty": 1}]}
+NO_ID = "{no_id}"
 
 
 def _admin_only(
@@ -96,6 +97,22 @@ CASES: list[Case] = [
     *_admin_only("admin areas", "GET", "/dashboard/summary", ok=200),
     *_admin_only("admin areas", "GET", "/users", ok=200),
     *_admin_only("admin areas", "PATCH", "/users/bob", {"role": "user"}, ok=200),
+    # Events feed and webhooks: admins (ids that do not exist: an admin gets past authorization to a 404).
+    *_admin_only("events", "GET", "/events", ok=200),
+    *_admin_only("events", "GET", "/events/" + NO_ID),
+    *_admin_only("webhooks", "POST", "/webhooks/endpoints", {"url": "https://127.0.0.1/hook", "events": ["*"]}),
+    *_admin_only("webhooks", "GET", "/webhooks/endpoints", ok=200),
+    *_admin_only("webhooks", "GET", "/webhooks/endpoints/" + NO_ID),
+    *_admin_only("webhooks", "PATCH", "/webhooks/endpoints/" + NO_ID, {"description": "x"}),
+    *_admin_only("webhooks", "DELETE", "/webhooks/endpoints/" + NO_ID),
+    *_admin_only("webhooks", "POST", f"/webhooks/endpoints/{NO_ID}/rotate-secret"),
+    *_admin_only("webhooks", "GET", f"/webhooks/endpoints/{NO_ID}/deliveries"),
+    *_admin_only("webhooks", "POST", f"/webhooks/endpoints/{NO_ID}/test"),
+    *_admin_only(
+        "webhooks", "POST", f"/webhooks/endpoints/{NO_ID}/replay",
+        {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"},
+    ),
+    *_admin_only("webhooks", "POST", f"/webhooks/deliveries/{NO_ID}/retry"),
 ]
 
 
@@ -133,7 +150,7 @@ async def test_who_may_do_what(
     product_id = await create_product(client, admin_headers, name="Shirt", sizes=[{"size": "m", "quantity": 50}])
     placed = await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=bob)
     assert placed.status_code == 201, placed.text
-    names = {"product_id": product_id, "order_id": placed.json()["id"]}
+    names = {"product_id": product_id, "order_id": placed.json()["id"], "no_id": "0" * 24}
     headers = {"anonymous": {}, "alice": alice, "bob": bob, "admin": admin_headers}[case.actor]
 
     response = await client.request(case.method, _fill(case.path, names), json=_fill(case.body, names), headers=headers)

@@ -435,7 +435,11 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
 
     with FailPointMongo(storage_path=":memory:") as server:
         slow = settings.model_copy(
-            update={"mongodb_uri": server.uri, "mongodb_max_time_ms": 200, "cache_enabled": False}
+            # No webhook dispatcher: its background finds would take the one-shot fail point meant for the list query.
+            update={
+                "mongodb_uri": server.uri, "mongodb_max_time_ms": 200, "cache_enabled": False,
+                "webhook_dispatcher_enabled": False,
+            }
         )
         application = create_app(slow)
         async with LifespanManager(application):

@@ -1,0 +1,184 @@
+"""MongoDB access for ``events`` (outbox and feed) and ``event_versions``: the only place building their filters.
+
+Document shapes::
+
+    events:          {_id: ObjectId, type: str, created_at: datetime, entity_type: str, entity_id: str,
+                      entity_version: int, data: dict, pending_fanout: true (until fanned out)}
+    event_versions:  {_id: "<entity_type>:<entity_id>", later: int}   # events after the entity's first
+
+An event is inserted in the transaction of the change it describes, so it
+exists if and only if that change committed. ``pending_fanout`` marks the
+outbox: the webhook dispatcher turns such an event into deliveries and then
+removes the flag (index ``outbox``, partial, so delivered history costs nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from backend_app.core.db import MongoDatabase
+from backend_app.core.keyset import find_window
+from backend_app.core.pagination import PageWindow
+
+COLLECTION = "events"
+VERSIONS = "event_versions"
+#: The feed's order: newest first (``created_at``, then ``_id``).
+SORT_TOKEN = "-created_at"
+
+INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
+    ("by_time", [("created_at", ASCENDING), ("_id", ASCENDING)], {}),
+    ("by_type", [("type", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], {}),
+    ("by_entity", [("entity_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], {}),
+    ("outbox", [("pending_fanout", ASCENDING), ("_id", ASCENDING)], {"partialFilterExpression": {"pending_fanout": True}}),
+]
+
+
+async def ensure_indexes(db: MongoDatabase) -> None:
+    """Create the event indexes (idempotent; start-up).
+
+    - ``by_time``: the feed unfiltered, replays by time range, and the retention sweep.
+    - ``by_type``, ``by_entity``: the feed's ``type`` and ``entity_id`` filters (equality, then the time range).
+    - ``outbox``: events not yet fanned out to endpoints (partial: only those carry the flag).
+    """
+    coll = db[COLLECTION]
+    for name, keys, options in INDEXES:
+        await coll.create_index(keys, name=name, **options)
+
+
+async def insert_events(db: MongoDatabase, *, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
+    """Insert ``events`` (inside ``session``'s transaction): one ``insert_one``, or one ordered ``insert_many``."""
+    if len(events) == 1:
+        await db[COLLECTION].insert_one(events[0], session=session)
+    elif events:
+        await db[COLLECTION].insert_many(events, ordered=True, session=session)
+
+
+async def next_versions(
+    db: MongoDatabase, *, counts: dict[str, int], session: AsyncClientSession
+) -> dict[str, int]:
+    """Reserve ``counts[key]`` more versions for each entity ``key``; returns each key's new ``later`` count.
+
+    One ``bulk_write`` of upserted ``$inc`` and one ``find`` inside the change's
+    transaction: two transactions changing one entity also write the entity
+    itself, so they conflict and one re-runs; versions never repeat.
+    """
+    if not counts:
+        return {}
+    await db[VERSIONS].bulk_write(
+        [UpdateOne({"_id": key}, {"$inc": {"later": n}}, upsert=True) for key, n in counts.items()],
+        ordered=False,
+        session=session,
+    )
+    if len(counts) == 1:
+        key = next(iter(counts))
+        doc = await db[VERSIONS].find_one({"_id": key}, session=session)
+        return {key: int(doc["later"])} if doc else {}
+    cursor = db[VERSIONS].find({"_id": {"$in": list(counts)}}, session=session)
+    return {doc["_id"]: int(doc["later"]) async for doc in cursor}
+
+
+async def next_version(db: MongoDatabase, *, key: str, session: AsyncClientSession) -> int:
+    """Reserve one more version of entity ``key``; returns its new ``later`` count (one round trip)."""
+    doc = await db[VERSIONS].find_one_and_update(
+        {"_id": key}, {"$inc": {"later": 1}}, upsert=True, return_document=ReturnDocument.AFTER, session=session
+    )
+    return int(doc["later"])
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Filters of ``GET /events``."""
+
+    type: str | None = None
+    entity_id: str | None = None
+
+    def to_query(self) -> dict[str, Any]:
+        """One equality per given filter (each an index prefix)."""
+        query: dict[str, Any] = {}
+        if self.type is not None:
+            query["type"] = self.type
+        if self.entity_id is not None:
+            query["entity_id"] = self.entity_id
+        return query
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The filter values a cursor is bound to (docs/contract.md §2)."""
+        return asdict(self)
+
+
+async def list_events(db: MongoDatabase, *, filters: EventFilter, window: PageWindow) -> list[dict[str, Any]]:
+    """Up to ``window.fetch`` events matching ``filters`` in feed order at the window's position."""
+    return await find_window(db[COLLECTION], filters.to_query(), window, projection={"pending_fanout": 0})
+
+
+async def get_event(db: MongoDatabase, *, event_id: ObjectId) -> dict[str, Any] | None:
+    """One event by ``_id``, or ``None``."""
+    return await db[COLLECTION].find_one({"_id": event_id}, {"pending_fanout": 0})
+
+
+async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+    """The events among ``event_ids`` that still exist, by ``_id``."""
+    cursor = db[COLLECTION].find({"_id": {"$in": event_ids}}, {"pending_fanout": 0})
+    return {doc["_id"]: doc async for doc in cursor}
+
+
+async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` whole events not yet fanned out, oldest first (index ``outbox``)."""
+    cursor = (
+        db[COLLECTION]
+        .find({"pending_fanout": True}, {"pending_fanout": 0})
+        .sort([("pending_fanout", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def mark_fanned_out(db: MongoDatabase, *, event_ids: list[ObjectId]) -> None:
+    """Take ``event_ids`` out of the outbox (their deliveries exist)."""
+    if event_ids:
+        await db[COLLECTION].update_many({"_id": {"$in": event_ids}}, {"$unset": {"pending_fanout": ""}})
+
+
+async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
+    """``created_at`` of the oldest event not fanned out yet, or ``None``."""
+    doc = await db[COLLECTION].find_one(
+        {"pending_fanout": True}, {"created_at": 1}, sort=[("pending_fanout", ASCENDING), ("_id", ASCENDING)]
+    )
+    return doc["created_at"] if doc else None
+
+
+async def find_in_range(
+    db: MongoDatabase, *, since: datetime, until: datetime, types: list[str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Ids, types and times of up to ``limit`` events created in ``[since, until)``, oldest first (index ``by_time``)."""
+    query: dict[str, Any] = {"created_at": {"$gte": since, "$lt": until}}
+    if types:
+        query["type"] = {"$in": types}
+    cursor = (
+        db[COLLECTION]
+        .find(query, {"type": 1, "created_at": 1})
+        .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return await cursor.to_list(length=limit)
+
+
+async def delete_older_than(db: MongoDatabase, *, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` events created before ``cutoff`` (oldest first); returns how many."""
+    cursor = (
+        db[COLLECTION]
+        .find({"created_at": {"$lt": cutoff}}, {"_id": 1})
+        .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    ids = [doc["_id"] async for doc in cursor]
+    if not ids:
+        return 0
+    result = await db[COLLECTION].delete_many({"_id": {"$in": ids}})
+    return result.deleted_count

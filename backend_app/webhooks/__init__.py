@@ -1,0 +1,1 @@
+"""Webhooks: endpoints that subscribe to events, and signed deliveries that retry (Standard Webhooks)."""

@@ -1,0 +1,497 @@
+"""The webhook dispatcher: every API process runs one; leases make sure no delivery is sent twice at once.
+
+Each round (``Dispatcher.step``):
+
+1. **Fan-out**: events still in the outbox (``pending_fanout``) become one
+   delivery per endpoint subscribed to their type that existed when the event
+   was recorded, upserted on the unique ``(event_id, endpoint_id)``, then leave
+   the outbox. Idempotent: two processes fanning out one event queue it once.
+   The deliveries this call creates are created already leased to this
+   process (as many as it has room for), so a fresh event is attempted without
+   a separate claim.
+2. **Claim**: other due pending deliveries (retries, replays, those a dead
+   process held) are leased to this process (``lease_until`` = now +
+   ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one conditional update; another
+   process's live lease does not match. Held deliveries wait in a local backlog
+   (at most 8 × ``WEBHOOK_CONCURRENCY``) for a sending slot; one whose lease
+   would end before an attempt could finish is handed back, never sent.
+3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
+   (``webhooks.sender``), each signed with every valid secret of its endpoint.
+4. **Settle**: the outcome is written only under this process's token:
+   ``2xx`` delivered; ``410`` failed and the endpoint disabled; ``429``/``503``
+   with ``Retry-After`` wait that long; any other failure waits the next
+   value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when the schedule
+   is spent, fails and disables the endpoint. An endpoint whose attempt
+   failed is ``failing`` until one succeeds. Every endpoint status change is
+   written with its audit entry (actor ``system:webhooks``) in one transaction,
+   after the outcome (so a transaction a dead process left open on the
+   endpoint cannot hold the sending slots; a change that still cannot be
+   written within 2 s is logged and made by the endpoint's next outcome).
+
+At least once: a process that dies after sending and before settling leaves
+the lease to run out; another process then sends the delivery again (same
+``webhook-id``, so receivers can de-duplicate). The lease is longer than an
+attempt can take (``WEBHOOK_LEASE_SECONDS`` > ``WEBHOOK_TIMEOUT_SECONDS``,
+checked by the settings), so a live process's delivery is never taken over.
+A process that stops cleanly releases the leases of attempts it cancels.
+
+Events reach an endpoint in no guaranteed order (retries, several
+processes); each envelope carries ``entity.version`` to order them per entity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from backend_app.audit import service as audit
+from backend_app.core import metrics
+from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.events import entities
+from backend_app.events import service as events
+from backend_app.webhooks import repository, sender, signing, urlguard
+from backend_app.webhooks.schemas import ALL_EVENTS
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Actor of the endpoint status changes the dispatcher makes, in the audit trail.
+SYSTEM_ACTOR = "system:webhooks"
+#: Events fanned out per round at most.
+FANOUT_BATCH = 500
+#: How often the outbox lag gauge is refreshed, in seconds.
+LAG_INTERVAL_S = 5.0
+JITTER = 0.1
+#: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
+BACKLOG_FACTOR = 8
+#: How long an endpoint status change re-runs on write conflicts, in seconds.
+STATUS_RETRY_S = 2.0
+#: How long the first finished attempt waits for others to share its outcome's write, in seconds.
+SETTLE_GATHER_S = 0.01
+
+
+@dataclass(slots=True)
+class _Held:
+    """A delivery this process holds the lease of, with what sending it needs."""
+
+    delivery: dict[str, Any]
+    event: dict[str, Any] | None
+    endpoint: dict[str, Any] | None
+    token: str
+    lease_until: datetime
+
+
+def subscribed(endpoint: Mapping[str, Any], event_type: str) -> bool:
+    """Whether ``endpoint`` receives events of ``event_type`` (``ping`` only through its test call)."""
+    if event_type == "ping":
+        return False
+    types = endpoint.get("events", [])
+    return ALL_EVENTS in types or event_type in types
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def jittered(seconds: float) -> float:
+    """``seconds`` ± 10 % (the specification asks for jitter, so failing receivers are not hit in waves)."""
+    return seconds * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - jitter, not cryptographic
+
+
+class Dispatcher:
+    """One process's webhook dispatcher (see the module docstring).
+
+    Args:
+        db: the process's database.
+        settings: ``WEBHOOK_*`` settings; ``APP_ENV=production`` allows https only.
+        resolver: resolves endpoint hosts (the system's; tests pass their own).
+    """
+
+    def __init__(self, db: MongoDatabase, settings: Settings, *, resolver: urlguard.Resolver) -> None:
+        self.db = db
+        self.settings = settings
+        self.resolver = resolver
+        self.delays = settings.webhook_retry_delays
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._backlog: collections.deque[_Held] = collections.deque()
+        self._next_lag = 0.0
+        self._next_claim = 0.0
+        self._claim_again = False
+        self._clients = sender.ClientPool()
+        self._settles = _SettleBatch(db)
+
+    # ----------------------------------------------------------------------- loop
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; errors (e.g. the database is down) are logged and the loop goes on."""
+        loop = asyncio.get_running_loop()
+        unregister = events.on_recorded(lambda: loop.call_soon(self._wake.set))
+        try:
+            while True:
+                try:
+                    worked = await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # The driver turned our cancellation (shutdown) into its own error: stop anyway.
+                        raise asyncio.CancelledError from None
+                    logger.warning("webhook dispatch round failed", exc_info=True)
+                    worked = False
+                if not worked:
+                    await self._idle()
+        finally:
+            unregister()
+            await self.close()
+
+    async def close(self) -> None:
+        """Hand back held deliveries, cancel attempts in flight (their leases are released), close the HTTP client."""
+        while self._backlog:
+            held = self._backlog.popleft()
+            with contextlib.suppress(Exception):
+                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._clients.aclose()
+
+    async def _idle(self) -> None:
+        """Wait for a local event or the poll interval; meanwhile fill freed sending slots from the backlog.
+
+        A finished attempt needs no database round trip to start the next held
+        delivery, so only an event recorded here or the poll interval leads to
+        the next round's reads.
+        """
+        deadline = time.monotonic() + self.settings.webhook_poll_interval_seconds
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                done, _pending = await asyncio.wait(
+                    [waker, *self._in_flight], timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waker in done or not done:
+                    return
+                await self.start_held()
+        finally:
+            waker.cancel()
+            self._wake.clear()
+
+    async def step(self) -> bool:
+        """One round: fan out, claim (at most once per poll interval unless work is waiting), start attempts.
+
+        Returns whether more work may be waiting right now (a full fan-out batch,
+        or a claim that filled this process's room), so the caller runs another
+        round at once instead of idling.
+        """
+        fanned, overflow = await self.fan_out()
+        started = await self.start_held()
+        claimed = False
+        if overflow or self._claim_again or time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self.settings.webhook_poll_interval_seconds
+            claimed = await self.claim()
+            self._claim_again = claimed
+            await self.start_held()
+        if time.monotonic() >= self._next_lag:
+            self._next_lag = time.monotonic() + LAG_INTERVAL_S
+            await self.refresh_lag()
+        return fanned >= FANOUT_BATCH or claimed or (started and bool(self._backlog))
+
+    async def drain(self, *, timeout_s: float = 30.0) -> None:
+        """Run rounds until nothing is due and no attempt is in flight (tests and benchmarks), at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        idle_rounds = 0
+        while time.monotonic() < deadline:
+            self._next_claim = 0.0  # claim every round: a drain waits for nothing
+            worked = await self.step()
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=max(deadline - time.monotonic(), 0))
+                idle_rounds = 0
+            elif not worked and not self._backlog:
+                idle_rounds += 1
+                if idle_rounds >= 2:
+                    return
+
+    # ----------------------------------------------------------------------- fan-out
+
+    def _room(self) -> int:
+        """How many more deliveries this process may hold (leased, waiting or in flight)."""
+        return max(self.settings.webhook_concurrency * BACKLOG_FACTOR - len(self._backlog) - len(self._in_flight), 0)
+
+    async def fan_out(self) -> tuple[int, bool]:
+        """Turn the outbox's oldest events into deliveries; returns (events fanned out, whether some
+        deliveries were queued unleased for a later claim).
+
+        The first deliveries (as many as this process has room for) are
+        created already leased to it and go straight to its backlog: no claim
+        round trips between an event's commit and its first attempt.
+        """
+        pending = await events.pending_fanout(self.db, limit=FANOUT_BATCH)
+        if not pending:
+            return 0, False
+        endpoints = await repository.endpoints_for_dispatch(self.db)
+        pairs = [
+            (event, endpoint)
+            for event in pending
+            for endpoint in endpoints
+            if subscribed(endpoint, event["type"]) and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
+        ]
+        now = datetime.now(UTC)
+        token, lease_until = uuid.uuid4().hex, now + self.lease
+        owned = await repository.queue_deliveries(
+            self.db,
+            pairs=[(event, endpoint["_id"]) for event, endpoint in pairs],
+            now=now,
+            leased=self._room(),
+            lease_until=lease_until,
+            token=token,
+        )
+        for index, delivery_id in owned.items():
+            event, endpoint = pairs[index]
+            delivery = {"_id": delivery_id, "event_id": event["_id"], "endpoint_id": endpoint["_id"], "schedule_step": 0}
+            self._backlog.append(_Held(delivery, event, endpoint, token, lease_until))
+        await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
+        return len(pending), len(owned) < len(pairs)
+
+    # ----------------------------------------------------------------------- claim and send
+
+    async def claim(self) -> bool:
+        """Lease due deliveries (up to this process's room) into the backlog; whether the room was filled."""
+        room = self._room()
+        if room <= 0 or len(self._backlog) >= self.settings.webhook_concurrency:
+            return False
+        now = datetime.now(UTC)
+        token, lease_until = uuid.uuid4().hex, now + self.lease
+        claimed = await repository.claim_due(self.db, now=now, lease_until=lease_until, token=token, limit=room)
+        if not claimed:
+            return False
+        found = await events.get_events(self.db, event_ids=list({d["event_id"] for d in claimed}))
+        endpoint_ids = list({d["endpoint_id"] for d in claimed})
+        endpoints = {e["_id"]: e for e in await repository.endpoints_by_ids(self.db, endpoint_ids=endpoint_ids)}
+        for delivery in claimed:
+            self._backlog.append(
+                _Held(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token, lease_until)
+            )
+        return len(claimed) == room
+
+    async def start_held(self) -> bool:
+        """Start attempts from the backlog while sending slots are free; whether any started.
+
+        A held delivery whose lease would end before an attempt could finish
+        is handed back instead (another process may claim it then), so no
+        attempt ever runs past its lease.
+        """
+        started = False
+        margin = timedelta(seconds=self.settings.webhook_timeout_seconds + 1)
+        while self._backlog and len(self._in_flight) < self.settings.webhook_concurrency:
+            held = self._backlog.popleft()
+            if held.lease_until - datetime.now(UTC) < margin:
+                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
+                continue
+            task = asyncio.create_task(self._deliver(held.delivery, held.event, held.endpoint, held.token))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            started = True
+        return started
+
+    async def _deliver(
+        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
+    ) -> None:
+        try:
+            await self._attempt(delivery, event, endpoint, token)
+        except asyncio.CancelledError:
+            # Shutting down: hand the delivery back at once instead of after its lease.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    repository.settle(self.db, delivery_id=delivery["_id"], token=token, changes={}, attempt=None)
+                )
+            raise
+        except Exception:
+            logger.warning("webhook delivery %s failed to settle", delivery["_id"], exc_info=True)
+
+    async def _attempt(
+        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
+    ) -> None:
+        now = datetime.now(UTC)
+        if endpoint is None or endpoint.get("status") == "disabled" or event is None:
+            reason = "event removed after its retention" if event is None else "endpoint disabled"
+            await repository.settle(
+                self.db,
+                delivery_id=delivery["_id"],
+                token=token,
+                changes={"status": "failed", "next_attempt_at": None, "updated_at": now, "last_error": reason},
+                attempt=None,
+            )
+            return
+        body = entities.envelope_bytes(events.envelope(event)).decode()
+        headers = signing.headers(
+            message_id=str(event["_id"]),
+            body=body,
+            secrets_=signing.valid_keys(endpoint.get("signing_keys", []), now=now),
+            now=now,
+        )
+        result = await sender.attempt(
+            self._clients,
+            url=endpoint["url"],
+            body=body.encode(),
+            headers=headers,
+            resolver=self.resolver,
+            allow_private=self.settings.webhook_allow_private_urls,
+            https_only=self.settings.app_env == "production",
+            timeout_s=self.settings.webhook_timeout_seconds,
+        )
+        await self._settle(delivery, event, endpoint, token, result, started=now)
+
+    async def _settle(
+        self,
+        delivery: dict[str, Any],
+        event: dict[str, Any],
+        endpoint: dict[str, Any],
+        token: str,
+        result: sender.AttemptResult,
+        *,
+        started: datetime,
+    ) -> None:
+        now = datetime.now(UTC)
+        step = int(delivery.get("schedule_step", 0))
+        new_status: str | None = None  # the endpoint's, when this outcome changes it
+        reason: str | None = None
+        if result.delivered:
+            outcome, changes = "delivered", {"status": "delivered", "next_attempt_at": None, "delivered_at": now}
+            if endpoint.get("status") == "failing":
+                new_status = "enabled"
+        elif result.status_code == 410:
+            outcome, changes = "gone", {"status": "failed", "next_attempt_at": None}
+            new_status, reason = "disabled", "the receiver answered 410 Gone"
+        elif step < len(self.delays):
+            wait = result.retry_after if result.retry_after is not None else jittered(self.delays[step])
+            outcome = "retrying"
+            changes = {"status": "pending", "next_attempt_at": now + timedelta(seconds=wait), "schedule_step": step + 1}
+            if endpoint.get("status") == "enabled":
+                new_status = "failing"
+        else:
+            outcome, changes = "failed", {"status": "failed", "next_attempt_at": None}
+            new_status, reason = "disabled", "every attempt of the retry schedule failed"
+        changes["updated_at"] = now
+        attempt = {
+            "at": started,
+            "status_code": result.status_code,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+            "response": result.response,
+            "next_attempt_at": changes.get("next_attempt_at"),
+        }
+        latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
+        metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
+        settled = await self._settles.settle(delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt)
+        if not settled:
+            logger.warning("webhook delivery %s: lease lost before its outcome was written", delivery["_id"])
+        if new_status is not None:
+            # After the outcome, never holding the delivery: a transaction a dead process left open on the
+            # endpoint (until the server reaps it) must not keep this process's sending slots busy.
+            try:
+                await self._change_status(endpoint, new_status=new_status, reason=reason, now=now)
+            except Exception:  # noqa: BLE001 - the next outcome of this endpoint makes the same change
+                logger.warning("webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True)
+
+    async def _change_status(
+        self, endpoint: dict[str, Any], *, new_status: str, reason: str | None, now: datetime
+    ) -> None:
+        """Move the endpoint to ``new_status`` (if it still is in a status that leads there) with its audit entry,
+        in one transaction; conflicts are re-run for 2 s at most."""
+        old_statuses = {"enabled": ["failing"], "failing": ["enabled"], "disabled": ["enabled", "failing"]}[new_status]
+        verb = {"enabled": "recovered", "failing": "failing", "disabled": "disabled"}[new_status]
+
+        async def work(session: AsyncClientSession) -> None:
+            before = await repository.get_endpoint(self.db, endpoint_id=endpoint["_id"], session=session)
+            after = await repository.update_endpoint(
+                self.db,
+                endpoint_id=endpoint["_id"],
+                changes={"status": new_status, "disabled_reason": reason, "updated_at": now},
+                only_if_status=old_statuses,
+                session=session,
+            )
+            if after is not None and before is not None:
+                await audit.record(
+                    self.db,
+                    actor=SYSTEM_ACTOR,
+                    action=f"webhook_endpoint.{verb}",
+                    entity_type="webhook_endpoint",
+                    entity_id=str(endpoint["_id"]),
+                    before={"status": before["status"]},
+                    after={"status": new_status, "disabled_reason": reason},
+                    session=session,
+                )
+
+        await run_in_transaction(self.db.client, work, retry_seconds=STATUS_RETRY_S)
+
+    # ----------------------------------------------------------------------- lag
+
+    async def refresh_lag(self) -> float:
+        """Set and return the outbox lag: age of the oldest event not yet fanned out or delivered, in seconds."""
+        candidates = [await events.oldest_pending_fanout(self.db), await repository.oldest_undelivered(self.db)]
+        oldest = min((_utc(c) for c in candidates if c is not None), default=None)
+        lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        metrics.outbox_lag(lag)
+        return lag
+
+
+class _SettleBatch:
+    """Writes the outcomes of concurrent attempts together: one ``bulk_write`` for all outcomes waiting.
+
+    Each caller still waits until its own outcome is written (the lease is
+    released only then), so batching changes the number of round trips, not
+    what any caller may assume afterwards.
+    """
+
+    def __init__(self, db: MongoDatabase) -> None:
+        self.db = db
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def settle(
+        self, *, delivery_id: Any, token: str, changes: dict[str, Any], attempt: dict[str, Any] | None
+    ) -> bool:
+        """Queue one outcome (see ``repository.settle``) and wait until it is written; False if the lease was lost."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(({"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(SETTLE_GATHER_S)  # let the attempts finishing together share one write
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                written = await repository.settle_many(self.db, outcomes=[item for item, _f in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                for _item, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_item, future), ok in zip(batch, written, strict=True):
+                if not future.done():
+                    future.set_result(ok)
+
+
+async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:
+    """Remove deliveries created before ``cutoff`` (the events retention sweep calls it); returns how many."""
+    return await repository.delete_older_than(db, cutoff=cutoff)
+
