@@ -148,8 +148,14 @@ class ChangeFeed:
                     self._confirmed = None
                     self._on_reset()
                     continue
-                if change is None:  # an empty getMore sent at ``sent``: nothing older is unreported
-                    self._confirmed = sent
+                if change is None:
+                    if not stream.alive:
+                        # Closed by the server (e.g. its database was dropped): ``try_next`` would return
+                        # ``None`` at once, forever, without yielding to the event loop. Reopen instead.
+                        self._confirmed = None
+                        return
+                    self._confirmed = sent  # an empty getMore sent at ``sent``: nothing older is unreported
+                    await asyncio.sleep(0)  # let a cancellation in even if the driver answered from memory
                     continue
                 if buffered == 0:  # this call fetched a new batch
                     left = _buffered(stream)
