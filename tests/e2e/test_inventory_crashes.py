@@ -31,6 +31,7 @@ from backend_app.products import service as products_service
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.inventory import inventory_violations
+from tests.support.servers import api_env
 
 KINDS = ("cancelled", "completed", "expired")
 
@@ -68,17 +69,6 @@ async def _state(uri: str, db_name: str, order_id: str) -> tuple[str, dict[str, 
         await client.close()
 
 
-def _env(uri: str, db_name: str, secret: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "MONGODB_URI": uri,
-        "MONGODB_DB": db_name,
-        "JWT_SECRET": secret,
-        "RATE_LIMIT_ENABLED": "false",
-        "LOG_DIR": str(tmp_path),
-        **extra,
-    }
-
-
 def test_api_killed_at_each_step_of_cancel_complete_and_expiry_leaves_the_invariant_true(
     mongo_server: EmbeddedMongo, db_name: str, tmp_path: Path, password_hash: str
 ) -> None:
@@ -96,7 +86,7 @@ def test_api_killed_at_each_step_of_cancel_complete_and_expiry_leaves_the_invari
         extra = {"ORDER_FAULT_STEP": step}
         if kind == "expired":
             extra |= {"ORDER_PENDING_TTL_SECONDS": "1", "ORDER_SWEEP_INTERVAL_SECONDS": "0.2"}
-        crashing = ApiServer(env=_env(mongo_server.uri, name, secret, tmp_path, **extra))
+        crashing = ApiServer(env=api_env(mongo_server.uri, name, secret, tmp_path, **extra))
         if kind == "expired":
             # the sweeper runs at start-up: the process may die before it answers /health
             with pytest.raises(RuntimeError, match=f"exited with code {FAULT_EXIT_STATUS}"):
@@ -135,7 +125,7 @@ def test_two_serve_processes_racing_cannot_pass_the_pending_unit_cap(
     with a cap of 100 units: exactly 10 are placed, in whichever process."""
     secret = secrets.token_urlsafe(48)
     seen = asyncio.run(_prepare(mongo_server.uri, db_name, secret, password_hash, quantity=1000))  # 3 units held
-    env = _env(mongo_server.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING_UNITS="103", ORDER_MAX_PENDING="1000")
+    env = api_env(mongo_server.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING_UNITS="103", ORDER_MAX_PENDING="1000")
     with ApiServer(env=env) as first, ApiServer(env=env) as second:
 
         async def race() -> list[int]:

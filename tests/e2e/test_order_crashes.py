@@ -27,6 +27,7 @@ from backend_app.products.repository import new_product_document
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.inventory import inventory_violations
+from tests.support.servers import api_env
 
 START_STOCK = 50
 #: Headers of the extra shoppers :func:`_seed` created, by username.
@@ -57,18 +58,6 @@ async def _seed(
     return admin, shopper
 
 
-def _env(uri: str, db_name: str, secret: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "MONGODB_URI": uri,
-        "MONGODB_DB": db_name,
-        "JWT_SECRET": secret,
-        "RATE_LIMIT_ENABLED": "false",
-        "LOG_DIR": str(tmp_path),
-        "MONGODB_SERVER_SELECTION_TIMEOUT_MS": "1000",
-        **extra,
-    }
-
-
 def _units_recorded(orders: list[dict[str, Any]], product_id: str) -> int:
     """Units of ``product_id`` held by pending or completed orders."""
     return sum(
@@ -93,7 +82,7 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
     secret = secrets.token_urlsafe(48)
     admin, _ = asyncio.run(_seed(mongo_server.uri, db_name, secret, password_hash, shoppers=len(STEPS) + 1))
     shoppers = dict(zip(STEPS, SHOPPERS.items(), strict=True))
-    env = _env(mongo_server.uri, db_name, secret, tmp_path)
+    env = api_env(mongo_server.uri, db_name, secret, tmp_path)
     products = asyncio.run(_insert_products(mongo_server.uri, db_name, [f"{step}-{i}" for step in STEPS for i in range(2)]))
     products = {step: products[2 * k : 2 * k + 2] for k, step in enumerate(STEPS)}
     for step in STEPS:
@@ -184,7 +173,7 @@ def _on_disk_shop(
     except BaseException:
         db.stop()
         raise
-    return db, _env(db.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING="1000", **env_extra), admin, shopper
+    return db, api_env(db.uri, db_name, secret, tmp_path, ORDER_MAX_PENDING="1000", **env_extra), admin, shopper
 
 
 def test_acknowledged_orders_survive_a_database_crash(tmp_path: Path, password_hash: str) -> None:
