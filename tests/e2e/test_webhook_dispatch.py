@@ -17,7 +17,8 @@ from standardwebhooks import Webhook
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.webhook_receiver import Receiver
-from tests.e2e.test_order_crashes import _env, _seed
+from tests.e2e.test_order_crashes import _seed
+from tests.support.servers import api_env
 
 SECRET = "webhook-e2e-secret-0123456789abcdef0123456789"
 FAST = {
@@ -75,7 +76,7 @@ def test_two_dispatching_processes_never_send_one_delivery_at_once(
     mongo_server: EmbeddedMongo, db_name: str, tmp_path: Path, password_hash: str
 ) -> None:
     admin, _shopper = asyncio.run(_seed(mongo_server.uri, db_name, SECRET, password_hash))
-    env = _env(mongo_server.uri, db_name, SECRET, tmp_path, **FAST, WEBHOOK_CONCURRENCY="6")
+    env = api_env(mongo_server.uri, db_name, SECRET, tmp_path, **FAST, WEBHOOK_CONCURRENCY="6")
     # A slow receiver keeps each delivery in flight long enough for the other process to try to take it.
     with Receiver(behaviour=lambda _n, _h: (200, {}, b"ok", 0.15)) as receiver, ApiServer(env=env) as one, ApiServer(env=env) as two:
         secret = asyncio.run(_create_endpoint(one.base_url, admin, receiver.url))
@@ -97,7 +98,7 @@ def test_receiver_failing_then_api_killed_mid_dispatch_loses_no_event(
     """Receiver answers 500 for 3 s, then 200 (slowly); the API is SIGKILLed while deliveries are in flight
     and started again. Every event is delivered at least once; how many came twice is printed."""
     admin, shopper = asyncio.run(_seed(mongo_server.uri, db_name, SECRET, password_hash))
-    env = _env(mongo_server.uri, db_name, SECRET, tmp_path, **FAST)
+    env = api_env(mongo_server.uri, db_name, SECRET, tmp_path, **FAST)
     failing_until = [float("inf")]  # set once the endpoint exists
 
     def behaviour(_n: int, _h: dict[str, str]) -> tuple[int, dict[str, str], bytes, float]:
