@@ -139,8 +139,14 @@ async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_delete
     (delivery,) = await wait_for(lambda: _failed(client, admin_headers, endpoint["id"]))
     assert len(delivery["attempts"]) == 4  # the first attempt and one per value of the schedule
     assert delivery["attempts"][-1]["next_attempt_at"] is None
-    body = (await client.get(f"/webhooks/endpoints/{endpoint['id']}", headers=admin_headers)).json()
-    assert body["status"] == "disabled" and "schedule" in body["disabled_reason"]
+
+    async def disabled() -> dict | None:
+        # The endpoint's status change commits after the attempt's outcome, in its own transaction.
+        body = (await client.get(f"/webhooks/endpoints/{endpoint['id']}", headers=admin_headers)).json()
+        return body if body["status"] == "disabled" else None
+
+    body = await wait_for(disabled)
+    assert "schedule" in body["disabled_reason"]
     trail = (await client.get("/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers)).json()
     assert [e["action"] for e in trail["data"]] == ["webhook_endpoint.failing", "webhook_endpoint.disabled"]
 
