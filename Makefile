@@ -43,8 +43,13 @@ system-packages:
 	  echo "note:$$missing missing and not installable here (needs root and apt-get); the tests needing them will be skipped."; \
 	fi
 
+# The suite runs in TEST_WORKERS pytest-xdist processes; each starts its own SecantusDB
+# (the session fixture in tests/conftest.py), so workers never share a server. Four
+# workers on two cores keep both busy while tests wait on processes they start.
+TEST_WORKERS ?= 4
+
 test: install system-packages
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

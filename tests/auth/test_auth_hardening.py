@@ -56,7 +56,9 @@ async def test_registering_with_tokens_counts_the_address_too(app: FastAPI, make
     assert statuses == [201, 201, 201, 429, 429]
 
 
-@pytest.mark.settings(signin_failure_limit="3/4second")
+# The window is wide enough for four bcrypt checks on a loaded machine (seconds each when
+# the CPU is shared), so the throttle is still in force when the fourth attempt arrives.
+@pytest.mark.settings(signin_failure_limit="3/8second")
 async def test_failed_sign_ins_throttle_that_account_from_any_address_until_the_window_passes(
     app: FastAPI, make_user: Any
 ) -> None:
@@ -72,7 +74,7 @@ async def test_failed_sign_ins_throttle_that_account_from_any_address_until_the_
         throttled = await peers[3].post("/auth/login", json={"username": "alice", "password": TEST_PASSWORD})
         assert_problem(throttled, 429, "signin_throttled")
         retry_after = int(throttled.headers["Retry-After"])
-        assert 1 <= retry_after <= 4
+        assert 1 <= retry_after <= 8
         assert_problem(await peers[3].post("/auth/token", data=wrong("alice")), 429, "signin_throttled")
         # Other accounts are not affected, from the same address either.
         assert (
