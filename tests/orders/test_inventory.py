@@ -184,7 +184,6 @@ async def test_cancel_expiry_and_completion_racing_for_one_order_change_stock_on
     another host) expires the same order at once: exactly one wins, stock changes once."""
     pid = await create_product(client, admin_headers, sizes=[{"size": "M", "quantity": 100}])
     other: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri, tz_aware=True)
-    winners: list[str] = []
     try:
         for _ in range(6):
             order_id = (await _order(client, alice, pid, 4, "M")).json()["id"]
@@ -208,7 +207,6 @@ async def test_cancel_expiry_and_completion_racing_for_one_order_change_stock_on
                 assert after == {"M": (quantity - 4, allocated - 4, available)}
             else:
                 assert after == {"M": (quantity, allocated - 4, available + 4)}
-            winners.append(won[0])
     finally:
         await other.close()
     assert await inventory_violations(mongo) == []
