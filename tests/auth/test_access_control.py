@@ -151,7 +151,7 @@ def _published_routes(app: FastAPI) -> set[tuple[str, str]]:
     }
 
 
-def test_every_published_route_has_a_row_and_every_row_a_route(app: FastAPI) -> None:
+async def test_every_published_route_has_a_row_and_every_row_a_route(app: FastAPI) -> None:
     published = _published_routes(app)
     in_table = {(case.method, _shape(case.path)) for case in CASES}
     public = {(method, _shape(path)) for method, path in PUBLIC_ROUTES}
