@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
-from pydantic import TypeAdapter
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from backend_app.auth.dependencies import CurrentUser, OwnedUserId
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import problem_responses
+from backend_app.core.http_cache import JSON_MEDIA_TYPE, render_json
 from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
@@ -31,10 +31,6 @@ REPLAY_HEADER = "Idempotent-Replayed"
 
 OrderId = Annotated[ObjectIdStr, Path(description="The order's 24-hex id.")]
 
-#: Serialiser of an order page: the page is built from validated models already, so it is dumped
-#: once, as FastAPI's own ``response_model`` path would, without validating it a second time.
-_ORDER_PAGE = TypeAdapter(Page[OrderPublic])
-JSON_MEDIA_TYPE = "application/json"
 
 
 @router.post(
@@ -110,14 +106,15 @@ async def list_orders(
     responses=problem_responses(400, 401, 403, 422, 500),
     summary="List a user's orders",
 )
-async def list_user_orders(db: Database, page: Pagination, user_id: OwnedUserId) -> Response:
+async def list_user_orders(request: Request, db: Database, page: Pagination, user_id: OwnedUserId) -> Response:
     """A user's orders in ascending ``_id`` order, each line with ``productDetails`` joined by ``$lookup``.
 
-    Users see their own orders only (other → 403); admins see anyone's.
+    Users see their own orders only (other → 403); admins see anyone's. The page
+    is built from validated models, so it is dumped once (``render_json``)
+    instead of being validated again on FastAPI's response path.
     """
     data, meta = await service.list_orders(db, user_id=user_id, page=page)
-    body = _ORDER_PAGE.dump_json(Page[OrderPublic].model_construct(data=data, page=meta), by_alias=True)
-    return Response(content=body, media_type=JSON_MEDIA_TYPE)
+    return Response(content=render_json(request, Page[OrderPublic](data=data, page=meta)), media_type=JSON_MEDIA_TYPE)
 
 
 @router.get(

@@ -419,6 +419,19 @@ def replaced_document(
     return {**current, **_content(product, sizes=sizes), "updated_at": now}
 
 
+#: The fields a bulk upsert replaces: all but ``_id`` and the timestamps (created, updated, deleted).
+CONTENT_FIELDS = ("name", "price", PRICE_KEY, "sku", "description", "category", "rating", "sizes")
+
+
+def same_content(current: dict[str, Any], replacement: dict[str, Any]) -> bool:
+    """Whether ``replacement`` (see :func:`replaced_document`) would store exactly what ``current`` holds.
+
+    Compared field by field as stored (``price_cents`` and each size's
+    ``quantity``/``allocated``), a missing field equal to ``None``.
+    """
+    return all(current.get(k) == replacement.get(k) for k in CONTENT_FIELDS)
+
+
 async def replace_live_contents(
     db: MongoDatabase, *, replacements: list[dict[str, Any]], now: datetime, session: AsyncClientSession
 ) -> None:
@@ -426,10 +439,12 @@ async def replace_live_contents(
     live products of their ``_id`` s, in input order (one ordered ``bulk_write``), in ``session``."""
     if not replacements:
         return
-    content = ("name", "price", PRICE_KEY, "sku", "description", "category", "rating", "sizes")
     await _collection(db).bulk_write(
         [
-            UpdateOne({"_id": doc["_id"], "deleted_at": None}, {"$set": {**{k: doc[k] for k in content}, "updated_at": now}})
+            UpdateOne(
+                {"_id": doc["_id"], "deleted_at": None},
+                {"$set": {**{k: doc[k] for k in CONTENT_FIELDS}, "updated_at": now}},
+            )
             for doc in replacements
         ],
         ordered=True,

@@ -448,7 +448,8 @@ async def write_products(
     trail never disagree. A product whose ``sku`` is held by another product
     (live or soft-deleted) is refused (``409``) and never stops the others;
     with ``upsert``, a product whose ``sku`` a live product holds updates it
-    (``200``, every field replaced as by ``PUT``); a ``sku`` given twice in one
+    (``200``, every field replaced as by ``PUT``; one that would store what the
+    product holds is ``200`` and writes, audits and announces nothing); a ``sku`` given twice in one
     call: the first creates or updates, the later ones update that product
     (without ``upsert``: ``409``). An update keeps each size's ``allocated``
     units (``basis`` as in :func:`replace_product`); one that would leave a
@@ -527,10 +528,13 @@ async def _write_chunk(
                 except QuantityBelowAllocatedError as exc:
                     outcome[index] = _below_allocated(index, exc)
                     continue
-                current[target] = repository.replaced_document(before, product, sizes=sizes, now=now)
-                replacements[target] = current[target]
-                entries.append(product_audit_entry(actor, "product.update", str(target), before, current[target]))
+                after = repository.replaced_document(before, product, sizes=sizes, now=now)
                 outcome[index] = BatchItemResult(index=index, status=200, id=str(target))
+                if repository.same_content(before, after):
+                    # A re-import of what is stored: nothing to write, audit or announce.
+                    continue
+                current[target] = replacements[target] = after
+                entries.append(product_audit_entry(actor, "product.update", str(target), before, after))
             elif target is not None or holder is not None:
                 outcome[index] = _refused(index, 409, SKU_TAKEN)
             else:
