@@ -106,7 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.catalog_cache = create_page_cache(settings)
     order_faults.configure(settings)
     index_task = asyncio.create_task(_ensure_indexes_until_done(app))
-    # Every process sweeps; conditional state changes make concurrent sweepers safe (issue 9).
+    # Every process sweeps; conditional state changes make concurrent sweepers safe.
     sweeper = asyncio.create_task(
         orders_service.run_expiry_sweeper(
             app.state.db,

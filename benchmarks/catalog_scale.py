@@ -1,4 +1,4 @@
-"""Catalog at scale (issue 11): import 20,000 products with the CLI, then time every list variant cold and warm.
+"""Catalog at scale: import 20,000 products with the CLI, then time every list variant cold and warm.
 
 Steps, each write on a SecantusDB of its own started exactly as ``make run``
 starts it (``devtools.EmbeddedMongo`` with its default flags, storage in a
@@ -13,7 +13,7 @@ temporary directory on disk), so no measurement inherits another's data or oplog
    indexes (``products.repository.ensure_indexes``); and with the catalog's
    indexes plus one audit entry per product in ``audit`` with its indexes
    (``products.service.product_audit_entry``), which is what the importer
-   writes (issue 13), minus its transactions.
+   writes, minus its transactions.
 3. Imports the file with ``python -m backend_app import-products`` (a child
    process, timed from start to exit, so Python start-up counts) into
    ``scale_bench`` on a fresh server.

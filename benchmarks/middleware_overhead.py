@@ -11,7 +11,7 @@ request for:
 - ``stack, redis://``: rate limiting counted in a local ``redis-server``
   (skipped when the binary is missing);
 - ``bare + MetricsMiddleware`` and ``stack, no metrics`` (``stack, limits
-  off`` without it): the Prometheus middleware's per-request cost (issue 13),
+  off`` without it): the Prometheus middleware's per-request cost,
   alone and within the stack. Configurations take turns in rounds of
   ``ROUND`` requests so the shared machine's drift hits them alike.
   Run once more with ``PROMETHEUS_MULTIPROC_DIR=<empty dir>`` for the cost in

@@ -1,4 +1,4 @@
-"""Benchmark: ``POST /orders`` under contention, beside the raw driver's ``insert_one`` (issue 9).
+"""Benchmark: ``POST /orders`` under contention, beside the raw driver's ``insert_one``.
 
 Starts its own SecantusDB exactly as the app's embedded default does
 (``EmbeddedMongo``: on-disk storage in a temporary directory, ``--sync-on-commit``,
@@ -16,14 +16,14 @@ users (one per client, with a live login) and products through
 
 Columns: orders/s (successful ``201`` only), p50 and p99 latency (client side,
 HTTP over loopback), and the ratio to raw ``insert_one`` at the same number of
-clients, measured just before the row. Issue 9's targets: hot at 16 ≥ 0.25×
+clients, measured just before the row. Targets: hot at 16 ≥ 0.25×
 raw with p99 ≤ 5× p50; distinct at 16 ≥ 0.3× raw. Each client places its
 orders as a rotating set of :data:`BUYERS_PER_CLIENT` buyers (users with live
 logins), so the default pending-order cap stays on, as in a real flash sale
 with many buyers.
 
-``--app-dir DIR`` serves another checkout's ``backend_app`` (e.g. the commit
-before issue 9, from ``git archive``) against the same database, to compare
+``--app-dir DIR`` serves another checkout's ``backend_app`` (e.g. an earlier
+commit, from ``git archive``) against the same database, to compare
 designs in one run; ``--no-sync-reference`` also measures raw ``insert_one`` on
 a second server started without ``--sync-on-commit``.
 

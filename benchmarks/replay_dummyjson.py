@@ -1,4 +1,4 @@
-"""Replay the DummyJSON catalog and carts against a running storefront over HTTP (issue 2).
+"""Replay the DummyJSON catalog and carts against a running storefront over HTTP.
 
 Creates the 194 products (stock from the data; clothing and shoe categories
 get sizes S/M/L), places the 208 carts as orders for their users (as an admin,

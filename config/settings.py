@@ -141,14 +141,14 @@ class Settings(BaseSettings):
     metrics_failure_limit: str = "10/minute"
 
     #: Most pending orders (stock reservations) one user may hold; the order's owner counts, whoever
-    #: places it. One more → 409 ``too_many_pending_orders`` (issue 9).
+    #: places it. One more → 409 ``too_many_pending_orders``.
     order_max_pending: int = Field(default=10, ge=1)
     #: Most units of one product one order may take, its lines merged; more → 422 ``too_many_units_per_line``.
     order_max_units_per_line: int = Field(default=100, ge=1)
     #: Most units one user may hold across pending orders (the owner counts, whoever places the order);
     #: more → 409 ``too_many_pending_units``. Checked in the transaction that checks ``order_max_pending``.
     order_max_pending_units: int = Field(default=500, ge=1)
-    #: A pending order older than this many seconds becomes ``expired`` and its stock returns (issue 9);
+    #: A pending order older than this many seconds becomes ``expired`` and its stock returns;
     #: 0 = pending orders never expire.
     order_pending_ttl_seconds: int = Field(default=86400, ge=0)
     #: How often each process's background sweeper looks for pending orders past their TTL, in seconds.

@@ -1,1 +1,1 @@
-"""Audit trail of admin changes (issue 13): who changed what, when, before and after."""
+"""Audit trail of admin changes: who changed what, when, before and after."""

@@ -1,4 +1,4 @@
-"""HTTP route of the audit trail: ``GET /audit``, for admins only (issue 13)."""
+"""HTTP route of the audit trail: ``GET /audit``, for admins only."""
 
 from __future__ import annotations
 

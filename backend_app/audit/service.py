@@ -1,4 +1,4 @@
-"""Audit rules: one entry per admin change, written in the change's own transaction (issue 13).
+"""Audit rules: one entry per admin change, written in the change's own transaction.
 
 :func:`record` is the single entry point. Each admin write (catalog create,
 replace, patch, delete and quantity; user role and activation; an admin's

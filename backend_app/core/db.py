@@ -32,7 +32,7 @@ from config import Settings
 
 MongoDatabase = AsyncDatabase[dict[str, Any]]
 #: Write concern of every write that a ``201``/``200`` promises (orders, stock, status changes): acknowledged
-#: only once a majority of the replica set has it in its journal (issue 9: "a 201 survives a crash").
+#: only once a majority of the replica set has it in its journal, so it survives the crash of any minority of members.
 DURABLE = WriteConcern("majority", j=True)
 #: How long :func:`run_in_transaction` keeps re-running a transaction that lost a write conflict, in seconds.
 TRANSACTION_RETRY_SECONDS = 10.0
@@ -104,7 +104,7 @@ async def run_in_transaction(
     - a lost connection or a server that cannot be selected is not retried
       here: it raises :class:`DatabaseUnavailableError` (503) at once, so a
       request during an outage fails within the server selection timeout
-      instead of retrying for the driver's 120 s (issue 9);
+      instead of retrying for the driver's 120 s;
     - conflicts are retried for ``retry_seconds`` (default 10 s), then
       :class:`TransactionConflictError` (503) is raised.
 
@@ -175,7 +175,7 @@ def query_deadline(
     waiting for the reply when it runs out, closing that connection. So the
     caller gets its answer on time even when the server does not stop (the
     embedded server checks ``maxTimeMS`` only while filtering, never while
-    sorting; issue 11). Every timeout the driver reports inside the block
+    sorting). Every timeout the driver reports inside the block
     (``ExecutionTimeout`` from the server, ``NetworkTimeout`` from the client,
     any ``PyMongoError`` whose ``timeout`` is true) becomes ``error()``, except
     a server selection time-out: no reachable server is an outage, left to the
@@ -185,7 +185,7 @@ def query_deadline(
     topology not discovered yet) the bound is at most the server selection
     timeout: under a client-side timeout the driver keeps retrying server
     selection until the whole deadline is spent, and an outage must answer 503
-    within the selection timeout plus 1 s (issue 9), not after the query deadline.
+    within the selection timeout plus 1 s, not after the query deadline.
 
     Raises:
         DomainError: ``error()`` (e.g. 503 ``query_timeout``) when the time ran out.

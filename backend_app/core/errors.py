@@ -92,7 +92,7 @@ class ServiceUnavailableError(DomainError):
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
-    """The database cannot be reached (outage, fail-over, network): 503 ``database_unavailable`` (issue 9).
+    """The database cannot be reached (outage, fail-over, network): 503 ``database_unavailable``.
 
     Raised by :func:`backend_app.core.db.run_in_transaction`; the driver's own
     connection errors raised anywhere else are mapped to the same problem by
@@ -110,7 +110,7 @@ class TransactionConflictError(ServiceUnavailableError):
     """A transaction kept losing write conflicts until its retry budget ran out: 503 ``write_conflict``.
 
     E.g. the documents it writes are held by a transaction that a crashed
-    process left open, until the server reaps it (issue 9). Retry later.
+    process left open, until the server reaps it. Retry later.
     """
 
     code = "write_conflict"
@@ -285,7 +285,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout are ConnectionFailures (issue 9: 503, never 500).
+    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout are ConnectionFailures (503, never 500).
     app.add_exception_handler(ConnectionFailure, _database_unavailable_handler)
     app.add_exception_handler(Exception, unhandled_error_response)
     generate_openapi = app.openapi

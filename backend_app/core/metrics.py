@@ -59,7 +59,7 @@ OTHER_METHOD = "other"
 UNMATCHED_ROUTE = "<unmatched>"
 #: Latency buckets of HTTP requests and database commands, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Values of ``orders_total``'s ``event`` label (``expired``: the expiry sweeper of issue 9).
+#: Values of ``orders_total``'s ``event`` label (``expired``: the expiry sweeper released a pending order).
 ORDER_EVENTS = ("placed", "cancelled", "completed", "expired")
 
 HTTP_REQUESTS = Counter(

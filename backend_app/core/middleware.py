@@ -63,7 +63,7 @@ HTML_CSP = "frame-ancestors 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
 #: Paths (and everything under them) whose responses carry tokens or personal data: never cached
 #: (RFC 6749 §5.1, RFC 9111 §5.2.2.5), and the metrics scrape. The one place ``Cache-Control: no-store``
-#: is set (issue 10); a route that must not be stored elsewhere calls :func:`mark_no_store`.
+#: is set; a route that must not be stored elsewhere calls :func:`mark_no_store`.
 NO_STORE_PATHS = ("/auth", "/users", "/orders", "/dashboard", "/audit", "/metrics", "/events", "/webhooks")
 #: Key in the ASGI scope's ``state`` (``request.state``) with which a route asks for ``no-store``.
 _NO_STORE_STATE = "no_store"

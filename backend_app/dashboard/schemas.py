@@ -45,7 +45,7 @@ class OrdersByStatus(BaseModel):
     pending: int = 0
     completed: int = 0
     cancelled: int = 0
-    expired: int = Field(default=0, description="Pending orders the expiry sweep released (issue 9).")
+    expired: int = Field(default=0, description="Pending orders the expiry sweep released.")
 
 
 class DashboardSummary(BaseModel):

@@ -40,9 +40,9 @@ class EmbeddedMongo(ManagedProcess):
         oplog_max_entries: oplog bound passed to the server.
         sync_on_commit: start the server with ``--sync-on-commit``, so every
             commit fsyncs its log before it is acknowledged and an
-            acknowledged write survives a crash of the server process
-            (issue 9). On by default, everywhere: ``make run``,
-            ``python -m backend_app dev``, the tests and the benchmarks.
+            acknowledged write survives a crash of the server process.
+            On by default, everywhere: ``make run``, ``python -m backend_app dev``,
+            the tests and the benchmarks.
 
     Use as a context manager, or call :meth:`start` (waits for ``ping``) and :meth:`stop`.
     """

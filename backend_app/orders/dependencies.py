@@ -36,11 +36,11 @@ async def get_order_placement(body: OrderCreate, db: Database, user: CurrentUser
     Raises:
         NotAuthenticatedError, InvalidTokenError: no or a bad bearer token (401).
         ForbiddenError: a non-admin named another user (403).
-        UserNotFoundError: an admin named a user that does not exist (404 ``user_not_found``, issue 10).
+        UserNotFoundError: an admin named a user that does not exist (404 ``user_not_found``).
     """
     owner = body.userId or user.username
     ensure_self_or_admin(user, owner)
-    if owner != user.username:  # an admin ordering for someone: that someone must exist (issue 10)
+    if owner != user.username:  # an admin ordering for someone: that someone must exist
         await users_service.ensure_user_exists(db, username=owner)
     return Placement(body=body, owner=owner, caller=user)
 

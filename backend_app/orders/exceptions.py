@@ -71,7 +71,7 @@ class InvalidStatusTransitionError(ConflictError):
 
 
 class TooManyPendingOrdersError(ConflictError):
-    """The order's owner already holds ``ORDER_MAX_PENDING`` pending orders: 409 (issue 9)."""
+    """The order's owner already holds ``ORDER_MAX_PENDING`` pending orders: 409."""
 
     code = "too_many_pending_orders"
     title = "Too many pending orders"

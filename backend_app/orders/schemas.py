@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend_app.core.types import Money, ObjectIdStr
 from backend_app.users.schemas import Username as UserId
 
-#: Every status an order can have. ``expired`` (issue 9) is set only by the expiry sweep, never through the API.
+#: Every status an order can have. ``expired`` is set only by the expiry sweep, never through the API.
 OrderStatus = Literal["pending", "completed", "cancelled", "expired"]
 #: The statuses a ``PATCH`` may name (``expired`` → 422; illegal transitions among these → 409).
 SettableStatus = Literal["pending", "completed", "cancelled"]

@@ -9,7 +9,7 @@ stale. Orders do not bump it: they change stock, which list pages do not show.
 
 Each of these writes runs in a transaction with its audit entry
 (``audit.service.record``: actor, action, changed fields before and after),
-so the catalog and the audit trail never disagree (issue 13).
+so the catalog and the audit trail never disagree.
 """
 
 from __future__ import annotations
@@ -444,7 +444,7 @@ async def write_products(
     Products are written ``batch_size`` at a time; each chunk is one
     transaction holding its inserts (one ``insert_many``), its updates (one
     ``bulk_write``) and one audit entry per product written (``product.create``
-    or ``product.update`` by ``actor``, issue 13), so the catalog and its audit
+    or ``product.update`` by ``actor``), so the catalog and its audit
     trail never disagree. A product whose ``sku`` is held by another product
     (live or soft-deleted) is refused (``409``) and never stops the others;
     with ``upsert``, a product whose ``sku`` a live product holds updates it

@@ -49,7 +49,7 @@ async def create_user(
         role: ``user`` for self-registration; ``admin`` only from ``create-admin``.
         actor: who creates the account, when it is an administrative act
             (``create-admin``: :data:`CREATE_ADMIN_ACTOR`). The user and its
-            ``user.create`` audit entry then commit in one transaction (issue 13);
+            ``user.create`` audit entry then commit in one transaction;
             self-registration (``None``) records none.
 
     Raises:
@@ -149,7 +149,7 @@ async def _audit_user_change(
     after: dict[str, Any],
     session: AsyncClientSession | None,
 ) -> None:
-    """Record ``action`` on the user ``after`` inside ``session``'s transaction (issue 13).
+    """Record ``action`` on the user ``after`` inside ``session``'s transaction.
 
     ``before`` ``None`` (a creation): ``after``'s audited fields; otherwise only
     the audited fields that changed, before and after.
@@ -171,7 +171,7 @@ async def _audit_user_change(
     )
 
 
-# --- Session revocation on account changes (issue 10, item 5) ---------------------------------------
+# --- Session revocation on account changes ---------------------------------------
 
 
 def ends_sessions(current: dict[str, Any], changes: UserUpdate) -> bool:
@@ -211,7 +211,7 @@ class AdminOutcome:
 
 
 async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing: bool = False) -> AdminOutcome:
-    """Make ``user.username`` an active admin (``create-admin``; issue 10, item 3).
+    """Make ``user.username`` an active admin (``create-admin``).
 
     - No such user: it is created as an admin with ``user``'s email and password.
     - An existing active admin and no ``promote_existing``: nothing changes
@@ -223,7 +223,7 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
       in with their own password (or keep a token) as an admin. Its email is
       kept.
 
-    Both changes are audited (actor :data:`CREATE_ADMIN_ACTOR`, issue 13) in the
+    Both changes are audited (actor :data:`CREATE_ADMIN_ACTOR`) in the
     transaction that makes them: ``user.create`` (``after``: role and
     activation) and ``user.promote`` (role and activation before and after;
     the action itself says the password was reset and every session ended).

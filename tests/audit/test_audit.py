@@ -1,4 +1,4 @@
-"""Issue 13: the audit trail of admin changes, written in the change's own transaction, read by GET /audit."""
+"""The audit trail of admin changes, written in the change's own transaction, read by GET /audit."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ async def test_create_admin_promote_existing_sets_the_password_and_ends_every_se
 async def test_create_admin_records_the_creation_and_the_promotion_in_the_audit_trail(
     client: httpx.AsyncClient, db_env: dict[str, str]
 ) -> None:
-    """Issue 13: an account made admin by the CLI is an admin change; both ways are audited as ``cli:create-admin``."""
+    """An account made admin by the CLI is an admin change; both ways are audited as ``cli:create-admin``."""
     assert create_admin("root", db_env=db_env).returncode == 0
     assert (await register(client, "squatter")).status_code == 201
     assert create_admin("squatter", "--promote-existing", db_env=db_env).returncode == 0

@@ -38,7 +38,7 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
 
 
 async def test_database_failure_is_a_503_without_driver_text() -> None:
-    """An unreachable database is 503 ``database_unavailable`` (issue 9: never a 500), with no driver text."""
+    """An unreachable database is 503 ``database_unavailable`` (never a 500), with no driver text."""
     app = create_app(unreachable_settings())
     async with LifespanManager(app, startup_timeout=10):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

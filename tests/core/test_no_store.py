@@ -1,4 +1,4 @@
-"""One mechanism sets ``Cache-Control: no-store`` (issue 12): ``SecurityHeadersMiddleware``.
+"""One mechanism sets ``Cache-Control: no-store``: ``SecurityHeadersMiddleware``.
 
 It covers the personal-data paths and ``/metrics`` by path, and a failing readiness
 probe because its route calls ``mark_no_store``; no route sets the header itself.

@@ -1,4 +1,4 @@
-"""Issue 13: Prometheus metrics at GET /metrics, liveness/readiness probes, OpenTelemetry traces."""
+"""Prometheus metrics at GET /metrics, liveness/readiness probes, OpenTelemetry traces."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the code is laid out, checked without a database (issue 12): layering, access control, the app factory.
+"""How the code is laid out, checked without a database: layering, access control, the app factory.
 
 - No two packages of ``backend_app`` import each other (``auth`` uses ``users``, never the reverse).
 - Only repositories import ``core.keyset`` (the MongoDB filters of a page).

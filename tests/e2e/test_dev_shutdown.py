@@ -1,4 +1,4 @@
-"""``python -m backend_app dev`` (what ``make run`` runs) shuts down cleanly on SIGTERM and SIGINT (issue 9)."""
+"""``python -m backend_app dev`` (what ``make run`` runs) shuts down cleanly on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 

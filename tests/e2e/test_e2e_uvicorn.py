@@ -1,4 +1,4 @@
-"""End to end: the brief's four calls over real HTTP against a uvicorn process (issue 2)."""
+"""End to end: the brief's four calls over real HTTP against a uvicorn process."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``import-products`` killed mid-import: each 1,000-product chunk lands whole with its audit entries, or not at all.
 
 The bulk write path (``products.service.write_products``) commits a chunk's
-products and one audit entry per product in one transaction (issue 13: the
+products and one audit entry per product in one transaction (the
 record and the change cannot disagree). This kills the real CLI process with
 SIGKILL after its first chunk committed, then checks that no product lacks its
 entry, no entry names a missing product, and that re-running the same file

@@ -1,4 +1,4 @@
-"""Orders survive crashes: of the API at each step of placing, and of the database (issue 9).
+"""Orders survive crashes: of the API at each step of placing, and of the database.
 
 End to end: real uvicorn processes (``ApiServer``) and SecantusDB processes
 (``EmbeddedMongo``), killed for real.

@@ -1,4 +1,4 @@
-"""Stock invariants of order placement under concurrency (docs/contract.md §5, issue 9): no oversell, never negative,
+"""Stock invariants of order placement under concurrency (docs/contract.md §5): no oversell, never negative,
 all or nothing, durable commits. The one home of the never-oversell checks."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pending orders are stock reservations: capped per owner, expiring after a TTL (issue 9)."""
+"""Pending orders are stock reservations: capped per owner, expiring after a TTL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Catalog at scale (issue 11): bulk writes, the importer CLI, the demo catalog, key windows, single-flight, deadlines.
+"""Catalog at scale: bulk writes, the importer CLI, the demo catalog, key windows, single-flight, deadlines.
 
 Speed targets live in ``benchmarks/catalog_scale.py``; these tests check behaviour:
 what is written, what is refused and why, that every list order still returns

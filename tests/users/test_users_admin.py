@@ -84,7 +84,7 @@ async def test_patch_role_and_active(client: httpx.AsyncClient, admin_headers: d
     assert promoted.status_code == 200, promoted.text
     assert promoted.json()["role"] == "admin"
     assert "password_hash" not in promoted.json()
-    # A role change ends the user's sessions (issue 10); a new login has the new role.
+    # A role change ends the user's sessions; a new login has the new role.
     assert_problem(await client.get("/users", headers=carl), 401, "invalid_token")
     carl = bearer((await login(client, "carl", TEST_PASSWORD))["access_token"])
     assert (await client.get("/users", headers=carl)).status_code == 200
