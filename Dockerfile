@@ -9,9 +9,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
-# Every runtime dependency ships a binary wheel, so no compiler is needed even here.
-RUN /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
+COPY requirements.lock /tmp/requirements.lock
+# The locked runtime dependencies, each checked against its hash. Every one ships a binary
+# wheel, so no compiler is needed even here.
+RUN /opt/venv/bin/pip install --only-binary=:all: --require-hashes -r /tmp/requirements.lock
 
 # --- runtime: the virtualenv and the application code only -------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -2,21 +2,23 @@
 #   make run   - create .venv, install, start the embedded DB (unless MONGODB_URI is set), serve on :8000
 #   make test  - create .venv, install, run the whole test suite (it starts and stops its own DB);
 #                installs redis-server and docker-compose (Debian) for the tests using them when missing
+#   make lint  - ruff (rules and format check) and mypy, with the configuration in pyproject.toml
+#   make lock  - pin every dependency, transitive ones included, with hashes, after editing requirements*.txt
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-packages clean
+.PHONY: run test lint lock install system-packages clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when a requirements file changed.
-$(STAMP): $(PY) requirements.txt requirements-dev.txt
+# Install exactly the locked versions, each checked against its hash; reinstall only when a lock changed.
+$(STAMP): $(PY) requirements.lock requirements-dev.lock
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,6 +52,18 @@ TEST_WORKERS ?= 4
 
 test: install system-packages
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# requirements.txt / requirements-dev.txt name what we depend on; the locks pin everything it pulls in.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock: $(PY)
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) -o requirements.lock requirements.txt
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) -o requirements-dev.lock requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache

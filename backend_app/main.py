@@ -130,7 +130,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1)
+        await asyncio.wait_for(
+            asyncio.shield(index_task), timeout=settings.mongodb_server_selection_timeout_ms / 1000 + 1
+        )
     try:
         yield
     finally:

@@ -164,7 +164,9 @@ def http_rows(base_url: str, headers: list[dict[str, str]], users: list[str], se
         async def run(i: int) -> bool:
             b = buyer(i)
             if kind == "orders":
-                r = await http[i].post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=headers[b])
+                r = await http[i].post(
+                    "/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=headers[b]
+                )
                 ok = r.status_code == 201
             elif kind == "list":
                 r = await http[i].get(f"/orders/{users[b]}", params={"limit": 10}, headers=headers[b])
@@ -201,7 +203,9 @@ def line(name: str, design: str, r: Result, reference: Result | None, off: Resul
     )
 
 
-async def cache_rows(on: ApiServer, off: ApiServer, uri: str, headers, users, product_id: str, seconds: float) -> list[str]:
+async def cache_rows(
+    on: ApiServer, off: ApiServer, uri: str, headers, users, product_id: str, seconds: float
+) -> list[str]:
     raw_inserts, raw_pages = RawInserts(uri, seconds), RawPages(uri, seconds)
     await raw_inserts(1)
     out = [
@@ -255,7 +259,9 @@ async def median_ms(client: httpx.AsyncClient, url: str, params: dict, headers: 
     return statistics.median(times)
 
 
-async def history_rows(server: ApiServer, uri: str, hist: dict[int, dict[str, str]], seconds: float, repeat: int) -> list[str]:
+async def history_rows(
+    server: ApiServer, uri: str, hist: dict[int, dict[str, str]], seconds: float, repeat: int
+) -> list[str]:
     out = [
         (
             "**Order history pages (cache on), one client, median of "
@@ -314,14 +320,17 @@ async def history_rows(server: ApiServer, uri: str, hist: dict[int, dict[str, st
 
 
 async def main(args: argparse.Namespace) -> None:
-    commit = subprocess.run(  # noqa: ASYNC221 - once, before anything is measured
+    commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     print(
         f"# auth_floor: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {commit}; {platform.machine()} "
         f"{os.cpu_count()} cores (shared); Python {platform.python_version()}; {args.seconds:.0f} s per row"
     )
-    with tempfile.TemporaryDirectory(prefix="auth-floor-") as data_dir, EmbeddedMongo(storage_path=data_dir) as embedded:
+    with (
+        tempfile.TemporaryDirectory(prefix="auth-floor-") as data_dir,
+        EmbeddedMongo(storage_path=data_dir) as embedded,
+    ):
         print(f"# SecantusDB flags: {' '.join(embedded.command()[3:])}")
         secret = secrets.token_urlsafe(48)
         settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=DB_NAME, jwt_secret=secret)
@@ -343,9 +352,10 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await mongo.close()
         env = api_env(embedded.uri, DB_NAME, secret, MONGODB_MAX_TIME_MS="120000", ORDER_MAX_PENDING="1000000")
-        with ApiServer(env={**env, "SESSION_CACHE_ENABLED": "true"}) as on, ApiServer(
-            env={**env, "SESSION_CACHE_ENABLED": "false"}
-        ) as off:
+        with (
+            ApiServer(env={**env, "SESSION_CACHE_ENABLED": "true"}) as on,
+            ApiServer(env={**env, "SESSION_CACHE_ENABLED": "false"}) as off,
+        ):
             tables = await cache_rows(on, off, embedded.uri, headers, users, product_ids[0], args.seconds)
             tables += [""] + await history_rows(on, embedded.uri, hist, args.seconds, args.repeat)
     print("\n".join(tables))

@@ -181,7 +181,9 @@ async def main(args: argparse.Namespace, uri: str) -> None:
             base_url = server.base_url
             async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
                 if args.pages:
-                    print(f"catalog: {args.products} live products, limit={PAGE_SIZE}, median of {args.repeat} requests")
+                    print(
+                        f"catalog: {args.products} live products, limit={PAGE_SIZE}, median of {args.repeat} requests"
+                    )
                 for sort in ("_id", "price") if args.pages else ():
                     for line in await pages(client, sort, args.repeat, args.walk):
                         print(line, flush=True)

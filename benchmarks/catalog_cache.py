@@ -42,7 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.replay_dummyjson import Timings, product_body  # noqa: E402
+from benchmarks.replay_dummyjson import Timings, product_body
 
 DB_NAME = "catalog_bench"
 #: The measured reads: label → query parameters of ``GET /products``.

@@ -35,9 +35,9 @@ from pymongo import MongoClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend_app.core.security import PASSWORD_HASH_WORKERS, _hash_sync  # noqa: E402
-from backend_app.devtools.embedded_db import EmbeddedMongo  # noqa: E402
-from backend_app.devtools.api_server import ApiServer  # noqa: E402
+from backend_app.core.security import PASSWORD_HASH_WORKERS, _hash_sync
+from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo
 
 PASSWORD = "bench-passw0rd"
 ADMIN_PASSWORD = "bench-admin-passw0rd"
@@ -68,7 +68,7 @@ def seed(base: str, db_uri: str, users: int) -> None:
         "MONGODB_DB": DB_NAME,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    subprocess.run(  # noqa: S603 - fixed argv
+    subprocess.run(
         [
             sys.executable,
             "-m",
@@ -173,9 +173,10 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"CPUs: {os.cpu_count()}, bcrypt pool workers: {PASSWORD_HASH_WORKERS}, bcrypt cost 12")
-    with EmbeddedMongo(storage_path=":memory:") as db, ApiServer(
-        env={"MONGODB_URI": db.uri, "MONGODB_DB": DB_NAME, "RATE_LIMIT_ENABLED": "false"}
-    ) as api:
+    with (
+        EmbeddedMongo(storage_path=":memory:") as db,
+        ApiServer(env={"MONGODB_URI": db.uri, "MONGODB_DB": DB_NAME, "RATE_LIMIT_ENABLED": "false"}) as api,
+    ):
         seed(api.base_url, db.uri, args.logins)
         idle, loaded, login_ms, wall = asyncio.run(
             asyncio.wait_for(measure(api.base_url, args.samples, args.logins), timeout=TIME_LIMIT_S)

@@ -269,9 +269,10 @@ async def main(args: argparse.Namespace) -> None:
         f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
         f"{platform.machine()} {os.cpu_count()} cores (shared), {args.seconds:.0f} s per row"
     )
-    with tempfile.TemporaryDirectory(prefix="order-contention-") as data_dir, EmbeddedMongo(
-        storage_path=data_dir
-    ) as embedded:
+    with (
+        tempfile.TemporaryDirectory(prefix="order-contention-") as data_dir,
+        EmbeddedMongo(storage_path=data_dir) as embedded,
+    ):
         print(f"SecantusDB: {' '.join(embedded.command()[3:])}")
         secret = secrets.token_urlsafe(48)
         settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=DB_NAME, jwt_secret=secret)
@@ -292,15 +293,18 @@ async def main(args: argparse.Namespace) -> None:
                     server.cwd = app_dir
                 with server:
                     rows = await order_rows(server.base_url, headers, product_ids, args.seconds, raw)
-                tables += table(f"POST /orders, {title}", rows) + [""]
+                tables += [*table(f"POST /orders, {title}", rows), ""]
         finally:
             await raw.close()
     if args.no_sync_reference:
         tables.append("**raw insert_one: the same server flags with and without --sync-on-commit, side by side**")
         tables.append("")
-        with tempfile.TemporaryDirectory(prefix="order-contention-") as d1, tempfile.TemporaryDirectory(
-            prefix="order-contention-nosync-"
-        ) as d2, EmbeddedMongo(storage_path=d1) as durable, EmbeddedMongo(storage_path=d2, sync_on_commit=False) as fast:
+        with (
+            tempfile.TemporaryDirectory(prefix="order-contention-") as d1,
+            tempfile.TemporaryDirectory(prefix="order-contention-nosync-") as d2,
+            EmbeddedMongo(storage_path=d1) as durable,
+            EmbeddedMongo(storage_path=d2, sync_on_commit=False) as fast,
+        ):
             synced, unsynced = RawInserts(durable.uri, args.seconds), RawInserts(fast.uri, args.seconds)
             try:
                 for n in CLIENT_COUNTS:

@@ -97,13 +97,13 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend_app.core.security import _hash_sync  # noqa: E402
-from backend_app.devtools.api_server import ApiServer  # noqa: E402
-from backend_app.devtools.embedded_db import EmbeddedMongo, free_port  # noqa: E402
-from backend_app.devtools.seed import seed_user  # noqa: E402
-from backend_app.main import INDEX_INSTALLERS  # noqa: E402
-from benchmarks.order_contention import RawInserts, Result  # noqa: E402
-from config import Settings  # noqa: E402
+from backend_app.core.security import _hash_sync
+from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
+from backend_app.devtools.seed import seed_user
+from backend_app.main import INDEX_INSTALLERS
+from benchmarks.order_contention import RawInserts, Result
+from config import Settings
 
 CLIENTS = 16
 #: Units of each product's one size: no row sells out.
@@ -468,9 +468,7 @@ async def run_app(
                 await run_slice(servers[key], rows[(w, key)], args.seconds / 2)
             for key in layouts:
                 row = rows[(w, key)]
-                row.check, row.check_passed = await oversell_check(
-                    db, row.product_ids, before[key], len(row.latencies)
-                )
+                row.check, row.check_passed = await oversell_check(db, row.product_ids, before[key], len(row.latencies))
                 print(f"  {w} {key}: {row.result.rate:.1f}/s, check {row.check}", file=sys.stderr, flush=True)
             raws.append(await raw(CLIENTS))
     return raws, [rows[(w, key)] for w in workloads for key in layouts]
@@ -572,9 +570,11 @@ async def measure(args: argparse.Namespace) -> None:
         f"at most {MAX_RATE_PER_CLIENT}/s per client), {CLIENTS} clients, one HTTP connection each; "
         f"warm-up {WARMUP_SECONDS:g} s per layout; layouts {', '.join(args.layouts)} all up at once",
     ]
-    with tempfile.TemporaryDirectory(prefix="order-scaleout-") as data_dir, tempfile.TemporaryDirectory(
-        prefix="order-scaleout-logs-"
-    ) as log_dir, EmbeddedMongo(storage_path=data_dir) as embedded:
+    with (
+        tempfile.TemporaryDirectory(prefix="order-scaleout-") as data_dir,
+        tempfile.TemporaryDirectory(prefix="order-scaleout-logs-") as log_dir,
+        EmbeddedMongo(storage_path=data_dir) as embedded,
+    ):
         header.append(f"- SecantusDB flags: `{' '.join(embedded.command()[3:])}`")
         print("\n".join(header), flush=True)
         mongo: AsyncMongoClient = AsyncMongoClient(embedded.uri, tz_aware=True)
@@ -610,7 +610,7 @@ async def measure(args: argparse.Namespace) -> None:
                 print(f"{title}:", file=sys.stderr, flush=True)
                 raws, rows = await run_app(app_dir=app_dir, env=env, db=db, settings=settings, raw=raw, args=args)
                 tables = results_table(f"POST /orders, {title}", raws, rows, args.workloads)
-                print("\n".join(tables + [""] + targets_table(rows)), flush=True)
+                print("\n".join([*tables, "", *targets_table(rows)]), flush=True)
         finally:
             await raw.close()
             await mongo.close()

@@ -215,7 +215,11 @@ async def spawn_and_replay(data_dir: Path, concurrency: int) -> int:
         with ApiServer(env=env) as api:
             client: AsyncMongoClient = AsyncMongoClient(mongo.uri)
             headers = await seed_user(
-                client["replay"], settings, username="replay_admin", role="admin", password_hash=_hash_sync(uuid.uuid4().hex)
+                client["replay"],
+                settings,
+                username="replay_admin",
+                role="admin",
+                password_hash=_hash_sync(uuid.uuid4().hex),
             )
             await client.close()
             return await replay(api.base_url, headers["Authorization"].removeprefix("Bearer "), data_dir, concurrency)

@@ -81,7 +81,8 @@ async def seed(db, settings: Settings) -> tuple[list[str], list[dict[str, str]],
     now = datetime.now(UTC)
     docs = [
         new_product_document(
-            ProductCreate(name=f"Product {i}", price=Decimal("19.99"), sizes=[{"size": "m", "quantity": STOCK}]), now=now
+            ProductCreate(name=f"Product {i}", price=Decimal("19.99"), sizes=[{"size": "m", "quantity": STOCK}]),
+            now=now,
         )
         for i in range(CLIENTS)
     ]
@@ -96,7 +97,12 @@ async def seed(db, settings: Settings) -> tuple[list[str], list[dict[str, str]],
 
 
 async def orders_round(
-    base: str, product_ids: list[str], buyers: list[dict[str, str]], seconds: float, turn: list[int], placed: dict[str, float]
+    base: str,
+    product_ids: list[str],
+    buyers: list[dict[str, str]],
+    seconds: float,
+    turn: list[int],
+    placed: dict[str, float],
 ) -> tuple[int, float, list[float]]:
     """``CLIENTS`` clients placing orders for ``seconds``; (orders placed, elapsed, latencies in s).
 
@@ -110,7 +116,9 @@ async def orders_round(
             buyer = buyers[i + CLIENTS * (turn[i] % BUYERS_PER_CLIENT)]
             turn[i] += 1
             started = time.monotonic()
-            response = await http.post("/orders", json={"items": [{"productId": product_ids[i], "qty": 1}]}, headers=buyer)
+            response = await http.post(
+                "/orders", json={"items": [{"productId": product_ids[i], "qty": 1}]}, headers=buyer
+            )
             if response.status_code == 201:
                 now = time.monotonic()
                 latencies.append(now - started)
@@ -151,9 +159,17 @@ def first_arrivals(receiver: Receiver) -> dict[str, tuple[float, float, dict]]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    print(f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.machine()} {os.cpu_count()} cores (shared)")
-    with tempfile.TemporaryDirectory(prefix="webhook-bench-") as data_dir, EmbeddedMongo(storage_path=data_dir) as embedded, Receiver() as receiver:
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(
+        f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.machine()} {os.cpu_count()} cores (shared)"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="webhook-bench-") as data_dir,
+        EmbeddedMongo(storage_path=data_dir) as embedded,
+        Receiver() as receiver,
+    ):
         print(f"SecantusDB: {' '.join(embedded.command()[3:])}")
         secret = secrets.token_urlsafe(48)
         settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=DB_NAME, jwt_secret=secret)
@@ -166,7 +182,9 @@ async def run(args: argparse.Namespace) -> None:
             "MONGODB_URI": embedded.uri, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
             "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
         }  # fmt: skip
-        print(f"webhook settings: defaults (poll {Settings.model_fields['webhook_poll_interval_seconds'].default} s, concurrency {Settings.model_fields['webhook_concurrency'].default}), loopback allowed")
+        print(
+            f"webhook settings: defaults (poll {Settings.model_fields['webhook_poll_interval_seconds'].default} s, concurrency {Settings.model_fields['webhook_concurrency'].default}), loopback allowed"
+        )
         with ApiServer(env=env) as server:
             async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as api:
                 turn = [0] * CLIENTS
@@ -175,19 +193,29 @@ async def run(args: argparse.Namespace) -> None:
                 await orders_round(server.base_url, product_ids, buyers, 1.0, turn, {})  # warm-up
                 endpoint_id = None
                 for r in range(args.rounds):
-                    for mode in (("none", "subscribed") if r % 2 == 0 else ("subscribed", "none")):
+                    for mode in ("none", "subscribed") if r % 2 == 0 else ("subscribed", "none"):
                         if mode == "subscribed":
-                            created = await api.post("/webhooks/endpoints", json={"url": receiver.url, "events": ["*"]}, headers=admin)
+                            created = await api.post(
+                                "/webhooks/endpoints", json={"url": receiver.url, "events": ["*"]}, headers=admin
+                            )
                             assert created.status_code == 201, created.text
                             endpoint_id = created.json()["id"]
                             placed = subscribed_orders
                         else:
                             placed = {}
-                        results[mode].append(await orders_round(server.base_url, product_ids, buyers, args.seconds, turn, placed))
+                        results[mode].append(
+                            await orders_round(server.base_url, product_ids, buyers, args.seconds, turn, placed)
+                        )
                         if mode == "subscribed":
                             await wait_until(lambda: set(subscribed_orders) <= set(first_arrivals(receiver)), 60)
-                            assert (await api.delete(f"/webhooks/endpoints/{endpoint_id}", headers=admin)).status_code == 204
-                        print(f"  round {r + 1} {mode}: {results[mode][-1][0] / results[mode][-1][1]:.1f} orders/s", file=sys.stderr, flush=True)
+                            assert (
+                                await api.delete(f"/webhooks/endpoints/{endpoint_id}", headers=admin)
+                            ).status_code == 204
+                        print(
+                            f"  round {r + 1} {mode}: {results[mode][-1][0] / results[mode][-1][1]:.1f} orders/s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                 arrivals = first_arrivals(receiver)
                 lower = [arrivals[o][0] - t for o, t in subscribed_orders.items() if o in arrivals]
                 upper = [
@@ -197,9 +225,14 @@ async def run(args: argparse.Namespace) -> None:
                 missing = [o for o in subscribed_orders if o not in arrivals]
 
                 # 1,000 events in one commit, delivered.
-                created = await api.post("/webhooks/endpoints", json={"url": receiver.url, "events": ["product.created"]}, headers=admin)
+                created = await api.post(
+                    "/webhooks/endpoints", json={"url": receiver.url, "events": ["product.created"]}, headers=admin
+                )
                 before = len(receiver.accepted())
-                items = [{"name": f"Bulk {i}", "price": 1.5, "sizes": [{"size": "m", "quantity": 1}]} for i in range(BULK_EVENTS)]
+                items = [
+                    {"name": f"Bulk {i}", "price": 1.5, "sizes": [{"size": "m", "quantity": 1}]}
+                    for i in range(BULK_EVENTS)
+                ]
                 batch = await api.post("/products/batch", json=items, headers=admin)
                 assert batch.status_code == 207 and batch.json()["created"] == BULK_EVENTS, batch.text[:300]
                 committed = time.monotonic()
@@ -225,8 +258,14 @@ async def run(args: argparse.Namespace) -> None:
             f"| {mode} | {sum(n for n, _e, _l in rows)} | {rate(rows):.1f} | {percentile(lat(rows), 0.5) * 1000:.1f} | "
             f"{percentile(lat(rows), 0.99) * 1000:.1f} |"
         )
-    print(f"\nsubscribed / none = **{sub / none:.2f}×** (per round: "
-          + ", ".join(f"{a[0] / a[1]:.1f} vs {b[0] / b[1]:.1f}" for a, b in zip(results['subscribed'], results['none'], strict=True)) + ")")
+    print(
+        f"\nsubscribed / none = **{sub / none:.2f}×** (per round: "
+        + ", ".join(
+            f"{a[0] / a[1]:.1f} vs {b[0] / b[1]:.1f}"
+            for a, b in zip(results["subscribed"], results["none"], strict=True)
+        )
+        + ")"
+    )
     print(
         f"\ncommit → first attempt, {len(lower)} order events (missing {len(missing)}): "
         f"from the 201: p50 {percentile(lower, 0.5) * 1000:.0f} ms, **p95 {percentile(lower, 0.95) * 1000:.0f} ms**, max {max(lower, default=0) * 1000:.0f} ms; "
@@ -236,7 +275,9 @@ async def run(args: argparse.Namespace) -> None:
         f"\n{BULK_EVENTS} events (one bulk chunk) delivered: {bulk_delivered} in {bulk_elapsed:.2f} s = "
         f"**{bulk_delivered / bulk_elapsed:.0f} deliveries/s**{'' if done else ' (TIMED OUT)'}"
     )
-    print(f"mean order latency none {statistics.fmean(lat(results['none'])) * 1000:.1f} ms, subscribed {statistics.fmean(lat(results['subscribed'])) * 1000:.1f} ms")
+    print(
+        f"mean order latency none {statistics.fmean(lat(results['none'])) * 1000:.1f} ms, subscribed {statistics.fmean(lat(results['subscribed'])) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -45,9 +45,7 @@ class Settings(BaseSettings):
             ``production``) a required setting is missing (docs/contract.md §8).
     """
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     app_env: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
@@ -197,7 +195,9 @@ class Settings(BaseSettings):
                 try:
                     seconds = float(item)
                 except (TypeError, ValueError):
-                    raise ValueError(f"WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. '5,300,1800'; got {item!r}") from None
+                    raise ValueError(
+                        f"WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. '5,300,1800'; got {item!r}"
+                    ) from None
                 if seconds < 0:
                     raise ValueError("WEBHOOK_RETRY_SCHEDULE values must be 0 or more seconds")
         return value
@@ -307,7 +307,9 @@ class Settings(BaseSettings):
             if self.rate_limit_enabled and self.web_concurrency > 1 and self.rate_limit_storage_uri == "memory://":
                 logger.warning(
                     "RATE_LIMIT_STORAGE_URI=memory:// with WEB_CONCURRENCY=%d: each worker counts on its own, "
-                    "so callers get %dx the budget; use redis://", self.web_concurrency, self.web_concurrency
+                    "so callers get %dx the budget; use redis://",
+                    self.web_concurrency,
+                    self.web_concurrency,
                 )
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
             raise ValueError(
@@ -323,7 +325,7 @@ class Settings(BaseSettings):
 #: spread over a public /7: 10.0.0.0/8 and fc00::/7 are the broadest networks proxies normally live in).
 MIN_PUBLIC_PROXY_PREFIX = 8
 #: IPv4-mapped IPv6 addresses: a dual-stack socket shows IPv4 clients as ``::ffff:a.b.c.d``.
-_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 #: Shortest ``METRICS_TOKEN`` in production (256 bits, as an HS256 key).
 MIN_METRICS_TOKEN_BYTES = 32
 
@@ -343,7 +345,7 @@ def _too_broad_proxies(proxies: list[str]) -> str | None:
     v6: list[ipaddress.IPv6Network] = []
     for proxy in proxies:
         try:
-            network = ipaddress.ip_network(proxy.strip(), strict=False)
+            network: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network(proxy.strip(), strict=False)
         except ValueError:  # a host name or malformed entry: uvicorn decides
             continue
         if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
@@ -351,10 +353,14 @@ def _too_broad_proxies(proxies: list[str]) -> str | None:
             network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
         if network.prefixlen < MIN_PUBLIC_PROXY_PREFIX and not network.is_private:
             return f"{proxy.strip()!r} (a public network of /{network.prefixlen})"
-        (v4 if isinstance(network, ipaddress.IPv4Network) else v6).append(network)  # type: ignore[arg-type]
-    for networks in (v4, v6):
-        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(networks)):  # type: ignore[type-var]
-            return f"{', '.join(repr(p) for p in proxies)} (together, every address)"
+        if isinstance(network, ipaddress.IPv4Network):
+            v4.append(network)
+        else:
+            v6.append(network)
+    if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v4)) or any(
+        n.prefixlen == 0 for n in ipaddress.collapse_addresses(v6)
+    ):
+        return f"{', '.join(repr(p) for p in proxies)} (together, every address)"
     return None
 
 

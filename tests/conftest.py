@@ -103,7 +103,6 @@ def password_hash() -> str:
 Headers = dict[str, str]
 
 
-
 @pytest.fixture
 def make_user(app: FastAPI, settings: Settings, password_hash: str) -> Any:
     """Factory: ``await make_user("alice", role="user")`` stores a user and returns bearer headers."""

@@ -92,7 +92,9 @@ async def record(
     await repository.insert_entries(
         db,
         entries=[
-            new_entry(actor=actor, action=action, entity_type=entity_type, entity_id=entity_id, before=before, after=after)
+            new_entry(
+                actor=actor, action=action, entity_type=entity_type, entity_id=entity_id, before=before, after=after
+            )
         ],
         session=session,
     )

@@ -29,7 +29,9 @@ class InvalidTokenError(DomainError):
     def __init__(self, detail: str = "The access token is invalid, expired or revoked.") -> None:
         super().__init__(
             detail,
-            headers={"WWW-Authenticate": f'Bearer realm="storefront", error="invalid_token", error_description="{detail}"'},
+            headers={
+                "WWW-Authenticate": f'Bearer realm="storefront", error="invalid_token", error_description="{detail}"'
+            },
         )
 
 

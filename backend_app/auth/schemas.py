@@ -35,7 +35,7 @@ class TokenPair(BaseModel):
 
     access_token: str = Field(description="JWT to send as `Authorization: Bearer <token>`.")
     refresh_token: str = Field(description="JWT for `POST /auth/refresh`; single use (rotated).")
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
     expires_in: int = Field(description="Lifetime of the access token, in seconds.", examples=[900])
 
 

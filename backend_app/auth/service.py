@@ -135,7 +135,7 @@ def _pair(settings: Settings, *, user: UserPublic, refresh_token: str, session_i
         settings,
         subject=user.username,
         role=user.role,
-        token_type="access",
+        token_type="access",  # noqa: S106 - a token type, not a secret
         session_id=session_id,
         not_after=not_after,
     )
@@ -152,7 +152,11 @@ async def start_session(db: MongoDatabase, settings: Settings, *, user: UserPubl
     now = datetime.now(UTC)
     not_after = int((now + timedelta(days=settings.session_max_age_days)).timestamp())
     refresh_token, claims = create_token(
-        settings, subject=user.username, role=user.role, token_type="refresh", not_after=not_after
+        settings,
+        subject=user.username,
+        role=user.role,
+        token_type="refresh",  # noqa: S106 - a token type, not a secret
+        not_after=not_after,
     )
     await repository.insert_session(
         db,
@@ -218,7 +222,7 @@ async def refresh(db: MongoDatabase, settings: Settings, *, refresh_token: str) 
         settings,
         subject=user.username,
         role=user.role,
-        token_type="refresh",
+        token_type="refresh",  # noqa: S106 - a token type, not a secret
         session_id=claims.sid,
         not_after=not_after,
     )
@@ -276,6 +280,7 @@ async def caller_from_access_token(
             claims = decode_token(settings, token, expected_type="access")
     except TokenError:
         raise InvalidTokenError() from None
+
     async def load() -> Documents:
         user, session = await asyncio.gather(
             users_repository.get_by_username(db, username=claims.sub),

@@ -11,7 +11,8 @@ from config import Settings
 
 async def get_app_settings(request: Request) -> Settings:
     """FastAPI dependency: the ``Settings`` passed to ``create_app()`` (``async``: no thread-pool hop per request)."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 AppSettings = Annotated[Settings, Depends(get_app_settings)]

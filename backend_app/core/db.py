@@ -59,7 +59,8 @@ def create_client(
 
 async def get_database(request: Request) -> MongoDatabase:
     """FastAPI dependency: the application's database (``MONGODB_DB``; ``async``: no thread-pool hop per request)."""
-    return request.app.state.db
+    db: MongoDatabase = request.app.state.db
+    return db
 
 
 Database = Annotated[MongoDatabase, Depends(get_database)]
@@ -158,10 +159,8 @@ async def _commit(session: AsyncClientSession, deadline: float) -> None:
 async def _abandon(session: AsyncClientSession) -> None:
     """Abort the session's transaction if one is open; errors ignored (the server aborts it itself)."""
     if session.in_transaction:
-        try:
+        with contextlib.suppress(PyMongoError, TimeoutError):
             await asyncio.wait_for(session.abort_transaction(), timeout=1.0)
-        except (PyMongoError, TimeoutError):
-            pass
 
 
 @contextlib.contextmanager

@@ -23,12 +23,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlencode
 
 from pydantic import TypeAdapter
@@ -137,7 +137,7 @@ def none_match_fails(if_none_match: Iterable[str], current_etag: str) -> bool:
     parsed = parse_entity_tags(",".join(lines))
     if parsed is None:
         return False
-    if parsed == ANY:
+    if isinstance(parsed, str):  # ANY
         return True
     current = EntityTag(opaque=current_etag.removeprefix("W/").strip('"'), weak=current_etag.startswith("W/"))
     return any(weak_match(tag, current) for tag in parsed)
@@ -199,7 +199,7 @@ def render_json(request: Request, value: Any) -> bytes:
     route = request.scope.get("route")
     model = getattr(route, "response_model", None)
     if model is None:
-        return _adapter(type(value)).dump_json(value, by_alias=True)
+        return _adapter(cast(Hashable, type(value))).dump_json(value, by_alias=True)
     adapter = _adapter(model)
     return adapter.dump_json(adapter.validate_python(value), by_alias=True)
 

@@ -70,6 +70,8 @@ CREATED_AT_AXIS = KeyAxis(
 )
 #: Each window is this many times wider than the one before (relative axes: up to doubling the value).
 WINDOW_GROWTH = 4
+
+
 def _bounds(condition: Any, axis: KeyAxis) -> tuple[int | None, int | None]:
     """``(low, high)`` coordinates of a stage's condition on the key: low rounded down, high exclusive."""
     if not isinstance(condition, dict):
@@ -79,7 +81,7 @@ def _bounds(condition: Any, axis: KeyAxis) -> tuple[int | None, int | None]:
     return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
-def _width(axis: KeyAxis, edge: int, step: int, *, up: bool, last: int | None, seen: Any) -> int:
+def _width(axis: KeyAxis, edge: int, step: int, *, up: bool, last: int | None, seen: tuple[int, int] | None) -> int:
     """Width of the next window: fixed growth, or fitted to the rows the last window held.
 
     ``seen`` is what the reader sent back for the last window: ``(rows it
@@ -88,11 +90,12 @@ def _width(axis: KeyAxis, edge: int, step: int, *, up: bool, last: int | None, s
     :data:`WINDOW_GROWTH` times the last width, so an offset page reads about
     the rows it skips, not a whole over-grown window.
     """
-    grown = axis.first_span * WINDOW_GROWTH**step
+    grown: int = axis.first_span * WINDOW_GROWTH**step
     if not axis.relative:
         if last is not None and seen is not None and seen[0] > 0:
             held, wanted = seen
-            return max(1, min(-(-wanted * last * 5 // (held * 4)), last * WINDOW_GROWTH))
+            fitted: int = -(-wanted * last * 5 // (held * 4))
+            return max(1, min(fitted, last * WINDOW_GROWTH))
         return grown if last is None else last * WINDOW_GROWTH
     share = abs(edge) >> max(0, 4 - step)  # 1/16, 1/4, then the whole distance from zero
     return max(grown, share if up else min(share, abs(edge) // 2), 1)
@@ -181,7 +184,9 @@ class WindowReader:
         self.extent = extent
         self.skip_left = skip
 
-    async def read(self, stage: dict[str, Any], limit: int, find: Callable[[dict[str, Any], int], Awaitable[Rows]]) -> Rows:
+    async def read(
+        self, stage: dict[str, Any], limit: int, find: Callable[[dict[str, Any], int], Awaitable[Rows]]
+    ) -> Rows:
         """Up to ``limit`` rows of ``stage`` after the offset left, in scan order.
 
         ``find(filter, n)`` must return the first ``n`` rows matching
@@ -191,7 +196,7 @@ class WindowReader:
         """
         field = self.axis.field
         ranged = field not in stage or isinstance(stage[field], dict)
-        pieces = key_windows(stage, self.axis, self.direction, self.extent) if ranged else iter([stage])
+        pieces = key_windows(stage, self.axis, self.direction, self.extent) if ranged else _only(stage)
         rows: Rows = []
         piece = next(pieces)
         while True:
@@ -205,3 +210,8 @@ class WindowReader:
                 piece = pieces.send((len(found), self.skip_left + limit - len(rows))) if ranged else next(pieces)
             except StopIteration:
                 return rows
+
+
+def _only(stage: dict[str, Any]) -> Generator[dict[str, Any], tuple[int, int] | None, None]:
+    """``stage`` alone, shaped as :func:`key_windows` (a stage on one key value needs no windows)."""
+    yield stage

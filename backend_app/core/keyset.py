@@ -148,6 +148,7 @@ async def find_window(
         cursor = collection.find(stage, projection).sort(sort).skip(window.skip).limit(limit)
         if max_time_ms is not None:
             cursor = cursor.max_time_ms(max_time_ms)
-        return await cursor.to_list(length=limit)
+        rows: list[dict[str, Any]] = await cursor.to_list(length=limit)
+        return rows
 
     return await read_window(base, window, read)

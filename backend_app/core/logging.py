@@ -104,7 +104,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     which breaks when a test runner swaps ``sys.stdout``.)
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 

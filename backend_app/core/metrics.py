@@ -99,18 +99,16 @@ BCRYPT_QUEUE = Gauge(
 #: Outcomes of webhook delivery attempts: accepted (2xx), to be retried, given up (schedule spent or the
 #: endpoint disabled), and 410 Gone (the receiver asked to stop; the endpoint is disabled).
 WEBHOOK_RESULTS = ("delivered", "retrying", "failed", "gone")
-WEBHOOK_DELIVERIES = Counter(
-    "storefront_webhook_deliveries_total", "Webhook delivery attempts, by result.", ["result"]
-)
+WEBHOOK_DELIVERIES = Counter("storefront_webhook_deliveries_total", "Webhook delivery attempts, by result.", ["result"])
 WEBHOOK_ATTEMPT_DURATION = Histogram(
     "storefront_webhook_attempt_duration_seconds",
     "Duration of one webhook delivery attempt (connect, send, answer).",
-    buckets=LATENCY_BUCKETS + (15.0, 30.0),
+    buckets=(*LATENCY_BUCKETS, 15.0, 30.0),
 )
 WEBHOOK_DELIVERY_LATENCY = Histogram(
     "storefront_webhook_delivery_latency_seconds",
     "From an event's commit to its successful delivery to one endpoint.",
-    buckets=LATENCY_BUCKETS + (30.0, 60.0, 300.0, 3600.0, 86400.0),
+    buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 3600.0, 86400.0),
 )
 OUTBOX_LAG = Gauge(
     "storefront_events_outbox_lag_seconds",

@@ -150,7 +150,7 @@ class PageWindow:
     @property
     def scan_direction(self) -> Literal[1, -1]:
         """The direction rows are fetched in: the sort's, inverted for a backward page."""
-        return -self.sort.direction if self.backward else self.sort.direction  # type: ignore[return-value]
+        return -self.sort.direction if self.backward else self.sort.direction
 
     def _cursor(self, doc: Mapping[str, Any], *, before: bool) -> str:
         key = None if self.sort.field == "_id" else doc.get(self.sort.field)

@@ -41,14 +41,11 @@ these constructs, and a refusal costs the client one 422.
 from __future__ import annotations
 
 import re
-from typing import Any
 
-try:  # Python 3.11+
-    import re._constants as sre_constants
-    import re._parser as sre_parse
-except ImportError:  # pragma: no cover - Python < 3.11
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+# The parser behind ``re`` (public as ``sre_parse`` until 3.11, which deprecated that name); typeshed has no stubs.
+import re._constants as sre_constants  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
+from typing import Any
 
 #: Unbounded (or effectively unbounded: more than this many repeats) quantifiers allowed in one pattern.
 MAX_UNBOUNDED_QUANTIFIERS = 2

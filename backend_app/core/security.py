@@ -9,15 +9,17 @@ claim names) and are only ever decoded with an explicit ``algorithms`` list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import bcrypt
 import jwt
@@ -37,16 +39,16 @@ BCRYPT_ROUNDS = 12
 PASSWORD_HASH_WORKERS = max(
     1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)) - 1
 )
+T = TypeVar("T")
+
 #: Niceness of the bcrypt threads (Linux per-thread priority): the event loop thread wins the CPU.
 PASSWORD_HASH_NICENESS = 10
 
 
 def _lower_thread_priority() -> None:
     """Thread initializer: lower this worker thread's scheduling priority where the OS allows it."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_HASH_NICENESS)
-    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
-        pass
 
 
 _password_pool = ThreadPoolExecutor(
@@ -54,12 +56,12 @@ _password_pool = ThreadPoolExecutor(
 )
 
 
-async def _run_in_password_pool(func: Any, *args: Any) -> Any:
+async def _run_in_password_pool(func: Callable[..., T], *args: Any) -> T:
     """Run ``func(*args)`` in the bcrypt pool, counted in ``bcrypt_pool_queue_length`` until a thread takes it."""
     metrics.bcrypt_queued(1)
     dequeued = threading.Lock()  # whoever acquires it first (the job starting, or a cancel) decrements once
 
-    def job() -> Any:
+    def job() -> T:
         if dequeued.acquire(blocking=False):
             metrics.bcrypt_queued(-1)
         return func(*args)
@@ -157,7 +159,7 @@ def create_token(
     ``session_id`` ties the token to a login (a new one when ``None``).
     """
     now = int(time.time())
-    ttl = settings.access_token_ttl_seconds if token_type == "access" else settings.refresh_token_ttl_seconds
+    ttl = settings.access_token_ttl_seconds if token_type == "access" else settings.refresh_token_ttl_seconds  # noqa: S105 - a token type, not a secret
     exp = now + ttl if not_after is None else min(now + ttl, not_after)
     claims = TokenClaims(
         sub=subject,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class SingleFlight:
@@ -24,13 +27,16 @@ class SingleFlight:
         """Keys being computed now."""
         return len(self._running)
 
-    async def run(self, key: str, work: Callable[[], Awaitable[Any]]) -> Any:
-        """``await work()`` once for all concurrent callers with ``key``; returns (or raises) its outcome."""
-        task = self._running.get(key)
+    async def run(self, key: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``await work()`` once for all concurrent callers with ``key``; returns (or raises) its outcome.
+
+        Callers sharing a key must ask for the same work: the first caller's runs.
+        """
+        task: asyncio.Task[T] | None = self._running.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(work())
             self._running[key] = task
-            task.add_done_callback(lambda done, key=key: self._forget(key, done))
+            task.add_done_callback(functools.partial(self._forget, key))
         return await asyncio.shield(task)
 
     def _forget(self, key: str, task: asyncio.Task[Any]) -> None:

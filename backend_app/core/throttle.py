@@ -115,7 +115,7 @@ class FailureThrottle:
         if self._call("test", self.item, *ids):
             return None
         stats = self._call("get_window_stats", self.item, *ids)
-        return max(math.ceil(stats.reset_time - time.time()), 1)
+        return max(math.ceil(float(stats.reset_time) - time.time()), 1)
 
     @asynccontextmanager
     async def attempt(self, key: str) -> AsyncIterator[Attempt]:

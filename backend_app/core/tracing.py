@@ -190,7 +190,8 @@ class DatabaseCommandSpans(monitoring.CommandListener):
         if isinstance(event.connection_id, tuple):
             host, port = event.connection_id
             attributes["server.address"] = str(host)
-            attributes["server.port"] = int(port)
+            if port is not None:
+                attributes["server.port"] = int(port)
         request_id = correlation_id.get()
         if request_id:
             attributes[REQUEST_ID_ATTRIBUTE] = request_id

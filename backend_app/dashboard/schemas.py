@@ -58,7 +58,9 @@ class DashboardSummary(BaseModel):
     total_orders: int
     orders_by_status: OrdersByStatus
     revenue: Money = Field(description="Σ total of completed orders.")
-    top_products: list[TopProduct] = Field(description="The 5 products with the most units in orders neither cancelled nor expired.")
+    top_products: list[TopProduct] = Field(
+        description="The 5 products with the most units in orders neither cancelled nor expired."
+    )
     low_stock: list[LowStockProduct] = Field(
         description="Live products with stock ≤ low_stock_threshold, lowest first."
     )

@@ -18,7 +18,17 @@ from backend_app.devtools.process import ManagedProcess
 REPO = Path(__file__).resolve().parents[2]
 #: Variables of the caller's environment that must not leak into the server's settings
 #: (a developer's exported MONGODB_URI must not point a test server at their database).
-_SETTINGS_PREFIXES = ("MONGODB_", "DATABASE_URL", "JWT_", "APP_ENV", "ADMIN_", "RATE_LIMIT_", "CACHE_", "WEBHOOK_", "EVENTS_")
+_SETTINGS_PREFIXES = (
+    "MONGODB_",
+    "DATABASE_URL",
+    "JWT_",
+    "APP_ENV",
+    "ADMIN_",
+    "RATE_LIMIT_",
+    "CACHE_",
+    "WEBHOOK_",
+    "EVENTS_",
+)
 
 
 class ApiServer(ManagedProcess):

@@ -54,7 +54,12 @@ class ManagedProcess:
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - closed in stop()
         output = self._log if self._log is not None else subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603 - argv from the subclass, no shell
-            self.command(), cwd=self.cwd, env=self.environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            cwd=self.cwd,
+            env=self.environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ answered ``400`` (so the sender retries it). Register
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -41,8 +42,8 @@ def listen(*, secret: str, port: int) -> None:
         return 204, {}, b"", 0.0
 
     with Receiver(on_request=on_request, port=port) as receiver:
-        print(f"listening on {receiver.url}; deliveries are verified with standardwebhooks (Ctrl-C to stop)", flush=True)
-        try:
+        print(
+            f"listening on {receiver.url}; deliveries are verified with standardwebhooks (Ctrl-C to stop)", flush=True
+        )
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass

@@ -22,7 +22,9 @@ Answer = tuple[int, dict[str, str], bytes, float]
 Behaviour = Callable[[int, dict[str, str]], Answer]
 
 
-def always(status: int = 200, *, headers: dict[str, str] | None = None, body: bytes = b"ok", delay_s: float = 0.0) -> Behaviour:
+def always(
+    status: int = 200, *, headers: dict[str, str] | None = None, body: bytes = b"ok", delay_s: float = 0.0
+) -> Behaviour:
     """A behaviour answering ``status`` every time."""
     return lambda _n, _h: (status, headers or {}, body, delay_s)
 
@@ -92,7 +94,9 @@ class Receiver:
                 )
 
     def __enter__(self) -> Receiver:
-        config = uvicorn.Config(self._app, interface="asgi3", host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self._app, interface="asgi3", host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

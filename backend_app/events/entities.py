@@ -38,7 +38,9 @@ def order_data(
         "status": status or order["status"],
         "created_at": _stored(order["created_at"]),
         "updated_at": _stored(updated_at or order.get("updated_at", order["created_at"])),
-        "items": [{**item, "productDetails": {"_id": item["productId"], "name": item["name"]}} for item in order["items"]],
+        "items": [
+            {**item, "productDetails": {"_id": item["productId"], "name": item["name"]}} for item in order["items"]
+        ],
     }
     return view(joined).model_dump(mode="json")
 

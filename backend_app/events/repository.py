@@ -14,6 +14,7 @@ removes the flag (index ``outbox``, partial, so delivered history costs nothing)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -29,13 +30,17 @@ from backend_app.core.pagination import PageWindow
 COLLECTION = "events"
 VERSIONS = "event_versions"
 #: The feed's order: newest first (``created_at``, then ``_id``).
-SORT_TOKEN = "-created_at"
+SORT_TOKEN = "-created_at"  # noqa: S105 - a name, not a secret
 
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("by_time", [("created_at", ASCENDING), ("_id", ASCENDING)], {}),
     ("by_type", [("type", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], {}),
     ("by_entity", [("entity_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], {}),
-    ("outbox", [("pending_fanout", ASCENDING), ("_id", ASCENDING)], {"partialFilterExpression": {"pending_fanout": True}}),
+    (
+        "outbox",
+        [("pending_fanout", ASCENDING), ("_id", ASCENDING)],
+        {"partialFilterExpression": {"pending_fanout": True}},
+    ),
 ]
 
 
@@ -59,9 +64,7 @@ async def insert_events(db: MongoDatabase, *, events: list[dict[str, Any]], sess
         await db[COLLECTION].insert_many(events, ordered=True, session=session)
 
 
-async def next_versions(
-    db: MongoDatabase, *, counts: dict[str, int], session: AsyncClientSession
-) -> dict[str, int]:
+async def next_versions(db: MongoDatabase, *, counts: dict[str, int], session: AsyncClientSession) -> dict[str, int]:
     """Reserve ``counts[key]`` more versions for each entity ``key``; returns each key's new ``later`` count.
 
     One ``bulk_write`` of upserted ``$inc`` and one ``find`` inside the change's
@@ -88,6 +91,8 @@ async def next_version(db: MongoDatabase, *, key: str, session: AsyncClientSessi
     doc = await db[VERSIONS].find_one_and_update(
         {"_id": key}, {"$inc": {"later": 1}}, upsert=True, return_document=ReturnDocument.AFTER, session=session
     )
+    if doc is None:  # an upsert returning the document after it always has one
+        raise RuntimeError(f"no version document for {key!r} after its upsert")
     return int(doc["later"])
 
 
@@ -154,12 +159,12 @@ async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
 
 
 async def find_in_range(
-    db: MongoDatabase, *, since: datetime, until: datetime, types: list[str] | None, limit: int
+    db: MongoDatabase, *, since: datetime, until: datetime, types: Sequence[str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Ids, types and times of up to ``limit`` events created in ``[since, until)``, oldest first (index ``by_time``)."""
     query: dict[str, Any] = {"created_at": {"$gte": since, "$lt": until}}
     if types:
-        query["type"] = {"$in": types}
+        query["type"] = {"$in": list(types)}
     cursor = (
         db[COLLECTION]
         .find(query, {"type": 1, "created_at": 1})

@@ -28,7 +28,7 @@ async def list_events(
     db: Database,
     page: Pagination,
     _admin: AdminUser,
-    type: Annotated[EventType | None, Query(description="Only events of this type.")] = None,  # noqa: A002 - the filter's public name
+    type: Annotated[EventType | None, Query(description="Only events of this type.")] = None,
     entity_id: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Only events about this order or product id.")
     ] = None,

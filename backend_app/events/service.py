@@ -87,7 +87,8 @@ def _recorded(session: AsyncClientSession | None) -> None:
 
     async def after_transaction() -> None:
         deadline = asyncio.get_running_loop().time() + WAKE_WAIT_S
-        while session.in_transaction and asyncio.get_running_loop().time() < deadline:
+        # The driver signals no end of transaction, so it is polled.
+        while session.in_transaction and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.002)
         for wake in _wakeups:
             wake()
@@ -171,7 +172,9 @@ async def order_status_changed(
     """
     now = datetime.now(UTC)
     data = entities.order_data(order, view=view, status=status, updated_at=now)
-    event = new_event(type=f"order.{status}", entity_type="order", entity_id=str(order["_id"]), version=2, data=data, now=now)
+    event = new_event(
+        type=f"order.{status}", entity_type="order", entity_id=str(order["_id"]), version=2, data=data, now=now
+    )
     await _insert(db, [event], session)
 
 
@@ -251,7 +254,7 @@ async def products_written(
         if pid not in created:
             counts[f"product:{pid}"] = counts.get(f"product:{pid}", 0) + 1
     later = await repository.next_versions(db, counts=counts, session=session)
-    next_of = {pid: 1 for pid in created}
+    next_of = dict.fromkeys(created, 1)
     for key, n in counts.items():
         next_of[key.split(":", 1)[1]] = later[key] - n + 2
     now = datetime.now(UTC)
@@ -260,7 +263,16 @@ async def products_written(
         version = next_of[pid]
         next_of[pid] += 1
         doc = documents[ObjectId(pid)]
-        events.append(new_event(type=t, entity_type="product", entity_id=pid, version=version, data=entities.product_data(doc, view=view), now=now))
+        events.append(
+            new_event(
+                type=t,
+                entity_type="product",
+                entity_id=pid,
+                version=version,
+                data=entities.product_data(doc, view=view),
+                now=now,
+            )
+        )
     await _insert(db, events, session)
 
 
@@ -281,7 +293,9 @@ async def list_events(
         InvalidCursorError: the cursor is bad or was issued for other filters (400).
     """
     filters = EventFilter(type=type, entity_id=entity_id)
-    window = page.window(scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=SortOrder.parse(repository.SORT_TOKEN))
+    window = page.window(
+        scope=LIST_SCOPE, filters=filters.fingerprint_fields(), sort=SortOrder.parse(repository.SORT_TOKEN)
+    )
     docs, meta = window.finish(await repository.list_events(db, filters=filters, window=window))
     return [to_public(d) for d in docs], meta
 
@@ -322,7 +336,7 @@ async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
 
 
 async def events_between(
-    db: MongoDatabase, *, since: datetime, until: datetime, types: list[str] | None, limit: int
+    db: MongoDatabase, *, since: datetime, until: datetime, types: Sequence[str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Stored events (``_id``, ``type``, ``created_at``) created in ``[since, until)``, oldest first, at most ``limit``."""
     return await repository.find_in_range(db, since=since, until=until, types=types, limit=limit)

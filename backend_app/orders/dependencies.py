@@ -16,8 +16,9 @@ from fastapi import Depends, Query
 
 from backend_app.auth.dependencies import CurrentUser, ensure_self_or_admin
 from backend_app.core.db import Database
-from backend_app.orders.schemas import OrderCreate, UserId
+from backend_app.orders.schemas import OrderCreate
 from backend_app.users import service as users_service
+from backend_app.users.schemas import Username as UserId
 from backend_app.users.schemas import UserPublic
 
 

@@ -37,7 +37,6 @@ from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, repository
-from backend_app.orders.views import to_public as order_view
 from backend_app.orders.allocation import Line, allocate, units_by_product
 from backend_app.orders.exceptions import (
     InsufficientStockError,
@@ -46,6 +45,7 @@ from backend_app.orders.exceptions import (
     TooManyPendingUnitsError,
     UnknownSizeError,
 )
+from backend_app.orders.views import to_public as order_view
 from backend_app.products import stock
 
 #: The refusals an order of a batch can meet on its own; the other orders go on.
@@ -80,6 +80,10 @@ class Limits:
             max_pending_units=settings.order_max_pending_units,
             max_units_per_line=settings.order_max_units_per_line,
         )
+
+
+#: The limits of the default settings (the API passes the configured ones).
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(slots=True)
@@ -152,7 +156,7 @@ class OrderBatcher:
             except BatchAborted:
                 for request in batch:
                     await _run_settled(db, [request])
-            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+            except BaseException as exc:
                 _fail(batch, exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
@@ -165,7 +169,7 @@ async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: in
             await _run(db, batch)
         except BatchAborted:
             continue
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             _fail(batch, exc)
         return
     _fail(batch, ServiceUnavailableError("The order could not be placed consistently; retry."))
@@ -250,7 +254,9 @@ def _check_batch(
     accepted: list[_Accepted] = []
     for i, request in enumerate(batch):
         try:
-            missing = list(dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining))
+            missing = list(
+                dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining)
+            )
             if missing:
                 raise OrderedProductNotFoundError(missing)
             taken = allocate(request.lines, remaining)

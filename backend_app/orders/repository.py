@@ -31,8 +31,8 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.key_windows import ID_AXIS, WindowReader
@@ -148,10 +148,7 @@ async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
     if not user_ids:
         return
     await db[HOLDS].bulk_write(
-        [
-            UpdateOne({"_id": user_id}, {"$setOnInsert": {"orders": 0, "units": 0}}, upsert=True)
-            for user_id in user_ids
-        ],
+        [UpdateOne({"_id": user_id}, {"$setOnInsert": {"orders": 0, "units": 0}}, upsert=True) for user_id in user_ids],
         ordered=False,
     )
 
@@ -194,7 +191,12 @@ async def pending_totals(db: MongoDatabase) -> tuple[dict[tuple[ObjectId, str], 
             {"$match": {"status": "pending"}},
             {"$unwind": "$items"},
             {"$unwind": "$items.taken"},
-            {"$group": {"_id": {"p": "$items.productId", "s": "$items.taken.size"}, "units": {"$sum": "$items.taken.qty"}}},
+            {
+                "$group": {
+                    "_id": {"p": "$items.productId", "s": "$items.taken.size"},
+                    "units": {"$sum": "$items.taken.qty"},
+                }
+            },
         ]
     )
     async for row in per_size:
@@ -232,9 +234,7 @@ async def migration_applied(db: MongoDatabase, *, name: str) -> bool:
 
 async def record_migration(db: MongoDatabase, *, name: str) -> None:
     """Record the conversion ``name`` as applied (idempotent)."""
-    await db[MIGRATIONS].update_one(
-        {"_id": name}, {"$setOnInsert": {"applied_at": datetime.now(UTC)}}, upsert=True
-    )
+    await db[MIGRATIONS].update_one({"_id": name}, {"$setOnInsert": {"applied_at": datetime.now(UTC)}}, upsert=True)
 
 
 async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: int) -> list[ObjectId]:
@@ -253,8 +253,10 @@ async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: in
     return [doc["_id"] async for doc in cursor]
 
 
-async def get_by_id(db: MongoDatabase, *, order_id: ObjectId, session: AsyncClientSession) -> dict[str, Any] | None:
-    """The stored order ``order_id`` (no join, any owner), read inside ``session``."""
+async def get_by_id(
+    db: MongoDatabase, *, order_id: ObjectId, session: AsyncClientSession | None
+) -> dict[str, Any] | None:
+    """The stored order ``order_id`` (no join, any owner), read inside ``session`` (``None``: outside one)."""
     return await db[COLLECTION].find_one({"_id": order_id}, session=session)
 
 

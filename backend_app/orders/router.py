@@ -32,7 +32,6 @@ REPLAY_HEADER = "Idempotent-Replayed"
 OrderId = Annotated[ObjectIdStr, Path(description="The order's 24-hex id.")]
 
 
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,

@@ -21,7 +21,7 @@ class OrderItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    productId: ObjectIdStr  # noqa: N815 - the brief's key
+    productId: ObjectIdStr
     qty: int = Field(ge=1, le=1000, examples=[3])
     size: str | None = Field(default=None, min_length=1, max_length=50)
 
@@ -34,7 +34,7 @@ class OrderCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    userId: UserId | None = None  # noqa: N815 - the brief's key
+    userId: UserId | None = None
     items: list[OrderItemCreate] = Field(min_length=1, max_length=100)
 
 
@@ -61,7 +61,7 @@ class SizeTaken(BaseModel):
 class OrderLinePublic(BaseModel):
     """One line of a listed order: the brief's ``productDetails`` and ``qty``, plus what was taken."""
 
-    productDetails: ProductDetails  # noqa: N815 - the brief's key
+    productDetails: ProductDetails
     qty: int
     size: str | None = Field(default=None, description="The size asked for, if any.")
     unit_price: Money
@@ -72,7 +72,7 @@ class OrderPublic(BaseModel):
     """One order in ``GET /orders/{user_id}``: ``id``, ``items``, ``total`` (brief) and more."""
 
     id: str
-    userId: str  # noqa: N815 - the brief's key
+    userId: str
     items: list[OrderLinePublic]
     total: Money
     status: OrderStatus

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -36,14 +36,14 @@ from backend_app.orders.exceptions import (
     LineUnitsExceededError,
     OrderNotFoundError,
 )
-from backend_app.orders.views import to_public
-from backend_app.orders.placement import REFUSALS, Limits, batcher_for, ensure_holds
+from backend_app.orders.placement import DEFAULT_LIMITS, REFUSALS, Limits, batcher_for, ensure_holds
 from backend_app.orders.schemas import (
     OrderItemCreate,
     OrderPublic,
     OrderStatus,
     SettableStatus,
 )
+from backend_app.orders.views import to_public
 from backend_app.products import stock
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ async def place_order(
     items: list[OrderItemCreate],
     placed_by: str | None = None,
     claim: idempotency.Claim | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """Place an order for ``user_id`` and return its id (brief ``POST /orders``), once per call.
 
@@ -142,7 +142,7 @@ async def place_order_idempotently(
     user_id: str,
     items: list[OrderItemCreate],
     idempotency_key: str | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, bool]:
     """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders`` (docs/contract.md §5).
 
@@ -176,9 +176,7 @@ async def place_order_idempotently(
         return str(outcome.response["id"]), True
     faults.reach("key_claimed")
     try:
-        order_id = await place_order(
-            db, user_id=user_id, placed_by=caller, items=items, claim=outcome, limits=limits
-        )
+        order_id = await place_order(db, user_id=user_id, placed_by=caller, items=items, claim=outcome, limits=limits)
     except BaseException:
         await idempotency.release(db, claim=outcome)
         raise
@@ -264,8 +262,11 @@ async def _leave_pending(
             if status == "expired":
                 return False
             raise InvalidStatusTransitionError(state, status)
-        if not await repository.set_status(db, order_id=order["_id"], current="pending", status=status, session=session):
+        if not await repository.set_status(
+            db, order_id=order["_id"], current="pending", status=status, session=session
+        ):
             raise InvalidStatusTransitionError(state, status)
+        assert current is not None  # a missing order has no transition, refused above
         await events.order_status_changed(db, order=current, status=status, view=to_public, session=session)
         for product_id, per_size in units.items():
             settle = stock.fulfil if status == "completed" else stock.release

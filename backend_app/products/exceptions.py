@@ -71,7 +71,8 @@ class QuantityBelowAllocatedError(ConflictError):
         ]
         subject = f"Product {product_id}" if product_id else "The product"
         super().__init__(
-            f"{subject} would hold less than its pending orders: " + "; ".join(parts)
+            f"{subject} would hold less than its pending orders: "
+            + "; ".join(parts)
             + ". Cancel those orders first, or send stock_basis=available.",
             productId=product_id,
             sizes=sizes,

@@ -38,8 +38,8 @@ import ijson
 from backend_app.core.db import MongoDatabase
 from backend_app.products import service
 from backend_app.products.catalog_version import catalog_changed
-from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import ProductCreate
+from backend_app.products.stock import StockBasis
 
 FORMATS = ("json", "jsonl", "csv")
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}

@@ -85,7 +85,7 @@ class _BoundedTTLCache(TTLCache[str, tuple[CachedPage, int]]):
         super().__init__(maxsize=max_bytes, ttl=ttl, timer=timer, getsizeof=lambda value: value[1])
         self.max_entries = max_entries
 
-    def __setitem__(self, key: str, value: tuple[CachedPage, int]) -> None:  # type: ignore[override]
+    def __setitem__(self, key: str, value: tuple[CachedPage, int]) -> None:
         if key not in self:
             while len(self) >= self.max_entries:  # len() drops expired entries first
                 self.popitem()

@@ -146,7 +146,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     :func:`backfill_price_cents` and :func:`backfill_extent` run (idempotent).
     """
     coll = _collection(db)
-    wanted = [(name, keys, {}) for name, keys in INDEXES]
+    wanted: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [(name, keys, {}) for name, keys in INDEXES]
     wanted.append(("sku_unique", [("sku", ASCENDING)], {"unique": True, "partialFilterExpression": SKU_PRESENT}))
     for name, keys, options in wanted:
         try:
@@ -332,7 +332,6 @@ AXES: dict[str, KeyAxis] = {
 PRICE_EXTENT = (1, 100_000_001)
 
 
-
 async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
     """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for ``core.key_windows``.
 
@@ -371,7 +370,9 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
 
     async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         return await windows.read(
-            stage, limit, lambda piece, want: coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want)
+            stage,
+            limit,
+            lambda piece, want: coll.find(piece, LIST_PROJECTION).sort(sort).limit(want).to_list(length=want),
         )
 
     return await read_window(filters.to_query(), window, read)

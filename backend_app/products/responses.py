@@ -131,7 +131,7 @@ async def list_response(
     page = await store.get(key)
     hit = page is not None and page.version == version
     metrics.page_cache_lookup(hit=hit)
-    if not hit:
+    if not hit or page is None:  # a hit has a page
 
         async def make() -> CachedPage:
             body = http_cache.render_json(request, await compute())

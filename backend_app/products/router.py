@@ -19,7 +19,6 @@ from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.products import responses, service
-from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import (
     MAX_BATCH,
     BatchReport,
@@ -31,6 +30,7 @@ from backend_app.products.schemas import (
     ProductUpdate,
     SizeStock,
 )
+from backend_app.products.stock import StockBasis
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -148,9 +148,7 @@ async def list_products(
     }
 
     async def compute() -> Page[ProductListItem]:
-        data, meta = await service.list_products(
-            db, **filters, page=page, max_time_ms=settings.mongodb_max_time_ms
-        )
+        data, meta = await service.list_products(db, **filters, page=page, max_time_ms=settings.mongodb_max_time_ms)
         return Page[ProductListItem](data=data, page=meta)
 
     params = {**filters, "limit": page.limit, "offset": page.offset, "cursor": page.cursor}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -122,7 +122,7 @@ class ProductUpdate(BaseModel):
     def _sizes_unique(cls, value: list[SizeStock]) -> list[SizeStock]:
         return _unique_sizes(value)
 
-    def changes(self) -> dict[str, object]:
+    def changes(self) -> dict[str, Any]:
         """The fields the client sent, with their (validated) values."""
         return {name: getattr(self, name) for name in self.model_fields_set}
 

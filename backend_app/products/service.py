@@ -15,7 +15,7 @@ so the catalog and the audit trail never disagree.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -45,7 +45,6 @@ from backend_app.products.exceptions import (
     SkuTakenError,
 )
 from backend_app.products.repository import PRICE_KEY, ProductFilter
-from backend_app.products.stock import StockBasis
 from backend_app.products.schemas import (
     BatchItemResult,
     BatchReport,
@@ -56,6 +55,7 @@ from backend_app.products.schemas import (
     ProductUpdate,
     SizeStock,
 )
+from backend_app.products.stock import StockBasis
 
 #: Longest accepted ``name`` pattern, in characters (docs/contract.md §4).
 MAX_PATTERN_LENGTH = 100
@@ -136,7 +136,7 @@ def _sku_must_be_free(sku: str | None) -> Iterator[None]:
 
 def _is_sku_conflict(exc: DuplicateKeyError) -> bool:
     """Whether ``exc`` was raised by the products' ``sku_unique`` index (by key pattern, else by message)."""
-    details: dict[str, Any] = exc.details or {}
+    details: Mapping[str, Any] = exc.details or {}
     key_pattern = details.get("keyPattern") or details.get("keyValue") or {}
     return "sku" in key_pattern or "sku_unique" in str(details.get("errmsg", exc))
 
@@ -292,9 +292,7 @@ async def update_product(
         )
 
     with _sku_must_be_free(changes.sku):
-        doc = await _change_live_product(
-            db, product_id=product_id, actor=actor, action="product.update", change=change
-        )
+        doc = await _change_live_product(db, product_id=product_id, actor=actor, action="product.update", change=change)
     await catalog_changed(db)
     return to_public(doc)
 
@@ -524,7 +522,9 @@ async def _write_chunk(
             if target is not None and upsert:
                 before = current[target]
                 try:
-                    sizes = stock.stored_sizes(product.sizes, current=before["sizes"], basis=basis, product_id=str(target))
+                    sizes = stock.stored_sizes(
+                        product.sizes, current=before["sizes"], basis=basis, product_id=str(target)
+                    )
                 except QuantityBelowAllocatedError as exc:
                     outcome[index] = _below_allocated(index, exc)
                     continue

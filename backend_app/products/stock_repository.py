@@ -21,10 +21,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from backend_app.core.db import MongoDatabase
 from backend_app.products.repository import COLLECTION
 
-def _per_size(units: Mapping[str, int], changes: Mapping[str, int]) -> tuple[dict[str, int], list[dict[str, str]]]:
+
+def _per_size(units: Mapping[str, int], changes: Mapping[str, int]) -> tuple[dict[str, int], list[Mapping[str, Any]]]:
     """``$inc`` of ``changes`` (``{field: sign}``) for each size of ``units``, addressed through ``arrayFilters``."""
     increments: dict[str, int] = {}
-    filters: list[dict[str, str]] = []
+    filters: list[Mapping[str, Any]] = []
     for i, (size, qty) in enumerate(units.items()):
         for field, sign in changes.items():
             increments[f"sizes.$[s{i}].{field}"] = sign * qty

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ def _duplicate_field(exc: DuplicateKeyError) -> str | None:
     ``None`` when the refusing index is not one of the users' own (e.g. an audit
     trail index, in the same transaction): that is not a taken name or address.
     """
-    details: dict[str, Any] = exc.details or {}
+    details: Mapping[str, Any] = exc.details or {}
     keys = set((details.get("keyPattern") or details.get("keyValue") or {}).keys())
     message = str(details.get("errmsg", ""))
     if "email" in keys or "email_unique" in message:

@@ -138,7 +138,11 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until cancelled; errors (e.g. the database is down) are logged and the loop goes on."""
         loop = asyncio.get_running_loop()
-        unregister = events.on_recorded(lambda: loop.call_soon(self._wake.set))
+
+        def wake() -> None:
+            loop.call_soon(self._wake.set)
+
+        unregister = events.on_recorded(wake)
         try:
             while True:
                 try:
@@ -163,7 +167,9 @@ class Dispatcher:
         while self._backlog:
             held = self._backlog.popleft()
             with contextlib.suppress(Exception):
-                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
+                await repository.settle(
+                    self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
+                )
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
@@ -262,7 +268,12 @@ class Dispatcher:
         )
         for index, delivery_id in owned.items():
             event, endpoint = pairs[index]
-            delivery = {"_id": delivery_id, "event_id": event["_id"], "endpoint_id": endpoint["_id"], "schedule_step": 0}
+            delivery = {
+                "_id": delivery_id,
+                "event_id": event["_id"],
+                "endpoint_id": endpoint["_id"],
+                "schedule_step": 0,
+            }
             self._backlog.append(_Held(delivery, event, endpoint, token, lease_until))
         await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
         return len(pending), len(owned) < len(pairs)
@@ -284,7 +295,13 @@ class Dispatcher:
         endpoints = {e["_id"]: e for e in await repository.endpoints_by_ids(self.db, endpoint_ids=endpoint_ids)}
         for delivery in claimed:
             self._backlog.append(
-                _Held(delivery, found.get(delivery["event_id"]), endpoints.get(delivery["endpoint_id"]), token, lease_until)
+                _Held(
+                    delivery,
+                    found.get(delivery["event_id"]),
+                    endpoints.get(delivery["endpoint_id"]),
+                    token,
+                    lease_until,
+                )
             )
         return len(claimed) == room
 
@@ -300,7 +317,9 @@ class Dispatcher:
         while self._backlog and len(self._in_flight) < self.settings.webhook_concurrency:
             held = self._backlog.popleft()
             if held.lease_until - datetime.now(UTC) < margin:
-                await repository.settle(self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None)
+                await repository.settle(
+                    self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
+                )
                 continue
             task = asyncio.create_task(self._deliver(held.delivery, held.event, held.endpoint, held.token))
             self._in_flight.add(task)
@@ -369,6 +388,7 @@ class Dispatcher:
         now = datetime.now(UTC)
         step = int(delivery.get("schedule_step", 0))
         new_status: str | None = None  # the endpoint's, when this outcome changes it
+        changes: dict[str, Any]
         reason: str | None = None
         if result.delivered:
             outcome, changes = "delivered", {"status": "delivered", "next_attempt_at": None, "delivered_at": now}
@@ -405,8 +425,10 @@ class Dispatcher:
             # endpoint (until the server reaps it) must not keep this process's sending slots busy.
             try:
                 await self._change_status(endpoint, new_status=new_status, reason=reason, now=now)
-            except Exception:  # noqa: BLE001 - the next outcome of this endpoint makes the same change
-                logger.warning("webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True)
+            except Exception:
+                logger.warning(
+                    "webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True
+                )
 
     async def _change_status(
         self, endpoint: dict[str, Any], *, new_status: str, reason: str | None, now: datetime
@@ -468,7 +490,9 @@ class _SettleBatch:
     ) -> bool:
         """Queue one outcome (see ``repository.settle``) and wait until it is written; False if the lease was lost."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(({"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}, future))
+        self._queue.append(
+            ({"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}, future)
+        )
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await asyncio.shield(future)
@@ -479,7 +503,7 @@ class _SettleBatch:
             batch, self._queue = self._queue, []
             try:
                 written = await repository.settle_many(self.db, outcomes=[item for item, _f in batch])
-            except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+            except BaseException as exc:
                 for _item, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -494,4 +518,3 @@ class _SettleBatch:
 async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:
     """Remove deliveries created before ``cutoff`` (the events retention sweep calls it); returns how many."""
     return await repository.delete_older_than(db, cutoff=cutoff)
-

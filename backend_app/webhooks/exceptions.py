@@ -53,7 +53,9 @@ class DeliveryInFlightError(ConflictError):
 
     def __init__(self, delivery_id: str) -> None:
         super().__init__(
-            f"Delivery {delivery_id} is being sent right now; retry later.", headers={"Retry-After": "15"}, deliveryId=delivery_id
+            f"Delivery {delivery_id} is being sent right now; retry later.",
+            headers={"Retry-After": "15"},
+            deliveryId=delivery_id,
         )
 
 

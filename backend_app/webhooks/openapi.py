@@ -1,6 +1,5 @@
 """The events as OpenAPI ``webhooks``: one entry per event type with its envelope, so ``/docs`` shows every payload."""
 
-
 from typing import Any, Literal
 
 from fastapi import FastAPI, Header
@@ -26,7 +25,10 @@ EVENT_DATA: dict[str, tuple[type[BaseModel], str]] = {
     "order.cancelled": (OrderPublic, "The owner or an admin cancelled a pending order; its stock went back."),
     "order.expired": (OrderPublic, "A pending order passed `ORDER_PENDING_TTL_SECONDS`; its stock went back."),
     "product.created": (ProductPublic, "A product was created (`POST /products`, batch, import)."),
-    "product.updated": (ProductPublic, "A product's fields were replaced or changed (`PUT`, `PATCH`, an import upsert)."),
+    "product.updated": (
+        ProductPublic,
+        "A product's fields were replaced or changed (`PUT`, `PATCH`, an import upsert).",
+    ),
     "product.deleted": (ProductPublic, "A product was soft-deleted; `data` is the product as it was."),
     "product.stock_changed": (
         ProductPublic,
@@ -38,13 +40,16 @@ EVENT_DATA: dict[str, tuple[type[BaseModel], str]] = {
 
 def _envelope_model(event_type: str, data: type[BaseModel]) -> type[BaseModel]:
     name = "Event_" + event_type.replace(".", "_")
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         name,
         id=(str, Field(description="The event's 24-hex id; equals the `webhook-id` header.")),
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]  # a Literal of a runtime value
         created_at=(str, Field(description="ISO 8601 UTC time of the change.")),
         entity=(EventEntity, ...),
-        data=(data, Field(description="The entity as the admin API shows it (thinned, with `truncated: true`, above 20 KB).")),
+        data=(
+            data,
+            Field(description="The entity as the admin API shows it (thinned, with `truncated: true`, above 20 KB)."),
+        ),
     )
 
 

@@ -104,7 +104,9 @@ async def update_endpoint(
     )
 
 
-async def signing_keys(db: MongoDatabase, *, endpoint_id: ObjectId, session: AsyncClientSession) -> list[dict[str, Any]] | None:
+async def signing_keys(
+    db: MongoDatabase, *, endpoint_id: ObjectId, session: AsyncClientSession
+) -> list[dict[str, Any]] | None:
     """An endpoint's signing keys (for a rotation), or ``None`` when it does not exist."""
     doc = await db[ENDPOINTS].find_one({"_id": endpoint_id}, {"signing_keys": 1}, session=session)
     return None if doc is None else list(doc.get("signing_keys", []))
@@ -287,7 +289,9 @@ async def claim_due(
     of what this token won. Three round trips however many are claimed.
     """
     due = {"status": "pending", "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}}
-    cursor = db[DELIVERIES].find(due, {"_id": 1}).sort([("status", ASCENDING), ("next_attempt_at", ASCENDING)]).limit(limit)
+    cursor = (
+        db[DELIVERIES].find(due, {"_id": 1}).sort([("status", ASCENDING), ("next_attempt_at", ASCENDING)]).limit(limit)
+    )
     ids = [doc["_id"] async for doc in cursor]
     if not ids:
         return []
@@ -340,7 +344,9 @@ async def settle_many(db: MongoDatabase, *, outcomes: list[dict[str, Any]]) -> l
 
 async def oldest_undelivered(db: MongoDatabase) -> datetime | None:
     """``event_created_at`` of the oldest pending delivery, or ``None`` (the pending range of index ``due``)."""
-    doc = await db[DELIVERIES].find_one({"status": "pending"}, {"event_created_at": 1}, sort=[("event_created_at", ASCENDING)])
+    doc = await db[DELIVERIES].find_one(
+        {"status": "pending"}, {"event_created_at": 1}, sort=[("event_created_at", ASCENDING)]
+    )
     return doc["event_created_at"] if doc else None
 
 

@@ -94,7 +94,9 @@ class AttemptPublic(BaseModel):
 
     at: datetime
     status_code: int | None = Field(description="The receiver's HTTP status, or null when no answer came.")
-    error: str | None = Field(description="Why the attempt failed without an answer (timeout, connection, address refused...).")
+    error: str | None = Field(
+        description="Why the attempt failed without an answer (timeout, connection, address refused...)."
+    )
     duration_ms: float
     response: str | None = Field(description="The first 1 KiB of the response body (UTF-8, invalid bytes replaced).")
     next_attempt_at: datetime | None = Field(description="When the next attempt is due after this one, if any.")

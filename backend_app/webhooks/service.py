@@ -138,7 +138,15 @@ async def create_endpoint(
 
     async def work(session: AsyncClientSession) -> None:
         await repository.insert_endpoint(db, endpoint=doc, session=session)
-        await _audit(db, session, actor=actor, action="webhook_endpoint.create", endpoint_id=public.id, before=None, after=_json(public))
+        await _audit(
+            db,
+            session,
+            actor=actor,
+            action="webhook_endpoint.create",
+            endpoint_id=public.id,
+            before=None,
+            after=_json(public),
+        )
 
     await run_in_transaction(db.client, work)
     return EndpointWithSecret(**public.model_dump(), secret=secret)
@@ -211,7 +219,15 @@ async def update_endpoint(
         after = await repository.update_endpoint(db, endpoint_id=endpoint_oid, changes=sent, session=session)
         assert after is not None
         public = to_public(after)
-        await _audit(db, session, actor=actor, action="webhook_endpoint.update", endpoint_id=endpoint_id, before=_json(to_public(before)), after=_json(public))
+        await _audit(
+            db,
+            session,
+            actor=actor,
+            action="webhook_endpoint.update",
+            endpoint_id=endpoint_id,
+            before=_json(to_public(before)),
+            after=_json(public),
+        )
         return public
 
     return await run_in_transaction(db.client, work)
@@ -229,7 +245,15 @@ async def delete_endpoint(db: MongoDatabase, *, endpoint_id: str, actor: str) ->
         before = await repository.get_endpoint(db, endpoint_id=endpoint_oid, session=session)
         if before is None or not await repository.delete_endpoint(db, endpoint_id=endpoint_oid, session=session):
             raise EndpointNotFoundError(endpoint_id)
-        await _audit(db, session, actor=actor, action="webhook_endpoint.delete", endpoint_id=endpoint_id, before=_json(to_public(before)), after=None)
+        await _audit(
+            db,
+            session,
+            actor=actor,
+            action="webhook_endpoint.delete",
+            endpoint_id=endpoint_id,
+            before=_json(to_public(before)),
+            after=None,
+        )
 
     await run_in_transaction(db.client, work)
 
@@ -348,6 +372,8 @@ async def send_test(db: MongoDatabase, *, endpoint_id: str) -> DeliveryPublic:
 
     async def work(session: AsyncClientSession) -> dict[str, Any]:
         event = await events.record_ping(db, endpoint_id=endpoint_id, url=endpoint["url"], session=session)
-        return await repository.insert_delivery(db, event=event, endpoint_id=endpoint["_id"], now=event["created_at"], session=session)
+        return await repository.insert_delivery(
+            db, event=event, endpoint_id=endpoint["_id"], now=event["created_at"], session=session
+        )
 
     return delivery_public(await run_in_transaction(db.client, work))

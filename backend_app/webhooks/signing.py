@@ -18,7 +18,7 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a name, not a secret
 SECRET_BYTES = 32
 #: How long a replaced secret keeps signing after ``rotate-secret``.
 ROTATION_OVERLAP = timedelta(hours=24)

@@ -24,7 +24,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 def compose_command() -> list[str] | None:
     """``docker compose`` when the plugin is installed, else ``docker-compose``, else ``None``."""
     if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)  # noqa: S603,S607
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
             return ["docker", "compose"]
     if shutil.which("docker-compose"):
@@ -36,7 +36,7 @@ def run_compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed here")
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [*command, "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
         text=True,
@@ -74,9 +74,7 @@ def test_compose_runs_a_replica_set_redis_and_a_health_gated_api() -> None:
     assert "rs.initiate" in mongo_check and "isWritablePrimary" in mongo_check
     assert redis_["image"].startswith("redis:7")
     assert "redis-cli" in redis_["healthcheck"]["test"]
-    assert api["depends_on"] == {
-        name: {"condition": "service_healthy"} for name in ("mongo", "redis", "redis-cache")
-    }
+    assert api["depends_on"] == {name: {"condition": "service_healthy"} for name in ("mongo", "redis", "redis-cache")}
     env = api["environment"]
     assert env["APP_ENV"] == "production"
     assert "replicaSet=rs0" in env["MONGODB_URI"]
@@ -159,7 +157,7 @@ def test_dockerignore_keeps_tests_secrets_and_local_state_out_of_the_build_conte
     # Everything is excluded, then only what the image needs is let back in.
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"requirements.txt", "backend_app", "config"}
+    assert allowed == {"requirements.lock", "backend_app", "config"}
 
 
 def test_development_and_test_tooling_is_not_shipped_in_the_image() -> None:

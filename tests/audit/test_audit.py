@@ -54,8 +54,14 @@ async def test_each_catalog_write_records_exactly_one_entry(client: httpx.AsyncC
         "price": 12.5,
     }
     assert patch["before"] == {"price": 12.5} and patch["after"] == {"price": 9.99}
-    assert quantity_entry["before"] == {"sizes": [{"size": "m", "quantity": 10, "allocated": 0, "available": 10}], "stock": 10}
-    assert quantity_entry["after"] == {"sizes": [{"size": "m", "quantity": 3, "allocated": 0, "available": 3}], "stock": 3}
+    assert quantity_entry["before"] == {
+        "sizes": [{"size": "m", "quantity": 10, "allocated": 0, "available": 10}],
+        "stock": 10,
+    }
+    assert quantity_entry["after"] == {
+        "sizes": [{"size": "m", "quantity": 3, "allocated": 0, "available": 3}],
+        "stock": 3,
+    }
     assert delete["before"]["name"] == "Shirt v2" and delete["after"] is None
 
 

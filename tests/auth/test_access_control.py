@@ -99,10 +99,15 @@ CASES: list[Case] = [
     *_admin_only("admin areas", "PATCH", "/users/bob", {"role": "user"}, ok=200),
     *_admin_only("admin areas", "GET", "/audit", ok=200),
     # The caller's own account and sessions: any signed-in user.
-    *[Case("own account", "GET", "/auth/me", actor, expected) for actor, expected in (("anonymous", 401), ("alice", 200))],
-    *[Case("own account", "POST", path, actor, expected)
-      for path in ("/auth/password", "/auth/sessions/revoke-others")
-      for actor, expected in (("anonymous", 401), ("alice", "allowed"))],
+    *[
+        Case("own account", "GET", "/auth/me", actor, expected)
+        for actor, expected in (("anonymous", 401), ("alice", 200))
+    ],
+    *[
+        Case("own account", "POST", path, actor, expected)
+        for path in ("/auth/password", "/auth/sessions/revoke-others")
+        for actor, expected in (("anonymous", 401), ("alice", "allowed"))
+    ],
     # Events feed and webhooks: admins (ids that do not exist: an admin gets past authorization to a 404).
     *_admin_only("events", "GET", "/events", ok=200),
     *_admin_only("events", "GET", "/events/" + NO_ID),
@@ -115,7 +120,9 @@ CASES: list[Case] = [
     *_admin_only("webhooks", "GET", f"/webhooks/endpoints/{NO_ID}/deliveries"),
     *_admin_only("webhooks", "POST", f"/webhooks/endpoints/{NO_ID}/test"),
     *_admin_only(
-        "webhooks", "POST", f"/webhooks/endpoints/{NO_ID}/replay",
+        "webhooks",
+        "POST",
+        f"/webhooks/endpoints/{NO_ID}/replay",
         {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"},
     ),
     *_admin_only("webhooks", "POST", f"/webhooks/deliveries/{NO_ID}/retry"),

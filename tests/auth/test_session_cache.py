@@ -33,7 +33,9 @@ async def _caught_up(app: FastAPI) -> SessionCache:
     return cache
 
 
-async def test_repeated_requests_are_served_from_memory(app: FastAPI, client: httpx.AsyncClient, alice: Headers) -> None:
+async def test_repeated_requests_are_served_from_memory(
+    app: FastAPI, client: httpx.AsyncClient, alice: Headers
+) -> None:
     cache = await _caught_up(app)
     assert (await client.get("/auth/me", headers=alice)).status_code == 200
     hits = cache.hits
@@ -76,7 +78,9 @@ async def test_a_revocation_by_another_client_is_refused_within_the_bound(
     assert (await client.get("/auth/me", headers=alice)).status_code == 200
     other: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri, tz_aware=True)
     try:
-        await other[db_name]["sessions"].update_one({"_id": session_id(alice)}, {"$set": {"revoked_at": datetime.now(UTC)}})
+        await other[db_name]["sessions"].update_one(
+            {"_id": session_id(alice)}, {"$set": {"revoked_at": datetime.now(UTC)}}
+        )
     finally:
         await other.close()
     done = time.monotonic()
@@ -86,7 +90,9 @@ async def test_a_revocation_by_another_client_is_refused_within_the_bound(
     assert (await client.get("/auth/me", headers=alice)).status_code == 401
 
 
-async def test_a_lost_stream_stops_the_cache_from_serving(app: FastAPI, client: httpx.AsyncClient, alice: Headers) -> None:
+async def test_a_lost_stream_stops_the_cache_from_serving(
+    app: FastAPI, client: httpx.AsyncClient, alice: Headers
+) -> None:
     cache = await _caught_up(app)
     assert (await client.get("/auth/me", headers=alice)).status_code == 200
     assert cache.feed is not None

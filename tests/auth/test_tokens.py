@@ -35,7 +35,9 @@ async def test_a_valid_token_is_accepted(client: httpx.AsyncClient, alice: dict[
     assert (await client.get("/auth/me", headers=bearer(forge(settings, {}, of=alice)))).status_code == 200
 
 
-async def test_a_token_of_an_unrecorded_login_is_refused(client: httpx.AsyncClient, alice: dict[str, str], settings: Settings) -> None:
+async def test_a_token_of_an_unrecorded_login_is_refused(
+    client: httpx.AsyncClient, alice: dict[str, str], settings: Settings
+) -> None:
     """Correctly signed, but its ``sid`` names no login (never issued, or expired and deleted): 401."""
     assert_invalid_token(await client.get("/auth/me", headers=bearer(forge(settings, {}))))
 

@@ -23,7 +23,7 @@ ADMIN_PASSWORD = "admin-passw0rd-long"
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m backend_app ARGS`` in the repository, detached from any terminal."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DATABASE_URL", "JWT_", "ADMIN_"))}
-    return subprocess.run(  # noqa: S603 - fixed argv
+    return subprocess.run(
         [sys.executable, "-m", "backend_app", *args],
         cwd=REPO,
         env={**base, **env},
@@ -224,7 +224,7 @@ def test_without_mongodb_uri_an_install_without_the_embedded_database_says_what_
         "import sys; sys.modules['backend_app.devtools.embedded_db'] = None; "  # as if the module were not installed
         "from backend_app.__main__ import main; sys.exit(main(sys.argv[1:]))"
     )
-    result = subprocess.run(  # noqa: S603 - fixed argv
+    result = subprocess.run(
         [sys.executable, "-c", script, "import-products", str(catalog), "--data-dir", str(tmp_path / "db")],
         cwd=REPO, env=base, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -240,7 +240,14 @@ def test_without_mongodb_uri_an_install_without_the_embedded_database_says_what_
         ({"APP_ENV": "test", "HOST": "::"}, True),
         ({"APP_ENV": "development", "HOST": "203.0.113.9"}, True),
         ({"APP_ENV": "development", "HOST": "shop.example"}, True),
-        ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "dev-only-insecure-secret-change-me-0123456789"}, True),
+        (
+            {
+                "APP_ENV": "development",
+                "HOST": "0.0.0.0",
+                "JWT_SECRET": "dev-only-insecure-secret-change-me-0123456789",
+            },
+            True,
+        ),
         ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "short"}, True),
         ({"APP_ENV": "development", "HOST": "0.0.0.0", "JWT_SECRET": "k" * 32}, False),
         ({"APP_ENV": "development", "HOST": "127.0.0.1"}, False),

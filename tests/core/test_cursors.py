@@ -163,7 +163,7 @@ async def test_offset_page_offers_cursors(client, admin_headers):
 async def test_order_lists_walk_by_cursor(client, admin_headers, alice, bob):
     pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 100}])
     placed = {"alice": [], "bob": []}
-    for i in range(7):
+    for _i in range(7):
         for name, headers in (("alice", alice), ("bob", bob)):
             response = await client.post("/orders", json={"items": [{"productId": pid, "qty": 1}]}, headers=headers)
             placed[name].append(response.json()["id"])

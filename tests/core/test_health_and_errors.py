@@ -75,7 +75,10 @@ async def test_validation_problem_lists_field_paths(client: httpx.AsyncClient) -
 
 async def index_names(app) -> dict[str, list[str]]:
     db = app.state.db
-    return {name: sorted(ix["name"] for ix in await (await db[name].list_indexes()).to_list()) for name in ("products", "orders", "users")}
+    return {
+        name: sorted(ix["name"] for ix in await (await db[name].list_indexes()).to_list())
+        for name in ("products", "orders", "users")
+    }
 
 
 async def test_indexes_are_created_at_start_up_idempotently(settings: Settings, app) -> None:

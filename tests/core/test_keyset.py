@@ -167,7 +167,9 @@ async def test_read_window_asks_the_second_stage_only_for_the_rest():
 
     async def read(stage, limit):
         limits.append(limit)
-        return [{"_id": ObjectId(), "price": 15}] * 2 if len(limits) == 1 else [{"_id": ObjectId(), "price": 16}] * limit
+        return (
+            [{"_id": ObjectId(), "price": 15}] * 2 if len(limits) == 1 else [{"_id": ObjectId(), "price": 16}] * limit
+        )
 
     rows = await read_window({}, w, read)
     assert limits == [6, 4] and len(rows) == 6

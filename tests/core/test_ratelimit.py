@@ -119,8 +119,7 @@ async def test_health_is_not_limited(app: FastAPI) -> None:
 async def test_rotating_x_forwarded_for_does_not_escape_the_limit_from_an_untrusted_peer(app: FastAPI) -> None:
     async with client_for(app, "203.0.113.7") as http:
         statuses = [
-            (await http.get("/products", headers={"X-Forwarded-For": f"198.51.100.{n}"})).status_code
-            for n in range(5)
+            (await http.get("/products", headers={"X-Forwarded-For": f"198.51.100.{n}"})).status_code for n in range(5)
         ]
     assert statuses == [200, 200, 200, 429, 429]
 
@@ -138,8 +137,7 @@ async def test_x_forwarded_for_is_honoured_only_from_a_trusted_proxy(app: FastAP
         assert [(await proxy.get("/products", headers=spoofed)).status_code for _ in range(4)] == [200, 200, 200, 429]
         # An untrusted peer sending the header is counted by its own address.
         statuses = [
-            (await outsider.get("/products", headers={"X-Forwarded-For": f"192.0.2.{n}"})).status_code
-            for n in range(4)
+            (await outsider.get("/products", headers={"X-Forwarded-For": f"192.0.2.{n}"})).status_code for n in range(4)
         ]
         assert statuses == [200, 200, 200, 429]
 

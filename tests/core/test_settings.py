@@ -157,7 +157,9 @@ def test_production_accepts_private_proxy_networks() -> None:
     assert build(**PRODUCTION, jwt_secret=STRONG_SECRET, trusted_proxies=networks).trusted_proxies
 
 
-@pytest.mark.parametrize("origin", ["null", "NULL", "https://shop.example,null", "shop.example", "https://shop.example/path"])
+@pytest.mark.parametrize(
+    "origin", ["null", "NULL", "https://shop.example,null", "shop.example", "https://shop.example/path"]
+)
 def test_production_refuses_origins_that_are_not_exact_web_origins(origin: str) -> None:
     assert "ALLOWED_ORIGINS must list exact" in refusal(**PRODUCTION, jwt_secret=STRONG_SECRET, allowed_origins=origin)
 

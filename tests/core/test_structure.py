@@ -89,13 +89,15 @@ def test_bumping_the_catalog_version_needs_no_http_or_cache_client():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
     assert out.stdout.strip() == "[]"
     own = _imports(PACKAGE / "products" / "service.py")
-    assert not any(name.startswith(("backend_app.products.responses", "backend_app.products.page_store")) for name in own)
+    assert not any(
+        name.startswith(("backend_app.products.responses", "backend_app.products.page_store")) for name in own
+    )
 
 
 def test_every_order_route_with_a_user_id_declares_the_ownership_dependency():
     from backend_app.auth.dependencies import get_owned_user_id
-    from backend_app.orders.router import router
     from backend_app.orders.dependencies import get_order_placement, get_orders_owner_filter
+    from backend_app.orders.router import router
 
     def calls(dependant) -> set:
         found = {dependant.call}
@@ -123,5 +125,7 @@ def test_importing_main_builds_no_app_and_the_factory_does():
         "from fastapi import FastAPI; assert isinstance(m.create_app(), FastAPI);"
         "assert isinstance(m.app, FastAPI) and m.app is m.app; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=PACKAGE.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=PACKAGE.parent
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -77,7 +77,7 @@ def _start_dev(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
         PYTHONPATH=str(REPO), PORT=str(port), APP_ENV="development", LOG_DIR=str(tmp_path / "logs"), LOG_LEVEL="WARNING"
     )
     log = open(tmp_path / "dev.log", "ab")  # noqa: SIM115 - the child keeps it
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "backend_app", "dev", "--data-dir", str(tmp_path / "db")],
         cwd=tmp_path,
         env=env,

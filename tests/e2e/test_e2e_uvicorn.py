@@ -28,7 +28,11 @@ def e2e_settings(mongo_server: EmbeddedMongo) -> Settings:
 
 @pytest.fixture(scope="module")
 def server(e2e_settings: Settings) -> Iterator[ApiServer]:
-    env = {"MONGODB_URI": e2e_settings.effective_mongodb_uri, "MONGODB_DB": e2e_settings.mongodb_db, "JWT_SECRET": JWT_SECRET}
+    env = {
+        "MONGODB_URI": e2e_settings.effective_mongodb_uri,
+        "MONGODB_DB": e2e_settings.mongodb_db,
+        "JWT_SECRET": JWT_SECRET,
+    }
     with ApiServer(env=env) as api:
         yield api
 

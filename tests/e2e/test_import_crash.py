@@ -41,7 +41,7 @@ def mongo(mongo_server: EmbeddedMongo, db_name: str) -> Iterator[MongoClient]:
 def _cli(path: Path, uri: str, db_name: str, *flags: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_PREFIXES)}
     env.update(MONGODB_URI=uri, MONGODB_DB=db_name, APP_ENV="test")
-    return subprocess.Popen(  # noqa: S603 - fixed argv
+    return subprocess.Popen(
         [sys.executable, "-m", "backend_app", "import-products", str(path), *flags],
         cwd=REPO,
         env=env,

@@ -76,10 +76,10 @@ def test_api_killed_at_each_step_of_cancel_complete_and_expiry_leaves_the_invari
     ``pending``, an API process exits there; afterwards the order and its stock agree: unchanged
     before the commit, changed exactly once after it, and the invariant holds."""
     secret = secrets.token_urlsafe(48)
-    scenarios = [(kind, step, f"{db_name}_{k}_{i}") for k, kind in enumerate(KINDS) for i, step in enumerate(TRANSITION_STEPS)]
-    prepared = {
-        name: asyncio.run(_prepare(mongo_server.uri, name, secret, password_hash)) for _, _, name in scenarios
-    }
+    scenarios = [
+        (kind, step, f"{db_name}_{k}_{i}") for k, kind in enumerate(KINDS) for i, step in enumerate(TRANSITION_STEPS)
+    ]
+    prepared = {name: asyncio.run(_prepare(mongo_server.uri, name, secret, password_hash)) for _, _, name in scenarios}
     time.sleep(2.1)  # the orders are now past a 1 s TTL (an ObjectId holds whole seconds)
     for kind, step, name in scenarios:
         seen = prepared[name]

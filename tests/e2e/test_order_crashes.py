@@ -22,7 +22,8 @@ from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
 from backend_app.main import INDEX_INSTALLERS
-from backend_app.orders.faults import FAULT_EXIT_STATUS, PLACING_STEPS as STEPS
+from backend_app.orders.faults import FAULT_EXIT_STATUS
+from backend_app.orders.faults import PLACING_STEPS as STEPS
 from backend_app.products.repository import new_product_document
 from backend_app.products.schemas import ProductCreate
 from config import Settings
@@ -83,7 +84,9 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
     admin, _ = asyncio.run(_seed(mongo_server.uri, db_name, secret, password_hash, shoppers=len(STEPS) + 1))
     shoppers = dict(zip(STEPS, SHOPPERS.items(), strict=True))
     env = api_env(mongo_server.uri, db_name, secret, tmp_path)
-    products = asyncio.run(_insert_products(mongo_server.uri, db_name, [f"{step}-{i}" for step in STEPS for i in range(2)]))
+    products = asyncio.run(
+        _insert_products(mongo_server.uri, db_name, [f"{step}-{i}" for step in STEPS for i in range(2)])
+    )
     products = {step: products[2 * k : 2 * k + 2] for k, step in enumerate(STEPS)}
     for step in STEPS:
         body = {"items": [{"productId": products[step][0], "qty": 2}, {"productId": products[step][1], "qty": 3}]}
@@ -103,10 +106,15 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
                 stock = httpx.get(f"{server.base_url}/products/{product_id}").json()["stock"]
                 assert stock == START_STOCK - _units_recorded(orders, product_id), (step, product_id)
         # the shopper whose order committed can retry with the same key: the first order is replayed
-        username, headers = shoppers["committed"]
+        _username, headers = shoppers["committed"]
         replay = httpx.post(
             f"{server.base_url}/orders",
-            json={"items": [{"productId": products["committed"][0], "qty": 2}, {"productId": products["committed"][1], "qty": 3}]},
+            json={
+                "items": [
+                    {"productId": products["committed"][0], "qty": 2},
+                    {"productId": products["committed"][1], "qty": 3},
+                ]
+            },
             headers={**headers, "Idempotency-Key": "crash-committed"},
         )
         assert replay.status_code == 201 and replay.json()["id"] == all_orders[0]["id"]
@@ -275,9 +283,11 @@ async def _load_through_outage(
         for method, path, body, headers in calls:
             started = time.perf_counter()
             response = await client.request(method, path, json=body, headers=headers)
-            code = response.json().get("code") if response.headers.get("content-type", "").startswith(
-                "application/problem+json"
-            ) else None
+            code = (
+                response.json().get("code")
+                if response.headers.get("content-type", "").startswith("application/problem+json")
+                else None
+            )
             during.append((response.status_code, code, time.perf_counter() - started, f"{method} {path}"))
         stop.set()
         results = await asyncio.gather(*loaders, return_exceptions=True)

@@ -53,7 +53,12 @@ async def _insert_user(uri: str, username: str, role: str, password_hash: str) -
         for install in INDEX_INSTALLERS:
             await install(db)
         await users_repository.insert_user(
-            db, username=username, email=f"{username}@example.com", password_hash=password_hash, full_name=None, role=role
+            db,
+            username=username,
+            email=f"{username}@example.com",
+            password_hash=password_hash,
+            full_name=None,
+            role=role,
         )
     finally:
         await client.close()
@@ -87,7 +92,12 @@ def warm(server: ApiServer, headers: dict[str, str], path: str = "/auth/me") -> 
 
 
 def refused_after(
-    server: ApiServer, headers: dict[str, str], revoke: Callable[[], Any], path: str = "/auth/me", *, wait_s: float = 5.0
+    server: ApiServer,
+    headers: dict[str, str],
+    revoke: Callable[[], Any],
+    path: str = "/auth/me",
+    *,
+    wait_s: float = 5.0,
 ) -> tuple[float, int]:
     """Run ``revoke()``, then poll ``path`` with ``headers`` on ``server`` until it is not ``200``.
 
@@ -191,7 +201,9 @@ def test_deactivation_then_reactivation_never_brings_the_token_back(shop: Shop) 
     while time.monotonic() - reactivated < 1.5:  # the old login stays ended on the other process
         assert httpx.get(f"{shop.b.base_url}/auth/me", headers=token).status_code == 401
         time.sleep(0.05)
-    assert httpx.get(f"{shop.b.base_url}/auth/me", headers=bearer(login(shop.b, "dee")["access_token"])).status_code == 200
+    assert (
+        httpx.get(f"{shop.b.base_url}/auth/me", headers=bearer(login(shop.b, "dee")["access_token"])).status_code == 200
+    )
 
 
 def test_reactivation_after_a_deactivation_behind_the_api_keeps_old_tokens_out(shop: Shop) -> None:

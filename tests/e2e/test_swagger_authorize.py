@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.api_server import ApiServer
+from backend_app.devtools.embedded_db import EmbeddedMongo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 USERNAME = "swagger_user"

@@ -78,7 +78,11 @@ def test_two_dispatching_processes_never_send_one_delivery_at_once(
     admin, _shopper = asyncio.run(_seed(mongo_server.uri, db_name, SECRET, password_hash))
     env = api_env(mongo_server.uri, db_name, SECRET, tmp_path, **FAST, WEBHOOK_CONCURRENCY="6")
     # A slow receiver keeps each delivery in flight long enough for the other process to try to take it.
-    with Receiver(behaviour=lambda _n, _h: (200, {}, b"ok", 0.15)) as receiver, ApiServer(env=env) as one, ApiServer(env=env) as two:
+    with (
+        Receiver(behaviour=lambda _n, _h: (200, {}, b"ok", 0.15)) as receiver,
+        ApiServer(env=env) as one,
+        ApiServer(env=env) as two,
+    ):
         secret = asyncio.run(_create_endpoint(one.base_url, admin, receiver.url))
         asyncio.run(_create_products([one.base_url, two.base_url], admin, 40))
         expected = asyncio.run(_event_ids(one.base_url, admin))
@@ -118,9 +122,15 @@ def test_receiver_failing_then_api_killed_mid_dispatch_loses_no_event(
                         placed = await client.post("/orders", json=body, headers=shopper)
                         assert placed.status_code in (201, 409), placed.text
                         if placed.status_code == 409:  # pending cap: complete some
-                            orders = (await client.get("/orders/crash_shopper", params={"status": "pending", "limit": 100}, headers=admin)).json()
+                            orders = (
+                                await client.get(
+                                    "/orders/crash_shopper", params={"status": "pending", "limit": 100}, headers=admin
+                                )
+                            ).json()
                             for order in orders["data"]:
-                                await client.patch(f"/orders/crash_shopper/{order['id']}", json={"status": "completed"}, headers=admin)
+                                await client.patch(
+                                    f"/orders/crash_shopper/{order['id']}", json={"status": "completed"}, headers=admin
+                                )
 
             asyncio.run(place(30))
             # Kill while the receiver holds attempts in flight, after some succeeded.

@@ -31,12 +31,22 @@ async def feed(client, headers, **params):
 
 async def test_each_write_path_records_its_events_with_the_admin_view(client, admin_headers, alice):
     product_id = await create_product(client, admin_headers, name="Boot", sizes=[{"size": "m", "quantity": 5}])
-    await client.put(f"/products/{product_id}", json={"name": "Boot II", "price": 12, "sizes": [{"size": "m", "quantity": 5}]}, headers=admin_headers)
+    await client.put(
+        f"/products/{product_id}",
+        json={"name": "Boot II", "price": 12, "sizes": [{"size": "m", "quantity": 5}]},
+        headers=admin_headers,
+    )
     await client.patch(f"/products/{product_id}", json={"sizes": [{"size": "m", "quantity": 9}]}, headers=admin_headers)
     await client.put(f"/products/{product_id}/quantity", json={"size": "m", "quantity": 8}, headers=admin_headers)
-    first = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 2}]}, headers=alice)).json()["id"]
-    second = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)).json()["id"]
-    third = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)).json()["id"]
+    first = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 2}]}, headers=alice)).json()[
+        "id"
+    ]
+    second = (
+        await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)
+    ).json()["id"]
+    third = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)).json()[
+        "id"
+    ]
     await client.patch(f"/orders/alice/{first}", json={"status": "cancelled"}, headers=alice)
     await client.patch(f"/orders/alice/{second}", json={"status": "completed"}, headers=admin_headers)
     await client.delete(f"/products/{product_id}", headers=admin_headers)
@@ -58,7 +68,7 @@ async def test_each_write_path_records_its_events_with_the_admin_view(client, ad
     # data is the entity as the admin API shows it
     by_type = {e["type"]: e for e in events}
     shown = (await client.get(f"/orders/alice/{third}", headers=admin_headers)).json()
-    created_third = [e for e in events if e["type"] == "order.created" and e["entity"]["id"] == third][0]
+    created_third = next(e for e in events if e["type"] == "order.created" and e["entity"]["id"] == third)
     assert created_third["data"] == {**shown, "items": created_third["data"]["items"]}
     assert created_third["data"]["items"][0]["taken"] == [{"size": "m", "qty": 1}]
     cancelled = (await client.get(f"/orders/alice/{first}", headers=admin_headers)).json()
@@ -73,9 +83,13 @@ async def test_each_write_path_records_its_events_with_the_admin_view(client, ad
 async def test_refused_writes_record_nothing(client, admin_headers, alice):
     product_id = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 1}])
     before = len(await feed(client, admin_headers))
-    assert (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 5}]}, headers=alice)).status_code == 409
+    assert (
+        await client.post("/orders", json={"items": [{"productId": product_id, "qty": 5}]}, headers=alice)
+    ).status_code == 409
     assert (await client.patch(f"/products/{'0' * 24}", json={"price": 3}, headers=admin_headers)).status_code == 404
-    assert (await client.put(f"/products/{product_id}/quantity", json={"size": "xl", "quantity": 3}, headers=admin_headers)).status_code == 404
+    assert (
+        await client.put(f"/products/{product_id}/quantity", json={"size": "xl", "quantity": 3}, headers=admin_headers)
+    ).status_code == 404
     assert len(await feed(client, admin_headers)) == before
 
 
@@ -97,18 +111,25 @@ async def test_an_event_that_cannot_be_written_rolls_its_change_back(client, adm
     await mongo[events_repository.COLLECTION].create_index("entity_type", unique=True, name="one_per_kind")
     assert_problem(await client.patch(f"/products/{product_id}", json={"name": "Changed"}, headers=admin_headers), 500)
     assert (await client.get(f"/products/{product_id}")).json()["name"] == "Original"
-    await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)  # the first order.created
+    await client.post(
+        "/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice
+    )  # the first order.created
     refused = await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)
     assert_problem(refused, 500)
     assert (await client.get(f"/products/{product_id}")).json()["stock"] == 4  # only the first order took stock
     assert len((await client.get("/orders/alice", headers=alice)).json()["data"]) == 1
-    batch = await client.post("/products/batch", json=[{"name": "A", "price": 1}, {"name": "B", "price": 2}], headers=admin_headers)
+    batch = await client.post(
+        "/products/batch", json=[{"name": "A", "price": 1}, {"name": "B", "price": 2}], headers=admin_headers
+    )
     assert batch.status_code in (500, 503)  # the bulk write re-runs a chunk on any duplicate key, then gives up
     assert (await client.get("/products", params={"name": "^[AB]$"})).json()["data"] == []
 
 
 async def test_bulk_writes_record_one_event_per_product_of_each_chunk(client, admin_headers):
-    items = [{"name": f"Item {i}", "price": 1 + i, "sku": f"SKU-{i}", "sizes": [{"size": "m", "quantity": i}]} for i in range(5)]
+    items = [
+        {"name": f"Item {i}", "price": 1 + i, "sku": f"SKU-{i}", "sizes": [{"size": "m", "quantity": i}]}
+        for i in range(5)
+    ]
     report = (await client.post("/products/batch", json=items, headers=admin_headers)).json()
     ids = [r["id"] for r in report["results"]]
     assert sorted(e["entity"]["id"] for e in await feed(client, admin_headers, type="product.created")) == sorted(ids)
@@ -119,7 +140,11 @@ async def test_bulk_writes_record_one_event_per_product_of_each_chunk(client, ad
     assert again.status_code == 207, again.text
     zero = await feed(client, admin_headers, entity_id=ids[0])
     one = await feed(client, admin_headers, entity_id=ids[1])
-    assert [(e["type"], e["entity"]["version"]) for e in zero] == [("product.stock_changed", 3), ("product.updated", 2), ("product.created", 1)]
+    assert [(e["type"], e["entity"]["version"]) for e in zero] == [
+        ("product.stock_changed", 3),
+        ("product.updated", 2),
+        ("product.created", 1),
+    ]
     assert [(e["type"], e["entity"]["version"]) for e in one] == [("product.updated", 2), ("product.created", 1)]
     assert zero[0]["data"]["stock"] == 50
 
@@ -128,10 +153,14 @@ async def test_the_feed_pages_newest_first_filters_and_reads_one(client, admin_h
     ids = [await create_product(client, admin_headers, name=f"P{i}") for i in range(5)]
     first = (await client.get("/events", params={"limit": 2}, headers=admin_headers)).json()
     assert first["page"]["limit"] == 2 and first["page"]["next"] == "2" and first["page"]["previous"] is None
-    rest = (await client.get("/events", params={"limit": 10, "cursor": first["page"]["next_cursor"]}, headers=admin_headers)).json()
+    rest = (
+        await client.get("/events", params={"limit": 10, "cursor": first["page"]["next_cursor"]}, headers=admin_headers)
+    ).json()
     walked = [e["entity"]["id"] for e in first["data"] + rest["data"]]
     assert walked == list(reversed(ids))
-    back = (await client.get("/events", params={"limit": 10, "cursor": rest["page"]["prev_cursor"]}, headers=admin_headers)).json()
+    back = (
+        await client.get("/events", params={"limit": 10, "cursor": rest["page"]["prev_cursor"]}, headers=admin_headers)
+    ).json()
     assert [e["id"] for e in back["data"]] == [e["id"] for e in first["data"]]
     only = await feed(client, admin_headers, entity_id=ids[2])
     assert len(only) == 1 and only[0]["entity"]["id"] == ids[2]
@@ -140,7 +169,9 @@ async def test_the_feed_pages_newest_first_filters_and_reads_one(client, admin_h
     assert one.status_code == 200 and one.json() == only[0]
     assert_problem(await client.get(f"/events/{'0' * 24}", headers=admin_headers), 404, "event_not_found")
     assert_problem(await client.get("/events", params={"type": "nope"}, headers=admin_headers), 422)
-    bad = await client.get("/events", params={"cursor": first["page"]["next_cursor"], "type": "product.created"}, headers=admin_headers)
+    bad = await client.get(
+        "/events", params={"cursor": first["page"]["next_cursor"], "type": "product.created"}, headers=admin_headers
+    )
     assert_problem(bad, 400, "invalid_cursor")
     assert_problem(await client.get("/events"), 401)
     assert_problem(await client.get("/events", headers=alice), 403)
@@ -149,7 +180,9 @@ async def test_the_feed_pages_newest_first_filters_and_reads_one(client, admin_h
 async def test_events_past_their_retention_are_swept(client, admin_headers, mongo):
     await create_product(client, admin_headers)
     assert await events_service.remove_expired(mongo, retention_days=30) == 0
-    assert await events_service.remove_expired(mongo, retention_days=30, now=datetime.now(UTC) + timedelta(days=31)) == 1
+    assert (
+        await events_service.remove_expired(mongo, retention_days=30, now=datetime.now(UTC) + timedelta(days=31)) == 1
+    )
     assert await feed(client, admin_headers) == []
     info = await mongo[events_repository.COLLECTION].index_information()
     assert not any("expireAfterSeconds" in spec for spec in info.values())  # no TTL index
@@ -158,8 +191,12 @@ async def test_events_past_their_retention_are_swept(client, admin_headers, mong
 @pytest.mark.settings(order_pending_ttl_seconds=3600, order_sweep_interval_seconds=3600)
 async def test_an_expired_order_has_its_event(client, admin_headers, alice, mongo):
     product_id = await create_product(client, admin_headers)
-    order_id = (await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)).json()["id"]
-    assert await orders_service.expire_due_orders(mongo, ttl_seconds=3600, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    order_id = (
+        await client.post("/orders", json={"items": [{"productId": product_id, "qty": 1}]}, headers=alice)
+    ).json()["id"]
+    assert (
+        await orders_service.expire_due_orders(mongo, ttl_seconds=3600, now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    )
     (expired,) = await feed(client, admin_headers, type="order.expired")
     assert expired["entity"] == {"type": "order", "id": order_id, "version": 2}
     assert expired["data"]["status"] == "expired"
@@ -171,5 +208,9 @@ async def test_a_large_order_is_sent_thin_under_20_kb(client, admin_headers, ali
     assert order.status_code == 201
     (event,) = await feed(client, admin_headers, type="order.created")
     assert len(envelope_bytes(event)) <= MAX_ENVELOPE_BYTES
-    assert event["data"]["truncated"] is True and event["data"]["id"] == order.json()["id"] and "items" not in event["data"]
+    assert (
+        event["data"]["truncated"] is True
+        and event["data"]["id"] == order.json()["id"]
+        and "items" not in event["data"]
+    )
     assert event["data"]["total"] == 1000.0

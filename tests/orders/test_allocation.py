@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from backend_app.orders.allocation import Line, allocate, merge_lines
 from backend_app.orders.exceptions import InsufficientStockError, UnknownSizeError
 from backend_app.orders.schemas import OrderItemCreate
-from backend_app.orders.allocation import Line, allocate, merge_lines
 
 A = ObjectId("65f1c0ffee0000000000000a")
 B = ObjectId("65f1c0ffee0000000000000b")

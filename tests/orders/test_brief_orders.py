@@ -56,7 +56,9 @@ async def test_list_orders_shape_matches_the_brief(client, admin_headers, alice)
 
 async def test_total_is_exact_to_the_cent(client, admin_headers, alice) -> None:
     product_id = await create_product(client, admin_headers, price=19.99)
-    await client.post("/orders", json={"userId": "alice", "items": [{"productId": product_id, "qty": 3}]}, headers=alice)
+    await client.post(
+        "/orders", json={"userId": "alice", "items": [{"productId": product_id, "qty": 3}]}, headers=alice
+    )
     response = await client.get("/orders/alice", headers=alice)
     assert response.json()["data"][0]["total"] == 59.97
     assert '"total":59.97' in response.text  # never 59.970000000000006
@@ -65,7 +67,9 @@ async def test_total_is_exact_to_the_cent(client, admin_headers, alice) -> None:
 async def test_total_uses_database_prices_not_client_input(client, admin_headers, alice) -> None:
     product_id = await create_product(client, admin_headers, price=2.5)
     response = await client.post(
-        "/orders", json={"userId": "alice", "items": [{"productId": product_id, "qty": 2}], "total": 0.01}, headers=alice
+        "/orders",
+        json={"userId": "alice", "items": [{"productId": product_id, "qty": 2}], "total": 0.01},
+        headers=alice,
     )
     assert_problem(response, 422)  # unknown field refused; the client never sets the total
     await client.post("/orders", json={"items": [{"productId": product_id, "qty": 2}]}, headers=alice)

@@ -33,7 +33,9 @@ async def _sizes(client: httpx.AsyncClient, pid: str) -> dict[str, tuple[int, in
     return {s["size"]: (s["quantity"], s["allocated"], s["available"]) for s in body["sizes"]}
 
 
-async def _order(client: httpx.AsyncClient, headers: Headers, pid: str, qty: int, size: str | None = None, **extra: Any):
+async def _order(
+    client: httpx.AsyncClient, headers: Headers, pid: str, qty: int, size: str | None = None, **extra: Any
+):
     line: dict[str, Any] = {"productId": pid, "qty": qty}
     if size is not None:
         line["size"] = size
@@ -143,7 +145,9 @@ async def test_stock_basis_available_reads_the_number_as_what_may_still_be_sold(
 
 
 @pytest.mark.parametrize("write", ["put", "patch"])
-async def test_removing_a_size_that_pending_orders_hold_is_refused(write, client, admin_headers, alice, mongo, tmp_path):
+async def test_removing_a_size_that_pending_orders_hold_is_refused(
+    write, client, admin_headers, alice, mongo, tmp_path
+):
     pid = await create_product(
         client, admin_headers, sku="INV-1", sizes=[{"size": "M", "quantity": 10}, {"size": "L", "quantity": 3}]
     )
@@ -165,7 +169,9 @@ async def test_removing_a_size_that_pending_orders_hold_is_refused(write, client
 async def test_placing_allocates_cancel_releases_and_completion_takes_units_off_the_shelf(
     client, admin_headers, alice, mongo
 ):
-    pid = await create_product(client, admin_headers, sizes=[{"size": "S", "quantity": 4}, {"size": "M", "quantity": 6}])
+    pid = await create_product(
+        client, admin_headers, sizes=[{"size": "S", "quantity": 4}, {"size": "M", "quantity": 6}]
+    )
     kept = (await _order(client, alice, pid, 5)).json()["id"]  # 4 of S, then 1 of M
     dropped = (await _order(client, alice, pid, 2, "M")).json()["id"]
     assert await _sizes(client, pid) == {"S": (4, 4, 0), "M": (6, 3, 3)}
@@ -193,8 +199,15 @@ async def test_cancel_expiry_and_completion_racing_for_one_order_change_stock_on
                 client.patch(f"/orders/alice/{order_id}", json={"status": "completed"}, headers=admin_headers),
                 service.expire_order(other[db_name], order_id=ObjectId(order_id)),
             )
-            won = [name for name, ok in (("cancelled", cancel.status_code == 200),
-                                         ("completed", complete.status_code == 200), ("expired", expired)) if ok]
+            won = [
+                name
+                for name, ok in (
+                    ("cancelled", cancel.status_code == 200),
+                    ("completed", complete.status_code == 200),
+                    ("expired", expired),
+                )
+                if ok
+            ]
             assert len(won) == 1, (cancel.text, complete.text, expired)
             for lost in (cancel, complete):
                 if lost.status_code != 200:
@@ -212,8 +225,12 @@ async def test_cancel_expiry_and_completion_racing_for_one_order_change_stock_on
     assert await inventory_violations(mongo) == []
 
 
-async def test_fifty_buyers_of_twenty_units_across_sizes_leave_the_invariant_true(client, admin_headers, make_user, mongo):
-    pid = await create_product(client, admin_headers, sizes=[{"size": "S", "quantity": 8}, {"size": "M", "quantity": 12}])
+async def test_fifty_buyers_of_twenty_units_across_sizes_leave_the_invariant_true(
+    client, admin_headers, make_user, mongo
+):
+    pid = await create_product(
+        client, admin_headers, sizes=[{"size": "S", "quantity": 8}, {"size": "M", "quantity": 12}]
+    )
     buyers = [await make_user(f"buyer_{i}") for i in range(50)]
     responses = await asyncio.gather(*[_order(client, h, pid, 1) for h in buyers])
     assert sorted(r.status_code for r in responses) == [201] * 20 + [409] * 30
@@ -231,7 +248,9 @@ async def test_thirty_lines_of_a_thousand_units_merge_into_one_line_over_the_lim
     assert problem["productId"] == pid and problem["units"] == 30_000 and problem["limit"] == 100
     assert await _sizes(client, pid) == {"M": (1_000_000, 0, 1_000_000)}
     # split over sizes, the lines still count together
-    pid2 = await create_product(client, admin_headers, sizes=[{"size": "S", "quantity": 90}, {"size": "M", "quantity": 90}])
+    pid2 = await create_product(
+        client, admin_headers, sizes=[{"size": "S", "quantity": 90}, {"size": "M", "quantity": 90}]
+    )
     split = {"items": [{"productId": pid2, "qty": 60, "size": "S"}, {"productId": pid2, "qty": 41, "size": "M"}]}
     assert_problem(await client.post("/orders", json=split, headers=alice), 422, "too_many_units_per_line")
     exactly = {"items": [{"productId": pid2, "qty": 60, "size": "S"}, {"productId": pid2, "qty": 40, "size": "M"}]}

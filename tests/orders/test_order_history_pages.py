@@ -86,16 +86,21 @@ async def test_a_page_examines_about_a_page_of_orders(
 ) -> None:
     """First page and a cursor page deep in the list: the windows' finds examine about a page (≤ 5 pages) of documents."""
     listener = _Finds()
-    watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri, tz_aware=True, event_listeners=[listener])
+    watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_server.uri, tz_aware=True, event_listeners=[listener]
+    )
     try:
         db = watched[db_name]
         query = orders_repository.order_filter(user_id=filters.get("user_id"), status=filters.get("status"))
         codec = CursorCodec(settings.signing_key)
         # the API issues a cursor deep in the list (after the 300th order)
-        deep = (await client.get("/orders", params={**filters, "limit": 100, "offset": 200}, headers=admin_headers)).json()
+        deep = (
+            await client.get("/orders", params={**filters, "limit": 100, "offset": 200}, headers=admin_headers)
+        ).json()
         for cursor in (None, None, deep["page"]["next_cursor"]):  # cold first page, warm first page, cursor page
             window = PageParams(limit=10, cursor=cursor, codec=codec).window(
-                scope=orders_service.LIST_SCOPE, filters={"user_id": filters.get("user_id"), "status": filters.get("status")}
+                scope=orders_service.LIST_SCOPE,
+                filters={"user_id": filters.get("user_id"), "status": filters.get("status")},
             )
             listener.filters.clear()
             ids = await orders_repository.list_order_ids(db, query=query, window=window)

@@ -66,9 +66,7 @@ async def test_cap_across_two_app_processes(app, settings, client, admin_headers
     async with LifespanManager(other):
         transport = httpx.ASGITransport(app=other)
         async with httpx.AsyncClient(transport=transport, base_url="http://other") as second:
-            responses = await asyncio.gather(
-                *[_order(c, alice, pid) for _ in range(6) for c in (client, second)]
-            )
+            responses = await asyncio.gather(*[_order(c, alice, pid) for _ in range(6) for c in (client, second)])
     assert sorted(r.status_code for r in responses) == [201] * 2 + [409] * 10
     assert await _stock(client, pid) == 98
 
@@ -84,10 +82,14 @@ async def test_expired_cannot_be_set_through_the_api(client, admin_headers, alic
 
 @pytest.mark.settings(order_pending_ttl_seconds=1, order_sweep_interval_seconds=0.1)
 async def test_pending_orders_expire_and_return_stock_once(client, admin_headers, alice):
-    pid = await create_product(client, admin_headers, sizes=[{"size": "s", "quantity": 4}, {"size": "m", "quantity": 6}])
+    pid = await create_product(
+        client, admin_headers, sizes=[{"size": "s", "quantity": 4}, {"size": "m", "quantity": 6}]
+    )
     expiring = (await _order(client, alice, pid, qty=7)).json()["id"]
     completed = (await _order(client, alice, pid, qty=1)).json()["id"]
-    assert (await client.patch(f"/orders/alice/{completed}", json={"status": "completed"}, headers=admin_headers)).status_code == 200
+    assert (
+        await client.patch(f"/orders/alice/{completed}", json={"status": "completed"}, headers=admin_headers)
+    ).status_code == 200
     assert await _stock(client, pid) == 2
     for _ in range(60):
         order = (await client.get(f"/orders/alice/{expiring}", headers=alice)).json()

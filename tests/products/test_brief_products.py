@@ -26,12 +26,19 @@ async def test_create_product_returns_201_and_only_a_24_hex_id(client: httpx.Asy
 
 async def test_created_product_is_stored_with_its_sizes(client: httpx.AsyncClient, admin_headers) -> None:
     product_id = await create_product(
-        client, admin_headers, name="Jacket", price=59.5, sizes=[{"size": "small", "quantity": 2}, {"size": "large", "quantity": 3}]
+        client,
+        admin_headers,
+        name="Jacket",
+        price=59.5,
+        sizes=[{"size": "small", "quantity": 2}, {"size": "large", "quantity": 3}],
     )
     detail = (await client.get(f"/products/{product_id}")).json()
     assert detail["name"] == "Jacket"
     assert detail["price"] == 59.5
-    assert detail["sizes"] == [{"size": "small", "quantity": 2, "allocated": 0, "available": 2}, {"size": "large", "quantity": 3, "allocated": 0, "available": 3}]
+    assert detail["sizes"] == [
+        {"size": "small", "quantity": 2, "allocated": 0, "available": 2},
+        {"size": "large", "quantity": 3, "allocated": 0, "available": 3},
+    ]
     assert detail["stock"] == 5
 
 
@@ -172,7 +179,10 @@ class TestFilters:
         await create_product(client, admin_headers, name="Red T-Shirt", sizes=[{"size": "large", "quantity": 1}])
         await create_product(client, admin_headers, name="Blue SHIRT", sizes=[{"size": "small", "quantity": 1}])
         await create_product(
-            client, admin_headers, name="Socks", sizes=[{"size": "large", "quantity": 0}, {"size": "small", "quantity": 4}]
+            client,
+            admin_headers,
+            name="Socks",
+            sizes=[{"size": "large", "quantity": 0}, {"size": "small", "quantity": 4}],
         )
 
     async def names(self, client: httpx.AsyncClient, **params: str) -> list[str]:

@@ -201,14 +201,21 @@ def test_import_csv_reports_rows_and_writes_valid_ones(
     stored = _products(cli_env, db_name)
     assert set(stored) == {"Linen shirt", "Mug"}
     shirt, mug = stored["Linen shirt"], stored["Mug"]
-    assert shirt["sizes"] == [{"size": "S", "quantity": 1, "allocated": 0, "available": 1}, {"size": "M", "quantity": 2, "allocated": 0, "available": 2}, {"size": "L", "quantity": 0, "allocated": 0, "available": 0}]
+    assert shirt["sizes"] == [
+        {"size": "S", "quantity": 1, "allocated": 0, "available": 1},
+        {"size": "M", "quantity": 2, "allocated": 0, "available": 2},
+        {"size": "L", "quantity": 0, "allocated": 0, "available": 0},
+    ]
     assert (shirt["price"], shirt["price_cents"], shirt["sku"], shirt["rating"]) == (
         Decimal128("39.90"),
         3990,
         "SH-1",
         4.5,
     )
-    assert (mug["sizes"], mug["price_cents"]) == ([{"size": "one-size", "quantity": 12, "allocated": 0, "available": 12}], 750)
+    assert (mug["sizes"], mug["price_cents"]) == (
+        [{"size": "one-size", "quantity": 12, "allocated": 0, "available": 12}],
+        750,
+    )
     meta = cli_env[db_name]["catalog_meta"].find_one({"_id": "catalog"})
     assert meta["version"] == 1  # bumped once for the whole import
 
@@ -469,7 +476,9 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
         slow = settings.model_copy(
             # No webhook dispatcher: its background finds would take the one-shot fail point meant for the list query.
             update={
-                "mongodb_uri": server.uri, "mongodb_max_time_ms": 200, "cache_enabled": False,
+                "mongodb_uri": server.uri,
+                "mongodb_max_time_ms": 200,
+                "cache_enabled": False,
                 "webhook_dispatcher_enabled": False,
             }
         )

@@ -22,7 +22,10 @@ async def test_get_product_has_sizes_and_derived_stock(client, admin_headers):
     )
     body = (await client.get(f"/products/{pid}")).json()
     assert body["stock"] == 7
-    assert body["sizes"] == [{"size": "s", "quantity": 2, "allocated": 0, "available": 2}, {"size": "l", "quantity": 5, "allocated": 0, "available": 5}]
+    assert body["sizes"] == [
+        {"size": "s", "quantity": 2, "allocated": 0, "available": 2},
+        {"size": "l", "quantity": 5, "allocated": 0, "available": 5},
+    ]
     assert body["price"] == 19.99 and body["category"] == "tops" and body["rating"] == 4.5
     assert body["created_at"] and body["updated_at"]
 
@@ -30,7 +33,9 @@ async def test_get_product_has_sizes_and_derived_stock(client, admin_headers):
 async def test_stock_without_sizes_is_one_size(client, admin_headers):
     response = await client.post("/products", json={"name": "Mug", "price": 5, "stock": 12}, headers=admin_headers)
     body = (await client.get(f"/products/{response.json()['id']}")).json()
-    assert body["sizes"] == [{"size": "one-size", "quantity": 12, "allocated": 0, "available": 12}] and body["stock"] == 12
+    assert (
+        body["sizes"] == [{"size": "one-size", "quantity": 12, "allocated": 0, "available": 12}] and body["stock"] == 12
+    )
 
 
 async def test_get_unknown_malformed_product(client):
@@ -89,7 +94,10 @@ async def test_set_quantity(client, admin_headers):
     )
     response = await client.put(f"/products/{pid}/quantity", json={"size": "l", "quantity": 25}, headers=admin_headers)
     assert response.status_code == 200, response.text
-    assert response.json()["sizes"] == [{"size": "m", "quantity": 1, "allocated": 0, "available": 1}, {"size": "l", "quantity": 25, "allocated": 0, "available": 25}]
+    assert response.json()["sizes"] == [
+        {"size": "m", "quantity": 1, "allocated": 0, "available": 1},
+        {"size": "l", "quantity": 25, "allocated": 0, "available": 25},
+    ]
     assert response.json()["stock"] == 26
     missing_size = await client.put(
         f"/products/{pid}/quantity", json={"size": "xl", "quantity": 1}, headers=admin_headers

@@ -17,7 +17,7 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json"), response.headers
     body = response.json()
-    assert PROBLEM_KEYS <= body.keys(), body
+    assert body.keys() >= PROBLEM_KEYS, body
     assert body["status"] == status
     if code is not None:
         assert body["code"] == code, body

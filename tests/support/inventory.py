@@ -34,7 +34,9 @@ async def inventory_violations(db: Any) -> list[str]:
                 problems.append(f"{key}: allocated {allocated} outside 0..{quantity}")
             if allocated is not None and available != quantity - allocated:
                 problems.append(f"{key}: available {available} != {quantity} - {allocated}")
-    problems.extend(f"{key}: pending orders hold {n} units of a size that does not exist" for key, n in pending_units.items() if n)
+    problems.extend(
+        f"{key}: pending orders hold {n} units of a size that does not exist" for key, n in pending_units.items() if n
+    )
     async for holds in db["order_holds"].find({}):
         expected = per_owner.pop(holds["_id"], (0, 0))
         if (holds.get("orders", 0), holds.get("units", 0)) != expected:

@@ -42,9 +42,13 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0, inter
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-async def create_endpoint(client: httpx.AsyncClient, headers: dict[str, str], url: str, events: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+async def create_endpoint(
+    client: httpx.AsyncClient, headers: dict[str, str], url: str, events: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     """Register an endpoint through the API; returns the 201 body (with ``secret``)."""
-    response = await client.post("/webhooks/endpoints", json={"url": url, "events": events or ["*"], **extra}, headers=headers)
+    response = await client.post(
+        "/webhooks/endpoints", json={"url": url, "events": events or ["*"], **extra}, headers=headers
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

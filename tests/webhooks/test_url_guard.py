@@ -61,7 +61,13 @@ def test_public_addresses_are_allowed(address):
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/x", "http://user:pw@example.com/", "http:///nohost", "not a url", "https://" + "a" * 2100 + ".com"],
+    [
+        "ftp://example.com/x",
+        "http://user:pw@example.com/",
+        "http:///nohost",
+        "not a url",
+        "https://" + "a" * 2100 + ".com",
+    ],
 )
 def test_urls_with_bad_syntax_are_refused(url):
     with pytest.raises(urlguard.UnsafeUrlError):
@@ -96,7 +102,11 @@ def resolver_for(answers: dict[str, list[str]]):
 @pytest.fixture
 def answers() -> dict[str, list[str]]:
     """What the test resolver answers, per host name (tests change it between steps)."""
-    return {"internal.test": ["10.0.0.7"], "mixed.test": ["93.184.216.34", "127.0.0.1"], "public.test": ["93.184.216.34"]}
+    return {
+        "internal.test": ["10.0.0.7"],
+        "mixed.test": ["93.184.216.34", "127.0.0.1"],
+        "public.test": ["93.184.216.34"],
+    }
 
 
 @pytest.fixture
@@ -105,7 +115,9 @@ async def guarded(settings: Settings, answers, password_hash, mongo_server, db_n
     app = create_app(settings)
     app.state.webhook_resolver = resolver_for(answers)
     async with LifespanManager(app):
-        admin = await seed_user(app.state.db, settings, username="guard_admin", role="admin", password_hash=password_hash)
+        admin = await seed_user(
+            app.state.db, settings, username="guard_admin", role="admin", password_hash=password_hash
+        )
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             yield client, admin
         await app.state.db.client.drop_database(db_name)
@@ -128,7 +140,9 @@ async def test_creating_or_changing_an_endpoint_to_a_refused_address_is_a_422(gu
     client, admin = guarded
     refused = await client.post("/webhooks/endpoints", json={"url": url, "events": ["*"]}, headers=admin)
     assert_problem(refused, 422, "unsafe_webhook_url")
-    ok = await client.post("/webhooks/endpoints", json={"url": "http://public.test/hook", "events": ["*"]}, headers=admin)
+    ok = await client.post(
+        "/webhooks/endpoints", json={"url": "http://public.test/hook", "events": ["*"]}, headers=admin
+    )
     assert ok.status_code == 201, ok.text
     changed = await client.patch(f"/webhooks/endpoints/{ok.json()['id']}", json={"url": url}, headers=admin)
     assert_problem(changed, 422, "unsafe_webhook_url")
@@ -150,7 +164,11 @@ async def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused_at_del
 
     (delivery,) = await wait_for(attempted)
     (attempt,) = delivery["attempts"]
-    assert attempt["status_code"] is None and attempt["error"].startswith("address refused") and "loopback" in attempt["error"]
+    assert (
+        attempt["status_code"] is None
+        and attempt["error"].startswith("address refused")
+        and "loopback" in attempt["error"]
+    )
     assert receiver.snapshot() == []  # nothing reached the loopback receiver
 
 

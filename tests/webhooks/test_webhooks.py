@@ -36,21 +36,35 @@ async def test_an_endpoint_shows_its_secret_once_and_every_change_is_audited(cli
     assert "secret" not in one and listed["data"][0]["id"] == endpoint_id and "secret" not in listed["data"][0]
     assert set(listed["page"]) >= {"next", "limit", "previous", "next_cursor", "prev_cursor"}
 
-    patched = await client.patch(f"/webhooks/endpoints/{endpoint_id}", json={"events": ["*"], "description": None}, headers=admin_headers)
+    patched = await client.patch(
+        f"/webhooks/endpoints/{endpoint_id}", json={"events": ["*"], "description": None}, headers=admin_headers
+    )
     assert patched.status_code == 200 and patched.json()["events"] == ["*"] and "secret" not in patched.json()
-    assert_problem(await client.patch(f"/webhooks/endpoints/{endpoint_id}", json={"url": None}, headers=admin_headers), 422)
-    assert_problem(await client.post("/webhooks/endpoints", json={"url": receiver.url, "events": ["nope"]}, headers=admin_headers), 422)
+    assert_problem(
+        await client.patch(f"/webhooks/endpoints/{endpoint_id}", json={"url": None}, headers=admin_headers), 422
+    )
+    assert_problem(
+        await client.post("/webhooks/endpoints", json={"url": receiver.url, "events": ["nope"]}, headers=admin_headers),
+        422,
+    )
 
     rotated = (await client.post(f"/webhooks/endpoints/{endpoint_id}/rotate-secret", headers=admin_headers)).json()
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != secret
 
     assert (await client.delete(f"/webhooks/endpoints/{endpoint_id}", headers=admin_headers)).status_code == 204
-    assert_problem(await client.get(f"/webhooks/endpoints/{endpoint_id}", headers=admin_headers), 404, "webhook_endpoint_not_found")
+    assert_problem(
+        await client.get(f"/webhooks/endpoints/{endpoint_id}", headers=admin_headers), 404, "webhook_endpoint_not_found"
+    )
 
-    trail = (await client.get("/audit", params={"entity_type": "webhook_endpoint", "limit": 100}, headers=admin_headers)).json()
+    trail = (
+        await client.get("/audit", params={"entity_type": "webhook_endpoint", "limit": 100}, headers=admin_headers)
+    ).json()
     actions = [e["action"] for e in trail["data"]]
     assert actions == [
-        "webhook_endpoint.create", "webhook_endpoint.update", "webhook_endpoint.rotate_secret", "webhook_endpoint.delete"
+        "webhook_endpoint.create",
+        "webhook_endpoint.update",
+        "webhook_endpoint.rotate_secret",
+        "webhook_endpoint.delete",
     ]
     assert all(e["actor"] == "root_admin" for e in trail["data"])
     dumped = json.dumps(trail)
@@ -89,7 +103,9 @@ async def _failed(client, headers, endpoint_id):
     return found if found and found[0]["status"] == "failed" else None
 
 
-async def test_failures_are_retried_with_the_same_id_until_a_2xx_and_the_endpoint_recovers(client, admin_headers, receiver):
+async def test_failures_are_retried_with_the_same_id_until_a_2xx_and_the_endpoint_recovers(
+    client, admin_headers, receiver
+):
     receiver.behaviour = lambda n, _h: (500, {}, b"boom", 0.0) if n < 2 else (200, {}, b"ok", 0.0)
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
@@ -104,12 +120,18 @@ async def test_failures_are_retried_with_the_same_id_until_a_2xx_and_the_endpoin
 
     async def recovered() -> list[str] | None:
         # The endpoint's status change commits after the attempt's outcome, in its own transaction.
-        trail = (await client.get("/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers)).json()
+        trail = (
+            await client.get(
+                "/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers
+            )
+        ).json()
         actions = [e["action"] for e in trail["data"]]
         return actions if "webhook_endpoint.recovered" in actions else None
 
     assert await wait_for(recovered) == ["webhook_endpoint.failing", "webhook_endpoint.recovered"]
-    assert (await client.get(f"/webhooks/endpoints/{endpoint['id']}", headers=admin_headers)).json()["status"] == "enabled"
+    assert (await client.get(f"/webhooks/endpoints/{endpoint['id']}", headers=admin_headers)).json()[
+        "status"
+    ] == "enabled"
 
 
 async def test_410_disables_the_endpoint_visibly_and_audited(client, admin_headers, receiver):
@@ -126,12 +148,22 @@ async def test_410_disables_the_endpoint_visibly_and_audited(client, admin_heade
     await create_product(client, admin_headers, name="Second")
     (delivery,) = await deliveries(client, admin_headers, endpoint["id"])  # nothing queued for a disabled endpoint
     assert delivery["status"] == "failed" and len(receiver.snapshot()) == 1
-    trail = (await client.get("/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers)).json()
+    trail = (
+        await client.get(
+            "/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers
+        )
+    ).json()
     assert [e["action"] for e in trail["data"]] == ["webhook_endpoint.disabled"]
-    assert_problem(await client.post(f"/webhooks/endpoints/{endpoint['id']}/test", headers=admin_headers), 409, "webhook_endpoint_disabled")
+    assert_problem(
+        await client.post(f"/webhooks/endpoints/{endpoint['id']}/test", headers=admin_headers),
+        409,
+        "webhook_endpoint_disabled",
+    )
 
 
-async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_deletes_the_endpoint(client, admin_headers, receiver):
+async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_deletes_the_endpoint(
+    client, admin_headers, receiver
+):
     receiver.behaviour = always(500)
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
@@ -147,12 +179,18 @@ async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_delete
 
     body = await wait_for(disabled)
     assert "schedule" in body["disabled_reason"]
-    trail = (await client.get("/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers)).json()
+    trail = (
+        await client.get(
+            "/audit", params={"entity_type": "webhook_endpoint", "actor": "system:webhooks"}, headers=admin_headers
+        )
+    ).json()
     assert [e["action"] for e in trail["data"]] == ["webhook_endpoint.failing", "webhook_endpoint.disabled"]
 
     # Enabled again by an admin, a manual retry starts the schedule over and succeeds.
     receiver.behaviour = always(200)
-    assert (await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"status": "enabled"}, headers=admin_headers)).json()["status"] == "enabled"
+    assert (
+        await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"status": "enabled"}, headers=admin_headers)
+    ).json()["status"] == "enabled"
     retried = await client.post(f"/webhooks/deliveries/{delivery['id']}/retry", headers=admin_headers)
     assert retried.status_code == 202 and retried.json()["status"] == "pending"
     (done,) = await wait_for(lambda: _delivered(client, admin_headers, endpoint["id"]))
@@ -160,7 +198,13 @@ async def test_a_spent_schedule_fails_the_delivery_and_disables_but_never_delete
 
 
 async def test_429_and_503_honour_retry_after(client, admin_headers, receiver):
-    receiver.behaviour = lambda n, _h: (503, {"retry-after": "1"}, b"", 0.0) if n == 0 else (429, {"retry-after": "1"}, b"", 0.0) if n == 1 else (200, {}, b"", 0.0)
+    receiver.behaviour = lambda n, _h: (
+        (503, {"retry-after": "1"}, b"", 0.0)
+        if n == 0
+        else (429, {"retry-after": "1"}, b"", 0.0)
+        if n == 1
+        else (200, {}, b"", 0.0)
+    )
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
     (delivery,) = await wait_for(lambda: _delivered(client, admin_headers, endpoint["id"]), timeout=20)
@@ -174,7 +218,9 @@ async def test_429_and_503_honour_retry_after(client, admin_headers, receiver):
 
 @pytest.mark.settings(webhook_timeout_seconds=0.5, webhook_retry_schedule="0.1")
 async def test_a_slow_receiver_times_out_and_redirects_are_not_followed(client, admin_headers, receiver):
-    receiver.behaviour = lambda n, _h: (200, {}, b"", 3.0) if n == 0 else (302, {"location": receiver.url + "/elsewhere"}, b"", 0.0)
+    receiver.behaviour = lambda n, _h: (
+        (200, {}, b"", 3.0) if n == 0 else (302, {"location": receiver.url + "/elsewhere"}, b"", 0.0)
+    )
     endpoint = await create_endpoint(client, admin_headers, receiver.url)
     await create_product(client, admin_headers)
 
@@ -227,9 +273,17 @@ async def test_replay_queues_a_time_range_again_and_retry_resends_one(client, ad
     got = await wait_for(lambda: receiver.accepted() if len(receiver.accepted()) == 5 else None)
     names = sorted(_verify(endpoint["secret"], r)["data"]["name"] for r in got)
     assert names == ["A", "B", "C", "D", "D"]
-    bad = await client.post(f"/webhooks/endpoints/{endpoint['id']}/replay", json={"since": until.isoformat(), "until": start.isoformat()}, headers=admin_headers)
+    bad = await client.post(
+        f"/webhooks/endpoints/{endpoint['id']}/replay",
+        json={"since": until.isoformat(), "until": start.isoformat()},
+        headers=admin_headers,
+    )
     assert_problem(bad, 422)
-    assert_problem(await client.post(f"/webhooks/deliveries/{'0' * 24}/retry", headers=admin_headers), 404, "webhook_delivery_not_found")
+    assert_problem(
+        await client.post(f"/webhooks/deliveries/{'0' * 24}/retry", headers=admin_headers),
+        404,
+        "webhook_delivery_not_found",
+    )
 
 
 async def test_an_attempt_keeps_the_first_kib_of_the_answer(client, admin_headers, receiver):
@@ -245,9 +299,17 @@ async def test_deliveries_are_listed_like_every_list(client, admin_headers, rece
     for i in range(5):
         await create_product(client, admin_headers, name=f"P{i}")
     await wait_for(lambda: len(receiver.accepted()) == 5)
-    first = (await client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries", params={"limit": 2}, headers=admin_headers)).json()
+    first = (
+        await client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries", params={"limit": 2}, headers=admin_headers)
+    ).json()
     assert first["page"]["limit"] == 2 and first["page"]["next"] == "2" and first["page"]["next_cursor"]
-    second = (await client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries", params={"limit": 3, "cursor": first["page"]["next_cursor"]}, headers=admin_headers)).json()
+    second = (
+        await client.get(
+            f"/webhooks/endpoints/{endpoint['id']}/deliveries",
+            params={"limit": 3, "cursor": first["page"]["next_cursor"]},
+            headers=admin_headers,
+        )
+    ).json()
     ids = [d["id"] for d in first["data"] + second["data"]]
     assert len(set(ids)) == 5 and ids == sorted(ids, reverse=True)  # newest first
     assert second["page"]["next_cursor"] is None
