@@ -76,15 +76,15 @@ def _start_dev(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
     env.update(
         PYTHONPATH=str(REPO), PORT=str(port), APP_ENV="development", LOG_DIR=str(tmp_path / "logs"), LOG_LEVEL="WARNING"
     )
-    log = open(tmp_path / "dev.log", "ab")  # noqa: SIM115 - the child keeps it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend_app", "dev", "--data-dir", str(tmp_path / "db")],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(tmp_path / "dev.log", "ab") as log:  # the child writes to its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend_app", "dev", "--data-dir", str(tmp_path / "db")],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, (tmp_path / "dev.log").read_text()
