@@ -37,6 +37,8 @@ from backend_app.events import service as events_service
 from backend_app.events.router import router as events_router
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.orders import faults as order_faults
+from backend_app.orders import forwarding as order_forwarding
+from backend_app.orders import placement as order_placement
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.orders.router import router as orders_router
@@ -128,6 +130,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dispatcher = (
         asyncio.create_task(app.state.webhook_dispatcher.run()) if settings.webhook_dispatcher_enabled else None
     )
+    # Every process takes part in electing the placement leader; the lease is only a hint.
+    leader = (
+        await order_forwarding.start_leader(
+            app.state.db,
+            signing_key=settings.signing_key,
+            host=settings.order_forward_host,
+            timeout_s=settings.order_forward_timeout_seconds,
+            place_locally=order_placement.place_here,
+            group=settings.order_forward_group,
+        )
+        if settings.order_forwarding
+        else None
+    )
     # Wait for the first attempt so a healthy database has its indexes before traffic.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(
@@ -136,6 +151,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if leader is not None:
+            await order_forwarding.stop_leader(leader)
         for task in (dispatcher, sweeper, events_sweeper, index_task):
             if task is None:
                 continue

@@ -451,7 +451,8 @@ async def run_app(
         servers: dict[str, list[ServeProcess]] = {}
         for key in layouts:
             for workers in LAYOUTS[key].workers:
-                server = ServeProcess(env=env, port=free_port(), workers=workers)
+                # Each layout is its own deployment: its own placement leader, where the checkout elects one.
+                server = ServeProcess(env={**env, "ORDER_FORWARD_GROUP": key}, port=free_port(), workers=workers)
                 server.cwd = app_dir
                 servers.setdefault(key, []).append(server.start(timeout_s=120))
                 stack.callback(server.stop)

@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     order_pending_ttl_seconds: int = Field(default=86400, ge=0)
     #: How often each process's background sweeper looks for pending orders past their TTL, in seconds.
     order_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    #: Send every order to one placement leader per database, elected by a lease in MongoDB, so the
+    #: orders of all processes and hosts join the same batches (docs/orders-and-stock.md). Off: each
+    #: process places its own orders.
+    order_forwarding: bool = True
+    #: Address each API process's internal placement endpoint listens on (an ephemeral port) and
+    #: advertises to the others; with several hosts, an address the other hosts reach.
+    order_forward_host: str = "127.0.0.1"
+    #: Processes on one database with the same group elect one leader; separate deployments sharing
+    #: a database (a benchmark's layouts) give themselves separate groups.
+    order_forward_group: str = Field(default="default", min_length=1, max_length=64)
+    #: Seconds a forwarded order may take before the receiving process places it itself.
+    order_forward_timeout_seconds: float = Field(default=15.0, gt=0)
     #: Test-only fault injection: the API process exits (``os._exit(70)``) when the order write path
     #: reaches this step (``backend_app.orders.faults.STEPS``). Ignored unless ``APP_ENV=test``.
     order_fault_step: str | None = None

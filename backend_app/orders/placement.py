@@ -28,6 +28,7 @@ from typing import Any
 from bson import ObjectId
 from cachetools import LRUCache
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
@@ -90,6 +91,7 @@ DEFAULT_LIMITS = Limits()
 class _Request:
     """One order waiting for its batch: what to place, and the future its caller awaits."""
 
+    order_id: ObjectId
     user_id: str
     placed_by: str
     lines: list[Line]
@@ -111,6 +113,10 @@ class BatchAborted(Exception):
     """A batch found a state its checks did not foresee; its orders are placed again one by one."""
 
 
+class AlreadyPlaced(Exception):
+    """An order of the batch has an ``_id`` that is already stored: another process placed it (nothing was written)."""
+
+
 class OrderBatcher:
     """Places the orders of one process in batches: one transaction for all orders waiting at the time.
 
@@ -129,6 +135,7 @@ class OrderBatcher:
         self,
         db: MongoDatabase,
         *,
+        order_id: ObjectId | None = None,
         user_id: str,
         placed_by: str,
         lines: list[Line],
@@ -137,12 +144,16 @@ class OrderBatcher:
     ) -> ObjectId:
         """Queue one order and wait until its batch committed; returns the new order's ``_id``.
 
+        ``order_id`` is the ``_id`` to store it under (default: a new one). An
+        order whose ``_id`` is already stored was placed by another process
+        (``orders.forwarding``): it returns that ``_id`` and takes nothing.
+
         Raises:
             the order's own refusal (one of :data:`REFUSALS`), or the batch's
             failure (e.g. ``DatabaseUnavailableError``).
         """
         future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(user_id, placed_by, lines, claim, limits, future))
+        self._queue.append(_Request(order_id or ObjectId(), user_id, placed_by, lines, claim, limits, future))
         worker = self._worker
         if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
             self._worker = asyncio.create_task(self._drain(db))
@@ -153,6 +164,9 @@ class OrderBatcher:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 await _run(db, batch)
+            except AlreadyPlaced:
+                for request in await _settle_placed(db, batch):
+                    await _run_settled(db, [request])
             except BatchAborted:
                 for request in batch:
                     await _run_settled(db, [request])
@@ -167,12 +181,27 @@ async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: in
     for _attempt in range(attempts):
         try:
             await _run(db, batch)
+        except AlreadyPlaced:
+            await _settle_placed(db, batch)
         except BatchAborted:
             continue
         except BaseException as exc:
             _fail(batch, exc)
         return
     _fail(batch, ServiceUnavailableError("The order could not be placed consistently; retry."))
+
+
+async def _settle_placed(db: MongoDatabase, batch: list[_Request]) -> list[_Request]:
+    """Resolve the requests whose order is already stored (placed by another process); return the others."""
+    stored = await repository.existing_ids(db, order_ids=[r.order_id for r in batch])
+    rest = []
+    for request in batch:
+        if request.order_id in stored:
+            if not request.future.done():
+                request.future.set_result(request.order_id)
+        else:
+            rest.append(request)
+    return rest
 
 
 #: Owners whose holds document this process knows exists (they are never deleted), per database.
@@ -208,7 +237,12 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
         if not accepted:
             return []
         await repository.change_holds(db, changes=_hold_changes(accepted), session=session)
-        order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+        try:
+            order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            if _duplicate_id(exc):
+                raise AlreadyPlaced() from exc
+            raise
         await events.orders_created(db, orders=[a.document for a in accepted], view=order_view, session=session)
         faults.reach("order_inserted")
         await _audit_orders_placed_for_others(db, accepted, session=session)
@@ -223,6 +257,14 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
             request.future.set_exception(refusals[i])
         else:
             request.future.set_result(next(order_ids))
+
+
+def _duplicate_id(exc: DuplicateKeyError | BulkWriteError) -> bool:
+    """Whether the orders' insert was refused for an ``_id`` already stored (not another unique index)."""
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors", [])
+        return any(e.get("code") == 11000 and "_id" in (e.get("keyPattern") or {"_id": 1}) for e in errors)
+    return "_id" in ((exc.details or {}).get("keyPattern") or {"_id": 1})
 
 
 def _fail(batch: list[_Request], exc: BaseException) -> None:
@@ -358,7 +400,12 @@ def _order_document(
             )
         )
     return repository.new_order_document(
-        user_id=request.user_id, placed_by=request.placed_by, lines=new_lines, total=total, now=datetime.now(UTC)
+        order_id=request.order_id,
+        user_id=request.user_id,
+        placed_by=request.placed_by,
+        lines=new_lines,
+        total=total,
+        now=datetime.now(UTC),
     )
 
 
@@ -373,3 +420,18 @@ def batcher_for(db: MongoDatabase) -> OrderBatcher:
     if batcher is None:
         batcher = _BATCHERS[key] = OrderBatcher()
     return batcher
+
+
+async def place_here(
+    db: MongoDatabase,
+    order_id: ObjectId,
+    user_id: str,
+    placed_by: str,
+    lines: list[Line],
+    claim: idempotency.Claim | None,
+    limits: Limits,
+) -> ObjectId:
+    """Place one order with ``_id`` ``order_id`` in this process's next batch (``orders.forwarding.PlaceLocally``)."""
+    return await batcher_for(db).place(
+        db, order_id=order_id, user_id=user_id, placed_by=placed_by, lines=lines, claim=claim, limits=limits
+    )

@@ -91,14 +91,20 @@ class NewOrderLine:
 
 
 def new_order_document(
-    *, user_id: str, placed_by: str, lines: Sequence[NewOrderLine], total: Decimal, now: datetime
+    *,
+    order_id: ObjectId | None = None,
+    user_id: str,
+    placed_by: str,
+    lines: Sequence[NewOrderLine],
+    total: Decimal,
+    now: datetime,
 ) -> dict[str, Any]:
     """The stored form (module docstring) of a new ``pending`` order of ``user_id`` placed by ``placed_by``.
 
     Money is stored as ``Decimal128``; ``created_at`` and ``updated_at`` are ``now`` (UTC).
     """
     return {
-        "_id": ObjectId(),
+        "_id": order_id or ObjectId(),
         "userId": user_id,
         "placed_by": placed_by,
         "status": "pending",
@@ -135,6 +141,11 @@ async def insert_orders(
     """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order."""
     result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
     return list(result.inserted_ids)
+
+
+async def existing_ids(db: MongoDatabase, *, order_ids: list[ObjectId]) -> set[ObjectId]:
+    """Which of ``order_ids`` are stored (one ``find`` on ``_id``, outside any transaction)."""
+    return {doc["_id"] async for doc in db[COLLECTION].find({"_id": {"$in": order_ids}}, {"_id": 1})}
 
 
 async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
