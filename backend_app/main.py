@@ -20,6 +20,7 @@ from backend_app import __version__
 from backend_app.audit import repository as audit_repository
 from backend_app.audit.router import router as audit_router
 from backend_app.auth import repository as auth_repository
+from backend_app.auth import throttles as auth_throttles
 from backend_app.auth.router import router as auth_router
 from backend_app.auth.session_cache import LocalWrites, create_session_cache
 from backend_app.auth.users_router import router as users_router
@@ -69,6 +70,23 @@ INDEX_INSTALLERS: list[IndexInstaller] = [
     orders_service.convert_to_inventory_model,
 ]
 INDEX_RETRY_SECONDS = 5.0
+#: Paths (and everything under them) whose responses carry tokens or personal data, never to be
+#: stored by a cache (RFC 6749 §5.1, RFC 9111 §5.2.2.5), and the metrics scrape.
+NO_STORE_PATHS = (
+    *(
+        router.prefix
+        for router in (
+            auth_router,
+            users_router,
+            orders_router,
+            dashboard_router,
+            audit_router,
+            events_router,
+            webhooks_router,
+        )
+    ),
+    "/metrics",
+)
 
 
 async def _ensure_indexes_until_done(app: FastAPI) -> None:
@@ -194,7 +212,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     app.state.settings = settings
     app.state.tracer_provider = None
     install_error_handlers(app)
-    install_middleware(app, settings)
+    install_middleware(
+        app,
+        settings,
+        no_store_paths=NO_STORE_PATHS,
+        strict_rate_limited_paths=auth_throttles.RATE_LIMITED_PATHS,
+        per_address_prefixes=(auth_throttles.PER_ADDRESS_PREFIX,),
+    )
+    auth_throttles.install_throttles(app, settings)
     provider = tracer_provider if tracer_provider is not None else tracer_provider_from_env()
     if provider is not None:
         instrument(app, provider)

@@ -35,7 +35,7 @@ PREVIOUS = r"""
 import csv, json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from backend_app.products import service
+from backend_app.products import bulk
 path = Path(sys.argv[1])
 with path.open(encoding="utf-8-sig", newline="") as handle:
     if path.suffix == ".json":
@@ -44,7 +44,7 @@ with path.open(encoding="utf-8-sig", newline="") as handle:
         values = [json.loads(line) for line in handle if line.strip()]
     else:
         values = list(csv.DictReader(handle))
-checked = [service.validate_product(value) for value in values]
+checked = [bulk.validate_product(value) for value in values]
 print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     #: Worker processes of ``python -m backend_app serve`` (uvicorn ``--workers``).
     web_concurrency: int = Field(default=1, ge=1)
 
-    #: Server-side cache of ``GET /products`` pages on/off (``products.cache``). ETags and 304s work either way.
+    #: Server-side cache of ``GET /products`` pages on/off (``products.page_store``). ETags and 304s work either way.
     cache_enabled: bool = True
     #: Most pages the in-process cache holds (least recently used evicted first).
     cache_max_entries: int = Field(default=1024, ge=1)
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     #: ``redis://host:6379/1``: keep pages in Redis (shared by every worker and host) instead of in process.
     cache_uri: str | None = None
     #: Seconds a ``GET /products`` miss waits for another process computing the same page (Redis cache only;
-    #: single-flight across processes, ``products.cache``), polling the cache; after it computes the page itself.
+    #: single-flight across processes, ``products.page_store``), polling the cache; after it computes the page itself.
     cache_fill_wait_seconds: float = Field(default=2.0, ge=0, le=30)
 
     #: ``python -m backend_app dev`` loads the demo catalog (``backend_app/demo``) into an EMPTY embedded

@@ -27,10 +27,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from backend_app.auth import service
 from backend_app.auth.exceptions import NotAuthenticatedError
+from backend_app.auth.throttles import SignInThrottle
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import ForbiddenError
-from backend_app.core.ratelimit import SignInThrottle
 from backend_app.users.schemas import Username, UserPublic
 
 #: The OpenAPI security scheme; ``tokenUrl`` makes Swagger UI's Authorize button work.
@@ -86,8 +86,8 @@ async def get_current_user(caller: Annotated[service.Caller, Depends(get_current
 
 
 async def get_signin_throttle(request: Request) -> SignInThrottle:
-    """The app's per-account throttle of failed sign-ins (``core.ratelimit.SignInThrottle``)."""
-    throttle: SignInThrottle = request.app.state.rate_limiter.signin_throttle
+    """The app's per-account throttle of failed sign-ins (``auth.throttles.SignInThrottle``)."""
+    throttle: SignInThrottle = request.app.state.signin_throttle
     return throttle
 
 

@@ -17,7 +17,7 @@ from backend_app.auth.schemas import LoginRequest, PasswordChange, RefreshReques
 from backend_app.core.config import AppSettings
 from backend_app.core.db import Database
 from backend_app.core.errors import UnprocessableError, problem_responses
-from backend_app.core.ratelimit import FailureThrottle
+from backend_app.core.throttle import FailureThrottle
 from backend_app.users import service as users_service
 from backend_app.users.schemas import UserCreate, UserPublic, check_password_bytes
 
@@ -25,8 +25,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 def get_password_change_throttle(request: Request) -> FailureThrottle:
-    """The app's count of wrong current passwords per login session (``core.ratelimit.RateLimiter``)."""
-    throttle: FailureThrottle = request.app.state.rate_limiter.password_change_throttle
+    """The app's count of wrong current passwords per login session (``auth.throttles.install_throttles``)."""
+    throttle: FailureThrottle = request.app.state.password_change_throttle
     return throttle
 
 

@@ -13,7 +13,7 @@ reactivating an account does not bring old tokens back), and (4) it began
 less than ``SESSION_MAX_AGE_DAYS`` ago, however often it was refreshed.
 
 Failed sign-ins (``POST /auth/login``, ``/auth/token``) are counted per
-account by :class:`~backend_app.core.ratelimit.SignInThrottle`, one check per
+account by :class:`~backend_app.auth.throttles.SignInThrottle`, one check per
 account at a time; unknown and known usernames take the same steps, so neither
 the status nor the time tells them apart. Wrong current passwords of
 ``POST /auth/password`` are counted per login session instead.
@@ -37,8 +37,8 @@ from backend_app.auth.exceptions import (
 )
 from backend_app.auth.schemas import TokenPair
 from backend_app.auth.session_cache import Documents, SessionCache
+from backend_app.auth.throttles import SignInThrottle
 from backend_app.core.db import MongoDatabase
-from backend_app.core.ratelimit import FailureThrottle, SignInThrottle
 from backend_app.core.security import (
     TokenClaims,
     TokenError,
@@ -47,6 +47,7 @@ from backend_app.core.security import (
     hash_password,
     verify_password,
 )
+from backend_app.core.throttle import FailureThrottle
 from backend_app.users import repository as users_repository
 from backend_app.users.schemas import UserPublic
 from config import Settings

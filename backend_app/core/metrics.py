@@ -314,4 +314,6 @@ async def metrics(request: Request) -> Response:
     """
     await _authorize(request, request.app.state.settings, request.app.state.rate_limiter.metrics_throttle)
     body, content_type = exposition(request.headers.get("accept", ""))
-    return Response(body, headers={"Content-Type": content_type})  # no-store: core.middleware.NO_STORE_PATHS
+    return Response(
+        body, headers={"Content-Type": content_type}
+    )  # no-store: the app names /metrics among its no-store paths

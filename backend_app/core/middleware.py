@@ -61,23 +61,19 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HTML_CSP = "frame-ancestors 'none'"
 #: HSTS sent in production (the API is served over TLS there, usually by a proxy).
 HSTS = "max-age=63072000; includeSubDomains"
-#: Paths (and everything under them) whose responses carry tokens or personal data: never cached
-#: (RFC 6749 §5.1, RFC 9111 §5.2.2.5), and the metrics scrape. The one place ``Cache-Control: no-store``
-#: is set; a route that must not be stored elsewhere calls :func:`mark_no_store`.
-NO_STORE_PATHS = ("/auth", "/users", "/orders", "/dashboard", "/audit", "/metrics", "/events", "/webhooks")
 #: Key in the ASGI scope's ``state`` (``request.state``) with which a route asks for ``no-store``.
 _NO_STORE_STATE = "no_store"
 
 
-def is_no_store_path(path: str) -> bool:
-    """Whether responses to ``path`` carry personal data (auth, users, orders, dashboard) or metrics: ``no-store``."""
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in NO_STORE_PATHS)
+def is_under(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or under one of them (``/orders`` covers ``/orders/alice``)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
 
 
 def mark_no_store(request: Request) -> None:
     """Ask :class:`SecurityHeadersMiddleware` to send this one response with ``Cache-Control: no-store``.
 
-    For a response outside :data:`NO_STORE_PATHS` that must not be stored (e.g. a
+    For a response outside the no-store paths that must not be stored (e.g. a
     failing readiness probe), so that no route sets the header itself.
     """
     setattr(request.state, _NO_STORE_STATE, True)
@@ -122,17 +118,19 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
     """Adds :data:`SECURITY_HEADERS`, a Content-Security-Policy, HSTS (production) and ``Cache-Control: no-store``.
 
     ``Cache-Control: no-store`` (and ``Pragma: no-cache``) is set on every
-    response (success or error) under :data:`NO_STORE_PATHS`, and on a
+    response (success or error) under ``no_store_paths`` (the paths whose
+    responses carry tokens or personal data, which the app names), and on a
     response whose route called :func:`mark_no_store`, replacing whatever the
-    route set: the only mechanism that sets it.
+    route set: the only mechanism that sets it (RFC 6749 §5.1, RFC 9111 §5.2.2.5).
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, no_store_paths: tuple[str, ...] = (), hsts: bool = False) -> None:
         super().__init__(app)
+        self.no_store_paths = no_store_paths
         self.hsts = hsts
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        no_store_path = is_no_store_path(scope.get("path", ""))
+        no_store_path = is_under(scope.get("path", ""), self.no_store_paths)
         state = scope.setdefault("state", {})  # shared with ``request.state`` of the route (mark_no_store)
 
         async def send_with_headers(message: Message) -> None:
@@ -326,13 +324,25 @@ class UnhandledErrorMiddleware(HTTPMiddleware):
             await response(scope, receive, send)
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
+def install_middleware(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    no_store_paths: tuple[str, ...] = (),
+    strict_rate_limited_paths: frozenset[str] = frozenset(),
+    per_address_prefixes: tuple[str, ...] = (),
+) -> None:
     """Add the middleware stack described in the module docstring to ``app``.
 
-    Also stores the app's :class:`~backend_app.core.ratelimit.RateLimiter` on
-    ``app.state.rate_limiter``.
+    The domains' rules come from the app: ``no_store_paths`` (and everything
+    under them) are never stored by caches; ``strict_rate_limited_paths`` share
+    the ``RATE_LIMIT_AUTH`` budget; ``per_address_prefixes`` are counted per
+    client address whatever token is sent. Also stores the app's
+    :class:`~backend_app.core.ratelimit.RateLimiter` on ``app.state.rate_limiter``.
     """
-    rate_limiter = RateLimiter(settings)
+    rate_limiter = RateLimiter(
+        settings, strict_paths=strict_rate_limited_paths, per_address_prefixes=per_address_prefixes
+    )
     app.state.rate_limiter = rate_limiter
     # add_middleware wraps what was added before: innermost first.
     app.add_middleware(UnhandledErrorMiddleware)
@@ -348,7 +358,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_credentials=False,  # bearer tokens, no cookies
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_env == "production")
+    app.add_middleware(SecurityHeadersMiddleware, no_store_paths=no_store_paths, hsts=settings.app_env == "production")
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id)

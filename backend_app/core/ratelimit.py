@@ -6,11 +6,11 @@ How it is wired
     later, unknown paths (404) and oversized bodies. For each request it calls
     one of two slowapi ``shared_limit`` gates created here:
 
-    - ``auth``: ``RATE_LIMIT_AUTH`` (default ``10/minute``) for the paths in
-      :data:`AUTH_LIMITED_PATHS` (``/auth/login``, ``/auth/token``,
-      ``/auth/register``, ``/auth/password``), one budget shared by the four so
-      alternating between them gains nothing. It applies by path, so the auth router needs
-      no decorator: the limit holds as soon as those routes are included.
+    - ``auth``: ``RATE_LIMIT_AUTH`` (default ``10/minute``) for the strict
+      paths the app hands over (``auth.throttles.RATE_LIMITED_PATHS``:
+      sign-in, token, sign-up, password change), one budget shared by them so
+      alternating between them gains nothing. It applies by path, so the auth
+      router needs no decorator: the limit holds as soon as those routes are included.
     - ``default``: ``RATE_LIMIT_DEFAULT`` (default ``120/minute``), one budget
       per caller across every other route.
 
@@ -25,10 +25,10 @@ How it is wired
     our middleware keeps slowapi's limit parsing, storage, strategies and
     in-memory fallback.
 
-Who is counted (:func:`rate_limit_key`)
-    Under ``/auth/`` always ``ip:<client address>``, whatever token is sent:
-    a sign-in budget counted per token could be multiplied by alternating
-    tokens. Elsewhere ``user:<sub>`` when the request
+Who is counted (:meth:`RateLimiter.key`)
+    Under the per-address prefixes the app hands over (``/auth/``) always
+    ``ip:<client address>``, whatever token is sent: a sign-in budget counted
+    per token could be multiplied by alternating tokens. Elsewhere ``user:<sub>`` when the request
     carries a valid access token (verified signature, expiry, issuer, audience
     and type; no database call), otherwise ``ip:<client address>``. The client address is the TCP peer unless the
     peer is listed in ``TRUSTED_PROXIES``, in which case uvicorn's
@@ -54,10 +54,9 @@ Failed checks per key (``core.throttle.FailureThrottle``)
     Beside the per-address budgets, failed checks are counted per key in the
     same ``limits`` storage (so in Redis when configured), one check per key at
     a time so that concurrent guesses cannot outrun the count: failed sign-ins
-    per account (``SignInThrottle``, ``SIGNIN_FAILURE_LIMIT``, default
-    ``10/15minutes``, a moving window → ``429 signin_throttled`` from any
-    address), wrong current passwords per session (``auth.service``) and
-    failed ``/metrics`` authorisations per address (``core.metrics``).
+    per account and wrong current passwords per session (``auth.throttles``)
+    and failed ``/metrics`` authorisations per address (``metrics_throttle``
+    here, used by ``core.metrics``).
 """
 
 from __future__ import annotations
@@ -80,28 +79,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend_app.core import metrics
 from backend_app.core.errors import problem_response
 from backend_app.core.security import TokenError, decode_token
-from backend_app.core.throttle import REDIS_TIMEOUT_S, FailureThrottle, SignInThrottle
+from backend_app.core.throttle import REDIS_TIMEOUT_S, FailureThrottle
 from config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Paths under the stricter ``RATE_LIMIT_AUTH`` budget (credential guessing and sign-up spam).
-AUTH_LIMITED_PATHS = frozenset({"/auth/login", "/auth/token", "/auth/register", "/auth/password"})
-#: Every path under this prefix is counted per client address, whatever token is sent.
-AUTH_PREFIX = "/auth/"
 #: Paths never counted.
 EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 Gate = Callable[..., Any]
 
-__all__ = [
-    "FailureThrottle",
-    "RateLimitMiddleware",
-    "RateLimiter",
-    "SignInThrottle",
-    "client_address",
-    "rate_limit_key",
-]
+__all__ = ["FailureThrottle", "RateLimitMiddleware", "RateLimiter", "client_address"]
 
 
 def client_address(request: Request) -> str:
@@ -109,59 +97,39 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client and request.client.host else "unknown"
 
 
-def rate_limit_key(request: Request) -> str:
-    """slowapi key function: ``ip:<client address>`` under ``/auth/``; elsewhere ``user:<sub>`` for a
-    valid access token, else ``ip:<client address>``.
-
-    The token is verified (signature, ``exp``, ``iss``, ``aud``, ``type``)
-    without a database call; a missing, forged or expired token counts
-    against the client IP. Sign-in, sign-up and password routes never count
-    per token, so a caller holding several tokens gets no extra guesses.
-    """
-    if request.url.path.startswith(AUTH_PREFIX):
-        return f"ip:{client_address(request)}"
-    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
-    if scheme.lower() == "bearer" and token:
-        try:
-            claims = decode_token(request.app.state.settings, token, expected_type="access")
-        except TokenError:
-            pass
-        else:
-            return f"user:{claims.sub}"
-    return f"ip:{client_address(request)}"
-
-
 class RateLimiter:
     """The app's slowapi :class:`~slowapi.Limiter` and its two gates (``auth`` and ``default``).
 
     Args:
         settings: ``RATE_LIMIT_*`` values.
+        strict_paths: paths under the ``auth`` budget (``RATE_LIMIT_AUTH``), shared by all of them.
+        per_address_prefixes: paths under these prefixes are always counted per client address.
 
     Raises:
         limits.errors.ConfigurationError: the storage URI names a storage
             whose client library is missing.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        strict_paths: frozenset[str] = frozenset(),
+        per_address_prefixes: tuple[str, ...] = (),
+    ) -> None:
         storage_uri = settings.rate_limit_storage_uri
         self.is_shared = not storage_uri.startswith("memory://")
+        self.strict_paths = strict_paths
+        self.per_address_prefixes = per_address_prefixes
         options: dict[str, Any] = (
             {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S} if self.is_shared else {}
-        )
-        self.signin_throttle = SignInThrottle(settings)
-        #: Wrong current passwords of ``POST /auth/password``, per login session (same limit as sign-ins).
-        self.password_change_throttle = FailureThrottle(
-            settings,
-            limit=settings.signin_failure_limit,
-            scope="password-change-failures",
-            enabled=settings.signin_throttle_enabled,
         )
         #: Failed ``GET /metrics`` authorisations, per client address (``METRICS_FAILURE_LIMIT``).
         self.metrics_throttle = FailureThrottle(
             settings, limit=settings.metrics_failure_limit, scope="metrics-failures"
         )
         self.limiter = Limiter(
-            key_func=rate_limit_key,
+            key_func=self.key,
             storage_uri=storage_uri,
             storage_options=options,
             strategy=settings.rate_limit_strategy,
@@ -182,6 +150,28 @@ class RateLimiter:
         self.auth_gate: Gate = self.limiter.shared_limit(settings.rate_limit_auth, scope="auth")(auth_gate)
         self.default_gate: Gate = self.limiter.shared_limit(settings.rate_limit_default, scope="default")(default_gate)
 
+    def key(self, request: Request) -> str:
+        """slowapi key function: ``ip:<client address>`` under a per-address prefix; elsewhere
+        ``user:<sub>`` for a valid access token, else ``ip:<client address>``.
+
+        The token is verified (signature, ``exp``, ``iss``, ``aud``, ``type``)
+        without a database call; a missing, forged or expired token counts
+        against the client IP. Paths under a per-address prefix (sign-in,
+        sign-up, password change) never count per token, so a caller holding
+        several tokens gets no extra guesses.
+        """
+        if request.url.path.startswith(self.per_address_prefixes):
+            return f"ip:{client_address(request)}"
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        if scheme.lower() == "bearer" and token:
+            try:
+                claims = decode_token(request.app.state.settings, token, expected_type="access")
+            except TokenError:
+                pass
+            else:
+                return f"user:{claims.sub}"
+        return f"ip:{client_address(request)}"
+
     @property
     def enabled(self) -> bool:
         """Whether requests are counted (``RATE_LIMIT_ENABLED``)."""
@@ -192,7 +182,7 @@ class RateLimiter:
         if path in EXEMPT_PATHS:
             return None
         normalized = path.rstrip("/") or "/"
-        return self.auth_gate if normalized in AUTH_LIMITED_PATHS else self.default_gate
+        return self.auth_gate if normalized in self.strict_paths else self.default_gate
 
     def check(self, gate: Gate, request: Request) -> tuple[dict[str, str], str | None]:
         """Count ``request`` with ``gate`` (a blocking call when the storage is Redis).

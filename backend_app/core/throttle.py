@@ -1,9 +1,9 @@
 """Failed checks counted per key, one check per key at a time (``limits`` moving windows).
 
-Used for failed sign-ins per account (:class:`SignInThrottle`), wrong current
-passwords per login session (``auth.service.change_password``) and failed
-``GET /metrics`` authorisations per client address (``core.metrics``). The
-instances live on ``core.ratelimit.RateLimiter``.
+A shared mechanism: the domains decide what a key is and what counts as a
+failure (failed sign-ins per account and wrong current passwords per login
+session in ``auth.throttles``; failed ``GET /metrics`` authorisations per
+client address in ``core.metrics``).
 """
 
 from __future__ import annotations
@@ -142,20 +142,3 @@ class FailureThrottle:
         finally:
             with CancelScope(shield=True):  # a client hanging up must not leave the turn taken
                 await self._run(self._call, "clear", TURN_ITEM, *turn)
-
-
-class SignInThrottle(FailureThrottle):
-    """Failed sign-ins per account (``SIGNIN_FAILURE_LIMIT``, a moving window; docs/contract.md §3).
-
-    The key is the account's username case-folded (an unknown email: the
-    email), so ``ALICE`` and ``alice`` share one count. On even with
-    ``RATE_LIMIT_ENABLED=false``; off with ``SIGNIN_THROTTLE_ENABLED=false``.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            settings,
-            limit=settings.signin_failure_limit,
-            scope="signin-failures",
-            enabled=settings.signin_throttle_enabled,
-        )

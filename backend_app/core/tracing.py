@@ -21,7 +21,7 @@ wires it:
 - Privacy: query values are replaced by ``REDACTED`` in the server span's
   URL attributes (:func:`redact_query`); probes and scrapes
   (:data:`EXCLUDED_URLS`, anchored to the whole path) are not traced.
-- Request id: ``core.metrics.MetricsMiddleware`` puts the
+- Request id: ``core.middleware.MetricsMiddleware`` puts the
   ``X-Request-ID`` (asgi-correlation-id) on the server span as
   ``request_id``; every database span carries it too.
 """

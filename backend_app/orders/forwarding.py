@@ -174,7 +174,8 @@ class PlacementLeader:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox: list[_Waiting] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -204,8 +205,7 @@ class PlacementLeader:
         """Stop listening and electing, and give the lease up if held (another process takes it at once)."""
         if self._server is not None:
             self._server.should_exit = True
-        if self._sender is not None:
-            self._tasks.append(self._sender)
+        self._tasks.extend(self._in_flight)
         for task in self._tasks:
             if not task.done() and task is not self._tasks[0]:
                 task.cancel()
@@ -254,10 +254,11 @@ class PlacementLeader:
     ) -> ObjectId:
         """Place one order through the leader (or here), and return its ``_id``.
 
-        Orders waiting to be forwarded go together: while one request to the
-        leader runs, the next orders queue and are sent in the next one (up to
-        :data:`MAX_FORWARDED`), so a busy follower pays one round trip per
-        batch, not per order.
+        The orders a follower receives in one turn of its event loop go to the
+        leader in one request (up to :data:`MAX_FORWARDED` each), sent at once
+        without waiting for earlier requests: the leader's batcher groups them
+        with everyone else's, so a forwarded order waits for the same batches
+        as one the leader received itself, plus one round trip.
 
         Raises:
             the order's refusal, as the batcher raises it (whichever process placed it).
@@ -268,36 +269,44 @@ class PlacementLeader:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(order, loop.create_future())
         self._outbox.append(waiting)
-        if self._sender is None or self._sender.done():
-            self._sender = loop.create_task(self._send())
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return await asyncio.shield(waiting.future)
+
+    def _flush(self) -> None:
+        """Send what this turn of the event loop queued, :data:`MAX_FORWARDED` orders per request."""
+        self._flush_scheduled = False
+        queued, self._outbox = self._outbox, []
+        for start in range(0, len(queued), MAX_FORWARDED):
+            task = asyncio.get_running_loop().create_task(self._send(queued[start : start + MAX_FORWARDED]))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def _here(self, order: _Order) -> ObjectId:
         return await self._place_locally(
             self.db, order.order_id, order.user_id, order.placed_by, order.lines, order.claim, order.limits
         )
 
-    async def _send(self) -> None:
-        """Forward the queued orders, a batch per request; whatever the leader did not settle is placed here."""
-        while self._outbox:
-            batch, self._outbox = self._outbox[:MAX_FORWARDED], self._outbox[MAX_FORWARDED:]
-            try:
-                outcomes = await self._forward_batch(batch)
-                rest = []
-                for waiting, outcome in zip(batch, outcomes, strict=True):
-                    if isinstance(outcome, ObjectId):
-                        waiting.future.set_result(outcome)
-                    elif isinstance(outcome, DomainError):
-                        waiting.future.set_exception(outcome)
-                    else:
-                        rest.append(waiting)
-                if rest:
-                    await asyncio.gather(*[self._settle_here(w) for w in rest])
-            except BaseException as exc:
-                for waiting in batch:
-                    if not waiting.future.done():
-                        waiting.future.set_exception(exc if isinstance(exc, Exception) else ForwardingFailed())
-                raise
+    async def _send(self, batch: list[_Waiting]) -> None:
+        """Forward ``batch`` in one request; whatever the leader did not settle is placed here."""
+        try:
+            outcomes = await self._forward_batch(batch)
+            rest = []
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, ObjectId):
+                    waiting.future.set_result(outcome)
+                elif isinstance(outcome, DomainError):
+                    waiting.future.set_exception(outcome)
+                else:
+                    rest.append(waiting)
+            if rest:
+                await asyncio.gather(*[self._settle_here(w) for w in rest])
+        except BaseException as exc:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc if isinstance(exc, Exception) else ForwardingFailed())
+            raise
 
     async def _settle_here(self, waiting: _Waiting) -> None:
         try:

@@ -4,7 +4,7 @@ Used by ``python -m backend_app import-products PATH`` and by the demo catalog
 loader (``backend_app.demo``). Files are streamed (:func:`read_rows`) and
 written a chunk at a time (:func:`import_rows`): memory stays flat in the
 file's size. Every row is validated with the rules of
-``POST /products`` and written through ``products.service.write_products``, the
+``POST /products`` and written through ``products.bulk.write_products``, the
 one bulk write of the catalog (so the batch endpoint and the importer behave
 alike).
 
@@ -36,7 +36,7 @@ from typing import Any
 import ijson
 
 from backend_app.core.db import MongoDatabase
-from backend_app.products import service
+from backend_app.products import bulk
 from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.schemas import ProductCreate
 from backend_app.products.stock import StockBasis
@@ -49,7 +49,7 @@ CSV_SIZES_SEPARATOR = "|"
 #: is a few KiB at most (200-character name, 2,000-character description), so nothing valid is lost.
 MAX_ROW_CHARACTERS = 1024 * 1024
 #: Rows validated (and, when writing, written) together: the importer holds one chunk at a time.
-IMPORT_CHUNK_ROWS = service.WRITE_BATCH
+IMPORT_CHUNK_ROWS = bulk.WRITE_BATCH
 
 
 class CatalogFileError(Exception):
@@ -288,7 +288,7 @@ async def import_rows(
     upsert: bool = False,
     basis: StockBasis = StockBasis.ON_HAND,
     dry_run: bool = False,
-    batch_size: int = service.WRITE_BATCH,
+    batch_size: int = bulk.WRITE_BATCH,
     on_validated: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
 ) -> ImportReport:
@@ -323,7 +323,7 @@ async def import_rows(
         report.valid += len(chunk)
         if not dry_run and chunk:
             assert db is not None
-            results = await service.write_products(
+            results = await bulk.write_products(
                 db,
                 products=chunk,
                 actor=actor,
@@ -348,7 +348,7 @@ async def import_rows(
         if row.problem is not None:
             refused[row.number] = row.problem
         else:
-            checked = service.validate_product(row.value)
+            checked = bulk.validate_product(row.value)
             if isinstance(checked, ProductCreate):
                 chunk.append((row.number, checked))
             else:

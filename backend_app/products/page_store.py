@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-#: The catalog cache's logger (name kept stable for log filters since it lived in ``products.cache``).
+#: The catalog cache's logger; the name predates this module and is kept so log filters keep matching.
 logger = logging.getLogger("backend_app.products.cache")
 
 #: Bytes charged per in-process entry on top of its key, tag and body (object headers, links).

@@ -18,7 +18,7 @@ from backend_app.core.http_cache import CONDITIONAL_GET_RESPONSES
 from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
-from backend_app.products import responses, service
+from backend_app.products import bulk, responses, service
 from backend_app.products.schemas import (
     MAX_BATCH,
     BatchReport,
@@ -96,7 +96,7 @@ async def create_products(
     JSON array of 1..1000 elements → 422. An update that would leave a size
     below what pending orders hold is ``409`` (see ``stock_basis``).
     """
-    return await service.create_products(db, items=items, actor=admin.username, upsert=upsert, basis=basis)
+    return await bulk.create_products(db, items=items, actor=admin.username, upsert=upsert, basis=basis)
 
 
 @router.get(

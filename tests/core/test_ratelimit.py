@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from backend_app.core.ratelimit import AUTH_LIMITED_PATHS
+from backend_app.auth.throttles import RATE_LIMITED_PATHS as AUTH_LIMITED_PATHS
 from backend_app.devtools.embedded_db import free_port
 from tests.support.helpers import assert_problem
 

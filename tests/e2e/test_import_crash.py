@@ -1,6 +1,6 @@
 """``import-products`` killed mid-import: each 1,000-product chunk lands whole with its audit entries, or not at all.
 
-The bulk write path (``products.service.write_products``) commits a chunk's
+The bulk write path (``products.bulk.write_products``) commits a chunk's
 products and one audit entry per product in one transaction (the
 record and the change cannot disagree). This kills the real CLI process with
 SIGKILL after its first chunk committed, then checks that no product lacks its
@@ -27,7 +27,7 @@ from backend_app.devtools.api_server import _SETTINGS_PREFIXES, REPO
 from backend_app.devtools.embedded_db import EmbeddedMongo
 
 ROWS = 3_000
-CHUNK = 1_000  # products.service.WRITE_BATCH
+CHUNK = 1_000  # products.bulk.WRITE_BATCH
 
 
 @pytest.fixture
