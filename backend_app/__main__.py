@@ -217,7 +217,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
     from backend_app.audit import repository as audit_repository
     from backend_app.core.db import create_client
     from backend_app.products import importer
-    from backend_app.products import repository as products_repository
+    from backend_app.products import indexes as products_indexes
     from backend_app.products.stock import StockBasis
 
     path = Path(args.path)
@@ -232,7 +232,7 @@ async def _import_products(settings: Settings | None, args: argparse.Namespace) 
     try:
         db = client[settings.mongodb_db] if client is not None and settings is not None else None
         if db is not None:
-            await products_repository.ensure_indexes(db)
+            await products_indexes.ensure_indexes(db)
             await audit_repository.ensure_indexes(db)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as progress:

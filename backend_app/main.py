@@ -43,7 +43,7 @@ from backend_app.orders import placement as order_placement
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.orders.router import router as orders_router
-from backend_app.products import repository as products_repository
+from backend_app.products import indexes as products_indexes
 from backend_app.products.cache_wiring import create_page_cache
 from backend_app.products.router import router as products_router
 from backend_app.users import repository as users_repository
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 #: Each domain's index installer, run at start-up (docs/contract.md §4: every list query has an index).
 INDEX_INSTALLERS: list[IndexInstaller] = [
-    products_repository.ensure_indexes,
+    products_indexes.ensure_indexes,
     orders_repository.ensure_indexes,
     users_repository.ensure_indexes,
     auth_repository.ensure_indexes,

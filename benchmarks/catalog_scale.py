@@ -10,7 +10,7 @@ temporary directory on disk), so no measurement inherits another's data or oplog
 2. The raw driver's floor: PyMongo ``insert_many`` (1,000 per call) of the same
    product documents (``products.repository.new_product_document``) into a
    fresh server three times: with no secondary index; with the catalog's
-   indexes (``products.repository.ensure_indexes``); and with the catalog's
+   indexes (``products.indexes.ensure_indexes``); and with the catalog's
    indexes plus one audit entry per product in ``audit`` with its indexes
    (``products.service.product_audit_entry``), which is what the importer
    writes, minus its transactions.
@@ -63,7 +63,7 @@ from backend_app.audit import repository as audit_repository
 from backend_app.demo import DEMO_FILE
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from backend_app.products import repository
+from backend_app.products import catalog_meta, repository
 from backend_app.products.schemas import ProductCreate
 from backend_app.products.service import product_audit_entry
 
@@ -145,7 +145,7 @@ async def timed_get(http: httpx.AsyncClient, params: dict[str, str]) -> tuple[fl
 
 async def bump(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
     """A catalog write's effect on the page cache: the catalog version bump (``catalog_changed``)."""
-    await repository.bump_catalog_version(mongo[DB])
+    await catalog_meta.bump_catalog_version(mongo[DB])
 
 
 def mark(seconds: float, target: float) -> str:
@@ -265,7 +265,7 @@ async def raw_insert(uri: str, rows: list[dict[str, Any]], *, indexes: bool, aud
     try:
         db = mongo[DB]
         if indexes:
-            await repository.ensure_indexes(db)
+            await indexes.ensure_indexes(db)
             await audit_repository.ensure_indexes(db)
         documents = product_documents(rows)
         entries = (

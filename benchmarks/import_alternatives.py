@@ -7,7 +7,7 @@ catalog (``catalog_scale.catalog_rows``):
 1. raw PyMongo ``insert_many`` (1,000 per call) of the product documents into a
    collection that already has the catalog's indexes (what every import does);
 2. the same documents into a collection without secondary indexes, then the
-   catalog's indexes built afterwards (``products.repository.ensure_indexes``),
+   catalog's indexes built afterwards (``products.indexes.ensure_indexes``),
    the "load first, index after" alternative, timed as load + build;
 3. ``python -m backend_app import-products`` with the default oplog bound
    (``--oplog-max-entries 20000``) and with a bound of 1,000,000, alternating,
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from pymongo import AsyncMongoClient
 
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from backend_app.products import repository
+from backend_app.products import indexes
 from benchmarks.catalog_scale import DB, catalog_rows, commit, embedded, product_documents, run_importer
 
 
@@ -47,13 +47,13 @@ async def insert(uri: str, docs: list[dict[str, Any]], *, index_first: bool) -> 
     try:
         db = mongo[DB]
         if index_first:
-            await repository.ensure_indexes(db)
+            await indexes.ensure_indexes(db)
         start = time.perf_counter()
         for i in range(0, len(docs), 1000):
             await db["products"].insert_many(docs[i : i + 1000], ordered=False)
         loaded = time.perf_counter()
         if not index_first:
-            await repository.ensure_indexes(db)
+            await indexes.ensure_indexes(db)
         return loaded - start, time.perf_counter() - loaded
     finally:
         await mongo.close()

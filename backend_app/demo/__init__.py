@@ -15,6 +15,7 @@ from pathlib import Path
 from backend_app.audit import repository as audit_repository
 from backend_app.core.db import MongoDatabase, create_client
 from backend_app.products import importer
+from backend_app.products import indexes as products_indexes
 from backend_app.products import repository as products_repository
 from config import Settings
 
@@ -32,7 +33,7 @@ async def load_demo_catalog(db: MongoDatabase) -> int | None:
     """
     if await db[products_repository.COLLECTION].find_one({}, {"_id": 1}) is not None:
         return None
-    await products_repository.ensure_indexes(db)
+    await products_indexes.ensure_indexes(db)
     await audit_repository.ensure_indexes(db)
     report = await importer.import_rows(db, importer.read_rows(DEMO_FILE), actor=DEMO_ACTOR)
     return report.created

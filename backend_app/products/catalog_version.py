@@ -1,6 +1,6 @@
 """The catalog version: bumped after every catalog write, so every cached list page goes out of date.
 
-Kept in MongoDB (``products.repository.get_catalog_version`` / ``bump_catalog_version``),
+Kept in MongoDB (``products.catalog_meta.get_catalog_version`` / ``bump_catalog_version``),
 so a write made through any process invalidates every process's pages. No HTTP
 and no cache client here: ``products.service`` calls :func:`catalog_changed`.
 """
@@ -8,7 +8,7 @@ and no cache client here: ``products.service`` calls :func:`catalog_changed`.
 from __future__ import annotations
 
 from backend_app.core.db import MongoDatabase
-from backend_app.products import repository
+from backend_app.products import catalog_meta
 
 
 async def catalog_changed(db: MongoDatabase) -> None:
@@ -27,4 +27,4 @@ async def catalog_changed(db: MongoDatabase) -> None:
     the error propagates; pages can then be out of date for at most
     ``CACHE_TTL_SECONDS``.
     """
-    await repository.bump_catalog_version(db)
+    await catalog_meta.bump_catalog_version(db)

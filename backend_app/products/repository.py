@@ -27,15 +27,16 @@ from decimal import Decimal
 from typing import Any
 
 from bson import Int64, ObjectId
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import OperationFailure
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.key_windows import CREATED_AT_AXIS, ID_AXIS, KeyAxis, WindowReader
 from backend_app.core.keyset import keyset_sort, read_window
 from backend_app.core.pagination import PageWindow
 from backend_app.core.types import CENT, to_decimal128
+from backend_app.products import catalog_meta
+from backend_app.products.catalog_meta import record_extent
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
 COLLECTION = "products"
@@ -44,7 +45,7 @@ COLLECTION = "products"
 #: ``created_at`` is read for the cursors of ``sort=created_at``.
 LIST_PROJECTION = {"name": 1, "price": 1, "price_cents": 1, "category": 1, "created_at": 1}
 #: The stored field ``sort=price`` and the price filters use (integer cents).
-PRICE_KEY = "price_cents"
+PRICE_KEY = catalog_meta.PRICE_KEY
 
 
 def to_cents(amount: Decimal) -> Int64:
@@ -103,90 +104,6 @@ class ProductFilter:
 
 def _collection(db: MongoDatabase):
     return db[COLLECTION]
-
-
-#: ``(name, keys)`` of every catalog index. ``deleted_at`` leads (every query
-#: reads live products), the sort key follows, ``_id`` breaks ties, so each
-#: list query and each keyset stage is one equality prefix plus one range.
-INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
-    ("live_by_id", [("deleted_at", ASCENDING), ("_id", ASCENDING)]),
-    ("live_by_price", [("deleted_at", ASCENDING), (PRICE_KEY, ASCENDING), ("_id", ASCENDING)]),
-    ("live_by_created", [("deleted_at", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]),
-    ("live_by_category", [("deleted_at", ASCENDING), ("category", ASCENDING), ("_id", ASCENDING)]),
-    (
-        "live_by_category_price",
-        [("deleted_at", ASCENDING), ("category", ASCENDING), (PRICE_KEY, ASCENDING), ("_id", ASCENDING)],
-    ),
-    ("live_by_size", [("deleted_at", ASCENDING), ("sizes.size", ASCENDING), ("_id", ASCENDING)]),
-    ("live_by_name", [("deleted_at", ASCENDING), ("name", ASCENDING)]),
-    ("window_by_id", [("_id", ASCENDING), ("deleted_at", ASCENDING)]),
-]
-
-
-async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind every catalog query (idempotent; docs/contract.md §4).
-
-    - ``live_by_id``: the default listing and ``_id`` cursors.
-    - ``live_by_price`` / ``live_by_created``: ``sort=price|created_at`` (either
-      direction) and the ``min_price``/``max_price`` range.
-    - ``live_by_category`` / ``live_by_category_price``: ``category``, alone or
-      with a price sort or range.
-    - ``live_by_size``: the ``size`` filter.
-    - ``live_by_name``: the ``name`` regex scans this index's keys, not documents
-      (an unanchored, case-insensitive regex has no tighter bounds).
-    - ``window_by_id``: an ``_id`` window with a second range or a regex beside
-      it (``name``, a price range under ``sort=_id``): the embedded server plans
-      only one range per compound index and then serves the first clause that
-      leads an index (``core.key_windows.key_windows`` puts the window first).
-    - ``sku_unique``: ``sku`` unique among the products that have one (partial
-      index on string ``sku``s), and the ``--upsert`` lookup by ``sku``.
-
-    An index whose keys changed since an older release (``live_by_price`` was on
-    ``price`` before ``price_cents``) is dropped and created again. Then
-    :func:`backfill_price_cents` and :func:`backfill_extent` run (idempotent).
-    """
-    coll = _collection(db)
-    wanted: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [(name, keys, {}) for name, keys in INDEXES]
-    wanted.append(("sku_unique", [("sku", ASCENDING)], {"unique": True, "partialFilterExpression": SKU_PRESENT}))
-    for name, keys, options in wanted:
-        try:
-            await coll.create_index(keys, name=name, **options)
-        except OperationFailure as exc:
-            if exc.code not in INDEX_CONFLICT_CODES:
-                raise
-            await coll.drop_index(name)
-            await coll.create_index(keys, name=name, **options)
-    await backfill_price_cents(db)
-    await backfill_extent(db)
-
-
-#: ``IndexOptionsConflict``, ``IndexKeySpecsConflict``: an index of that name exists with other keys/options.
-INDEX_CONFLICT_CODES = (85, 86)
-#: Products covered by the ``sku`` unique index: those whose ``sku`` is a string.
-SKU_PRESENT = {"sku": {"$type": "string"}}
-
-
-async def backfill_price_cents(db: MongoDatabase) -> int:
-    """Give every product lacking ``price_cents`` the value of its ``price`` (idempotent); returns how many.
-
-    For catalogs written before ``price_cents`` existed. One pass over the
-    products missing the field (none after the first run), written with one
-    unordered ``bulk_write``; ``price_cents`` is computed from ``price`` in
-    Python (exact ``Decimal``), never with floating point.
-    """
-    from backend_app.core.types import from_bson_money
-
-    coll = _collection(db)
-    updates = [
-        UpdateOne(
-            {"_id": doc["_id"], "price": doc["price"]}, {"$set": {PRICE_KEY: to_cents(from_bson_money(doc["price"]))}}
-        )
-        async for doc in coll.find({PRICE_KEY: {"$exists": False}}, {"price": 1})
-        if doc.get("price") is not None
-    ]
-    if updates:
-        await coll.bulk_write(updates, ordered=False)
-    return len(updates)
 
 
 def stored_size(size: str, *, quantity: int, allocated: int = 0) -> dict[str, Any]:
@@ -336,20 +253,16 @@ async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
     """``(lowest, highest + 1)`` coordinates of ``field`` over the catalog, for ``core.key_windows``.
 
     Prices: the valid range. ``_id`` and ``created_at``: the oldest and newest
-    products recorded in ``catalog_meta`` (:func:`record_extent`); ``None``
+    products recorded in ``catalog_meta`` (``catalog_meta.record_extent``); ``None``
     when not recorded (no product yet).
     """
     if field == PRICE_KEY:
         return PRICE_EXTENT
-    meta = await db[CATALOG_META_COLLECTION].find_one(
-        {"_id": CATALOG_META_ID}, {f"oldest.{field}": 1, f"newest.{field}": 1}
-    )
-    oldest = (meta or {}).get("oldest", {}).get(field)
-    newest = (meta or {}).get("newest", {}).get(field)
-    if oldest is None or newest is None:
+    recorded = await catalog_meta.recorded_extent(db, field)
+    if recorded is None:
         return None
     axis = AXES[field]
-    return axis.coord(oldest), axis.coord(newest) + 1
+    return axis.coord(recorded[0]), axis.coord(recorded[1]) + 1
 
 
 async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: PageWindow) -> list[dict[str, Any]]:
@@ -470,86 +383,3 @@ async def find_live_by_ids(
         session=session,
     )
     return {doc["_id"]: doc async for doc in cursor}
-
-
-# --- Catalog version (read by products.responses, bumped by products.catalog_version) ------------------------------------------
-#
-# One document ``{_id: "catalog", version: int, epoch: ObjectId}`` in ``catalog_meta``. ``version``
-# is incremented after every catalog write; ``epoch`` is set when the document is first created, so
-# a dropped and re-created database never repeats a token that an older cache entry was stored under.
-
-CATALOG_META_COLLECTION = "catalog_meta"
-CATALOG_META_ID = "catalog"
-#: Version token of a catalog that has never been written through the API.
-INITIAL_CATALOG_VERSION = "0"
-
-
-async def get_catalog_version(db: MongoDatabase) -> str:
-    """The catalog's current version token, ``"<epoch>:<version>"``: one point read by ``_id``.
-
-    Returns:
-        :data:`INITIAL_CATALOG_VERSION` while no catalog write has been recorded.
-    """
-    doc = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID})
-    if doc is None:
-        return INITIAL_CATALOG_VERSION
-    return f"{doc['epoch']}:{doc['version']}"
-
-
-async def bump_catalog_version(db: MongoDatabase) -> None:
-    """Atomically increment the catalog version: one ``$inc`` ``update_one``, upserting the document.
-
-    Concurrent first bumps are safe: MongoDB (≥ 4.2) retries an upsert that
-    loses an ``_id`` race itself, and the embedded server serialises them
-    (16 concurrent first bumps always yield ``version`` 16).
-    """
-    await db[CATALOG_META_COLLECTION].update_one(
-        {"_id": CATALOG_META_ID}, {"$inc": {"version": 1}, "$setOnInsert": {"epoch": ObjectId()}}, upsert=True
-    )
-
-
-#: Sort keys whose oldest and newest values ``catalog_meta`` records (``oldest.<key>``, ``newest.<key>``).
-EXTENT_KEYS = ("_id", "created_at")
-
-
-async def record_extent(db: MongoDatabase, documents: list[dict[str, Any]]) -> None:
-    """Widen the recorded extent of ``_id`` and ``created_at`` to cover ``documents`` (one ``$min``/``$max``).
-
-    Called by every insert path after its write. The extent only steers
-    ``core.key_windows`` (speed), never what a list returns, so a write that
-    dies before this call costs at most a few extra windows.
-    """
-    if not documents:
-        return
-    update: dict[str, Any] = {"$min": {}, "$max": {}}
-    for key in EXTENT_KEYS:
-        values = [d[key] for d in documents if d.get(key) is not None]
-        if values:
-            update["$min"][f"oldest.{key}"] = min(values)
-            update["$max"][f"newest.{key}"] = max(values)
-    update["$setOnInsert"] = {"epoch": ObjectId(), "version": 0}
-    await db[CATALOG_META_COLLECTION].update_one({"_id": CATALOG_META_ID}, update, upsert=True)
-
-
-async def backfill_extent(db: MongoDatabase) -> bool:
-    """Record the extent of a catalog written before extents existed (one ``$group`` pass, start-up only).
-
-    Returns:
-        Whether anything was recorded (False: already recorded, or no product).
-    """
-    meta = await db[CATALOG_META_COLLECTION].find_one({"_id": CATALOG_META_ID})
-    if meta is not None and all(
-        meta.get(end, {}).get(k) is not None for end in ("oldest", "newest") for k in EXTENT_KEYS
-    ):
-        return False
-    group: dict[str, Any] = {"_id": None}
-    for key in EXTENT_KEYS:
-        group[f"lo_{key}"] = {"$min": f"${key}"}
-        group[f"hi_{key}"] = {"$max": f"${key}"}
-    found = await (await _collection(db).aggregate([{"$group": group}])).to_list()
-    if not found:
-        return False
-    await record_extent(
-        db, [{k: found[0][f"lo_{k}"] for k in EXTENT_KEYS}, {k: found[0][f"hi_{k}"] for k in EXTENT_KEYS}]
-    )
-    return True

@@ -30,7 +30,7 @@ Server-side page cache (``GET /products``)
     serves everyone; only ``Cache-Control`` differs per request.
 
     Coherence across workers and hosts comes from a **catalog version** kept in
-    MongoDB (``catalog_meta``; ``products.repository.get_catalog_version``):
+    MongoDB (``catalog_meta``; ``products.catalog_meta.get_catalog_version``):
     every catalog write calls ``products.catalog_version.catalog_changed`` once it has completed,
     which increments it. A page is stored together with the version it was
     computed under and served only while that is still the current version,
@@ -72,7 +72,7 @@ from starlette.responses import Response
 
 from backend_app.core import http_cache, metrics
 from backend_app.core.db import MongoDatabase
-from backend_app.products import repository
+from backend_app.products import catalog_meta
 from backend_app.products.cache_wiring import catalog_flights, page_cache
 from backend_app.products.page_store import CachedPage, fill_page
 
@@ -127,7 +127,7 @@ async def list_response(
         body = http_cache.render_json(request, await compute())
         return http_cache.conditional_response(request, body=body, cache_control=control)
     key = http_cache.cache_key(request.url.path, params)
-    version = await repository.get_catalog_version(db)
+    version = await catalog_meta.get_catalog_version(db)
     page = await store.get(key)
     hit = page is not None and page.version == version
     metrics.page_cache_lookup(hit=hit)

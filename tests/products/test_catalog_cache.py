@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
-from backend_app.products import repository
+from backend_app.products import catalog_meta, repository
 from backend_app.products.catalog_version import catalog_changed
 from backend_app.products.page_store import CachedPage, MemoryPageStore, RedisPageStore
 from backend_app.products.schemas import ProductCreate
@@ -136,7 +136,7 @@ async def test_detail_shows_stock_after_an_order_and_its_tag_changes(
     before = await client.get(f"/products/{product_id}")
     assert before.json()["stock"] == 10
     listed = await client.get("/products")
-    version = await repository.get_catalog_version(mongo)
+    version = await catalog_meta.get_catalog_version(mongo)
 
     order = await client.post("/orders", json={"items": [{"productId": product_id, "qty": 3}]}, headers=alice)
     assert order.status_code == 201, order.text
@@ -147,7 +147,7 @@ async def test_detail_shows_stock_after_an_order_and_its_tag_changes(
     assert after.json()["sizes"] == [{"size": "m", "quantity": 10, "allocated": 3, "available": 7}]
     assert after.headers["etag"] != before.headers["etag"]
     # The order changed no list field, so it did not flush the list cache, and the list's tag holds.
-    assert await repository.get_catalog_version(mongo) == version
+    assert await catalog_meta.get_catalog_version(mongo) == version
     again = await client.get("/products", headers={"If-None-Match": listed.headers["etag"]})
     assert again.status_code == 304
 

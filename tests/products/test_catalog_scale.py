@@ -27,7 +27,7 @@ from pymongo import AsyncMongoClient, MongoClient, monitoring
 from backend_app import __main__ as cli
 from backend_app.demo import DEMO_FILE, load_demo_catalog, load_demo_catalog_cli
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from backend_app.products import repository
+from backend_app.products import catalog_meta, indexes, repository
 from backend_app.products.schemas import ProductCreate
 from config import Settings, get_settings
 from tests.support.helpers import assert_problem, create_product
@@ -343,7 +343,7 @@ async def _spread_catalog(mongo: Any) -> list[dict[str, Any]]:
         doc["_id"] = ObjectId.from_datetime(when)
         docs.append(doc)
     await mongo["products"].insert_many(docs)
-    await repository.record_extent(mongo, docs[5:30])  # a stale extent: only speed may suffer, never results
+    await catalog_meta.record_extent(mongo, docs[5:30])  # a stale extent: only speed may suffer, never results
     # written behind the API: a price outside the valid range, and dates outside the recorded extent
     odd = repository.new_product_document(
         ProductCreate(name="odd", price=Decimal(1), stock=1), now=base - timedelta(days=900)
@@ -398,11 +398,11 @@ async def test_price_cents_and_extent_are_backfilled_idempotently(mongo: Any) ->
     del doc["price_cents"]
     await mongo["products"].insert_one(doc)
     await mongo["catalog_meta"].delete_many({})
-    assert await repository.backfill_price_cents(mongo) == 1
-    assert await repository.backfill_price_cents(mongo) == 0
+    assert await indexes.backfill_price_cents(mongo) == 1
+    assert await indexes.backfill_price_cents(mongo) == 0
     assert (await mongo["products"].find_one({"name": "legacy"}))["price_cents"] == 1234
-    assert await repository.backfill_extent(mongo) is True
-    assert await repository.backfill_extent(mongo) is False
+    assert await indexes.backfill_extent(mongo) is True
+    assert await indexes.backfill_extent(mongo) is False
     assert await repository.key_extent(mongo, "_id") is not None
 
 
