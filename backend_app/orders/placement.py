@@ -37,7 +37,7 @@ from backend_app.core.types import from_bson_money
 from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
-from backend_app.orders import faults, repository
+from backend_app.orders import faults, holds_repository, repository
 from backend_app.orders.allocation import Line, allocate, units_by_product
 from backend_app.orders.exceptions import (
     InsufficientStockError,
@@ -212,7 +212,7 @@ async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
     """Make sure these owners have a holds document before a transaction writes it (skips those known to have one)."""
     unknown = [u for u in user_ids if (id(db.client), db.name, u) not in _KNOWN_HOLDERS]
     if unknown:
-        await repository.ensure_holds(db, user_ids=unknown)
+        await holds_repository.ensure_holds(db, user_ids=unknown)
         for user_id in unknown:
             _KNOWN_HOLDERS[(id(db.client), db.name, user_id)] = True
 
@@ -227,7 +227,7 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
     async def work(session: AsyncClientSession) -> list[ObjectId]:
         refusals.clear()
         products = await stock.find_orderable(db, product_ids=product_ids, session=session)
-        holds = await repository.find_holds(db, user_ids=owners, session=session)
+        holds = await holds_repository.find_holds(db, user_ids=owners, session=session)
         faults.reach("products_read")
         accepted = _check_batch(batch, products, holds, refusals)
         units = units_by_product((pid, u.items()) for a in accepted for pid, u in a.units.items())
@@ -236,7 +236,7 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
         faults.reach("stock_allocated")
         if not accepted:
             return []
-        await repository.change_holds(db, changes=_hold_changes(accepted), session=session)
+        await holds_repository.change_holds(db, changes=_hold_changes(accepted), session=session)
         try:
             order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
         except (DuplicateKeyError, BulkWriteError) as exc:

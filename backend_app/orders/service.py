@@ -29,7 +29,7 @@ from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
 from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
-from backend_app.orders import faults, forwarding, repository
+from backend_app.orders import faults, forwarding, holds_repository, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
 from backend_app.orders.exceptions import (
     InvalidStatusTransitionError,
@@ -282,7 +282,7 @@ async def _leave_pending(
                     extra={"order_id": str(order["_id"]), "product_id": str(product_id)},
                 )
         units_held = sum(item["qty"] for item in order["items"])
-        await repository.change_holds(db, changes={owner: (-1, -units_held)}, session=session)
+        await holds_repository.change_holds(db, changes={owner: (-1, -units_held)}, session=session)
         if before_commit is not None:
             await before_commit(session, state)
         faults.reach("transition_settled")
@@ -364,7 +364,7 @@ async def convert_to_inventory_model(db: MongoDatabase) -> None:
         return
     by_size, by_owner = await repository.pending_totals(db)
     converted = await stock.convert_legacy_stock(db, allocated=by_size)
-    await repository.insert_holds_if_missing(db, holds=by_owner)
+    await holds_repository.insert_holds_if_missing(db, holds=by_owner)
     await repository.record_migration(db, name=INVENTORY_MIGRATION)
     if converted:
         logger.info("converted %d products to on-hand and allocated stock", converted)
