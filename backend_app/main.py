@@ -124,7 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if session_cache is not None:
         session_cache.watch(app.state.db)
     app.state.catalog_cache = create_page_cache(settings)
-    order_faults.configure(settings)
+    order_faults.configure(settings.app_env)
     index_task = asyncio.create_task(_ensure_indexes_until_done(app))
     # Every process sweeps; conditional state changes make concurrent sweepers safe.
     sweeper = asyncio.create_task(

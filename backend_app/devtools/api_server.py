@@ -28,6 +28,8 @@ _SETTINGS_PREFIXES = (
     "CACHE_",
     "WEBHOOK_",
     "EVENTS_",
+    # Read by backend_app.orders.faults from the environment: only a test that asks for a crash gets one.
+    "ORDER_FAULT_STEP",
 )
 
 

@@ -1,15 +1,18 @@
-"""Settings (docs/contract.md §8): production guards with clear messages, parsing, and a complete .env.example."""
+"""Settings (docs/contract.md §8): production guards with clear messages, parsing, groups, a complete .env.example."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
+from pydantic_settings import BaseSettings
 
+from backend_app.orders import faults
 from config import Settings
 from config.settings import DEV_JWT_SECRET
 
@@ -90,11 +93,104 @@ def test_bad_values_are_refused(values: dict[str, Any], message: str) -> None:
     assert message in refusal(**values)
 
 
+#: Variables .env.example explains that are not ``Settings`` fields: read by ``create-admin``, by
+#: prometheus-client and by the OpenTelemetry SDK.
+NOT_SETTINGS = {"ADMIN_PASSWORD", "PROMETHEUS_MULTIPROC_DIR"}
+NOT_SETTINGS_PREFIXES = ("OTEL_",)
+#: The settings groups, in the order ``Settings`` combines them (and .env.example lists them).
+GROUPS = [base for base in Settings.__bases__ if base is not BaseSettings]
+
+
+def env_example() -> str:
+    return (ROOT / "config" / ".env.example").read_text(encoding="utf-8")
+
+
+def example_variables() -> list[str]:
+    """Variables .env.example sets or shows commented out, in order of appearance."""
+    return re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", env_example(), flags=re.MULTILINE)
+
+
+def variable_names(field: str) -> list[str]:
+    """Environment variables of a setting: its name upper-cased, or its alias choices (``MONGODB_URI``, ...)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [choice.upper() for choice in alias.choices if isinstance(choice, str)]
+    return [field.upper()]
+
+
 def test_env_example_documents_every_setting() -> None:
-    text = (ROOT / "config" / ".env.example").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    missing = {name.upper() for name in Settings.model_fields} - documented
+    documented = set(example_variables())
+    missing = {field.upper() for field in Settings.model_fields} - documented
     assert not missing, f".env.example does not document {sorted(missing)}"
+
+
+def test_env_example_documents_only_settings() -> None:
+    known = {name for field in Settings.model_fields for name in variable_names(field)} | NOT_SETTINGS
+    unknown = {name for name in example_variables() if name not in known and not name.startswith(NOT_SETTINGS_PREFIXES)}
+    assert not unknown, f".env.example shows {sorted(unknown)}, which no setting reads"
+
+
+def test_env_example_lists_the_groups_in_the_order_of_the_classes() -> None:
+    first_line = {}
+    for position, name in enumerate(example_variables()):
+        first_line.setdefault(name, position)
+    order = [field.upper() for group in GROUPS for field in group.model_fields]
+    assert sorted(order, key=first_line.__getitem__) == order
+
+
+def test_every_setting_belongs_to_exactly_one_group_and_has_a_description() -> None:
+    fields = [field for group in GROUPS for field in group.model_fields]
+    assert len(fields) == len(set(fields)) and set(fields) == set(Settings.model_fields)
+    assert all(info.description for info in Settings.model_fields.values())
+    # The groups' validators still run on the combined class.
+    assert "is not a rate limit" in refusal(metrics_failure_limit="often")
+    assert "WEBHOOK_LEASE_SECONDS must be longer" in refusal(webhook_lease_seconds=5, webhook_timeout_seconds=10)
+
+
+# --- The test-only fault hook is not a setting ----------------------------------------------------
+
+
+class FaultExit(Exception):
+    """Raised instead of ``os._exit`` so a test sees the armed step."""
+
+
+@pytest.fixture
+def fault_exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def exit_(status: int) -> None:
+        raise FaultExit(status)
+
+    monkeypatch.setattr(faults.os, "_exit", exit_)
+    yield
+    faults.configure("development")
+
+
+def test_the_fault_step_is_neither_a_setting_nor_in_env_example() -> None:
+    assert "order_fault_step" not in Settings.model_fields
+    assert "ORDER_FAULT_STEP" not in env_example()
+
+
+@pytest.mark.usefixtures("fault_exits")
+def test_the_fault_step_is_read_from_the_environment_of_a_test_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDER_FAULT_STEP", "committed")
+    faults.configure("test")
+    faults.reach("key_claimed")
+    with pytest.raises(FaultExit, match=str(faults.FAULT_EXIT_STATUS)):
+        faults.reach("committed")
+
+
+@pytest.mark.usefixtures("fault_exits")
+@pytest.mark.parametrize("app_env", ["production", "development"])
+def test_the_fault_step_is_ignored_outside_tests(app_env: str) -> None:
+    faults.configure(app_env, {"ORDER_FAULT_STEP": "committed"})
+    faults.reach("committed")
+
+
+@pytest.mark.usefixtures("fault_exits")
+def test_an_unknown_or_empty_fault_step() -> None:
+    with pytest.raises(ValueError, match="ORDER_FAULT_STEP must be one of"):
+        faults.configure("test", {"ORDER_FAULT_STEP": "nowhere"})
+    faults.configure("test", {"ORDER_FAULT_STEP": ""})
+    faults.reach("committed")
 
 
 @pytest.mark.parametrize(("algorithm", "needed"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
