@@ -5,7 +5,7 @@
   and proxy-header handling are off: the app logs one JSON line per request
   and trusts ``X-Forwarded-For`` only from ``TRUSTED_PROXIES``. With
   ``PROMETHEUS_MULTIPROC_DIR`` set, that directory is emptied first
-  (docs/observability.md). On a ``HOST`` other than loopback it refuses to
+  (docs/operations.md (Observability)). On a ``HOST`` other than loopback it refuses to
   listen (exit status 2) without a ``JWT_SECRET`` of its own, whatever
   ``APP_ENV`` says: the development fallback key is public.
 - ``dev``: what ``make run`` does: start the embedded SecantusDB (data in
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "import-products",
         help="bulk import products from a JSON array, JSON Lines or CSV file",
         description="Validates every row as POST /products does, writes valid rows in batches, "
-        "prints a report; exit status 1 when any row was refused. Formats: docs/catalog-at-scale.md.",
+        "prints a report; exit status 1 when any row was refused. Formats: docs/architecture.md (Catalog at scale).",
     )
     imp.add_argument("path", help="the catalog file (.json, .jsonl/.ndjson or .csv)")
     imp.add_argument("--format", choices=["json", "jsonl", "csv"], default=None, help="override the extension")

@@ -1,4 +1,4 @@
-"""The import's alternatives that were measured and rejected (docs/catalog-at-scale.md).
+"""The import's alternatives that were measured and rejected (docs/architecture.md (Catalog at scale)).
 
 Side by side in one run, each on a fresh embedded server with ``make run``'s
 flags (``benchmarks.catalog_scale.embedded``), for the same ``--products``

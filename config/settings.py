@@ -283,7 +283,7 @@ class OrderSettings(BaseModel):
     order_forwarding: bool = Field(
         default=True,
         description="Send every order to one placement leader per database, elected by a lease in MongoDB, so the "
-        "orders of all processes and hosts join the same batches (docs/orders-and-stock.md); ``false``: each "
+        "orders of all processes and hosts join the same batches (docs/architecture.md (Orders and stock)); ``false``: each "
         "process places its own orders.",
     )
     order_forward_host: str = Field(
@@ -310,7 +310,7 @@ class EventSettings(BaseModel):
         default=30,
         gt=0,
         description="Days an event stays in ``GET /events`` and its deliveries in their lists; a sweeper in every "
-        "process removes older ones (no TTL index: docs/webhooks.md).",
+        "process removes older ones (no TTL index: docs/architecture.md (Events and webhooks)).",
     )
     events_sweep_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often each process's sweeper removes old events, in seconds."

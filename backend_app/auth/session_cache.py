@@ -5,7 +5,7 @@ session document (``auth.service.caller_from_access_token``). Reading both
 from the database on every request made them the largest single cost of the
 busiest routes. :class:`SessionCache` keeps them per process, in an LRU of at
 most ``SESSION_CACHE_MAX_ENTRIES`` sessions, and is only ever as old as the
-revocation bound allows (docs/auth-hardening.md, "Session cache"):
+revocation bound allows (docs/security.md (Auth hardening), "Session cache"):
 
 - **Signal.** A :class:`~backend_app.core.change_feed.ChangeFeed` on the
   ``users`` and ``sessions`` collections drops a session when its document

@@ -7,7 +7,7 @@ needs. Each keyset stage that is a range on the sort key (the first page, or
 "beyond the cursor") is therefore cut into consecutive *windows* of that key,
 run in scan order until the page is full; each window is an equality prefix
 plus one range on the sort key, one index range scan on both servers. See
-docs/catalog-at-scale.md ("Key windows"); the catalog and the order lists
+docs/architecture.md (Catalog at scale) ("Key windows"); the catalog and the order lists
 use it.
 
 Repository-side, like ``core.keyset``: only repositories import this module.

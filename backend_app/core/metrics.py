@@ -4,7 +4,7 @@ Every metric is a ``prometheus_client`` object defined here, and every place
 in the app that records one calls a function of this module (one line), so the
 hooks are easy to find and to merge.
 
-Metrics (all prefixed ``storefront_``; docs/observability.md has the table):
+Metrics (all prefixed ``storefront_``; docs/operations.md (Observability) has the table):
 
 - ``http_requests_total{method, route, status_class}`` and
   ``http_request_duration_seconds{method, route, status_class}``: by route

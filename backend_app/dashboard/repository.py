@@ -41,7 +41,7 @@ def catalog_pipeline(*, recent: int, low_stock_threshold: int, low_stock_limit: 
                 ],
                 "highest": [
                     # int64 price_cents, not Decimal128 price: the embedded server sorts Decimal128
-                    # about 10x slower (docs/catalog-at-scale.md, "Money").
+                    # about 10x slower (docs/architecture.md (Catalog at scale), "Money").
                     {"$sort": {PRICE_KEY: -1, "_id": 1}},
                     {"$limit": 1},
                     {"$project": {"name": 1, "price": 1}},

@@ -35,7 +35,7 @@ async def list_events(
 ) -> Page[EventPublic]:
     """Events kept for ``EVENTS_RETENTION_DAYS``, newest first, with the ``page`` metadata and cursors of every list (docs/contract.md §1, §2).
 
-    The same envelopes webhook endpoints receive (docs/webhooks.md).
+    The same envelopes webhook endpoints receive (docs/architecture.md (Events and webhooks)).
     """
     data, meta = await service.list_events(db, type=type, entity_id=entity_id, page=page)
     return Page[EventPublic](data=data, page=meta)

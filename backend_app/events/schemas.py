@@ -1,4 +1,4 @@
-"""Shapes of events: the envelope every receiver and ``GET /events`` sees (docs/webhooks.md)."""
+"""Shapes of events: the envelope every receiver and ``GET /events`` sees (docs/architecture.md (Events and webhooks))."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ order itself under the same ``_id``, and a duplicate ``_id`` means the order was
 already placed. So a leader dying, two leaders at once (clock skew, a paused
 process) or a lost answer never place an order twice or lose one; they only cost
 the conflicts this design otherwise avoids. Design and failure cases:
-docs/orders-and-stock.md ("One placement leader").
+docs/architecture.md (Orders and stock) ("One placement leader").
 """
 
 from __future__ import annotations

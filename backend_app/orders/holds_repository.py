@@ -6,7 +6,7 @@ orders and the units those hold. Every transaction that places an order for
 the owner or moves one out of ``pending`` changes it, so two concurrent
 transactions for one owner cannot both commit what they read (the second
 writer gets ``WriteConflict`` and runs again): that makes the reservation caps
-race-safe on every host (docs/orders-and-stock.md, "Reservations").
+race-safe on every host (docs/architecture.md (Orders and stock), "Reservations").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Placing orders: one transaction per batch of the orders waiting in this process (group commit).
 
-Design, measurements and failure cases: docs/orders-and-stock.md ("Placing an
+Design, measurements and failure cases: docs/architecture.md (Orders and stock) ("Placing an
 order"). In short, each batch is one multi-document transaction, committed
 with :data:`~backend_app.core.db.DURABLE` write concern, that
 
@@ -61,7 +61,7 @@ REFUSALS = (
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The reservation limits an order is checked against (docs/orders-and-stock.md, "Reservations").
+    """The reservation limits an order is checked against (docs/architecture.md (Orders and stock), "Reservations").
 
     Attributes:
         max_pending: most pending orders of one owner (``ORDER_MAX_PENDING``).

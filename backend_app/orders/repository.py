@@ -46,7 +46,7 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     - ``by_user_status`` ``{userId, status, _id}``: both filters together.
     - ``window_by_id`` ``{_id, status}``: the key windows of the admin's unfiltered ``GET /orders`` (an ``_id``
       range); MongoDB serves those from its ``_id`` index, the embedded server only from a secondary index
-      that starts with ``_id`` (docs/catalog-at-scale.md, "Key windows").
+      that starts with ``_id`` (docs/architecture.md (Catalog at scale), "Key windows").
     - the ``_id`` index serves the admin's unfiltered ``GET /orders``.
 
     ``order_holds`` is read and written by ``_id`` only.

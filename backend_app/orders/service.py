@@ -2,7 +2,7 @@
 
 Placing runs in batches (``orders.placement``); the pure line rules are in
 ``orders.allocation``; stock is reached through ``products.stock``. Design,
-measurements and failure cases: docs/orders-and-stock.md.
+measurements and failure cases: docs/architecture.md (Orders and stock).
 
 Single points where an outcome is final (for metrics and logs):
 :func:`_placed`, :func:`_refused`, :func:`_status_changed` (cancel/complete)

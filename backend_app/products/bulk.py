@@ -1,4 +1,4 @@
-"""Bulk catalog writes: ``POST /products/batch``, the importer and the demo catalog (docs/catalog-at-scale.md).
+"""Bulk catalog writes: ``POST /products/batch``, the importer and the demo catalog (docs/architecture.md (Catalog at scale)).
 
 Each chunk of products is one transaction holding its inserts, its updates and
 one audit entry per product written, so the catalog and its audit trail never

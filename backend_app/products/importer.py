@@ -1,4 +1,4 @@
-"""Catalog files: reading JSON, JSON Lines and CSV products, and importing them (docs/catalog-at-scale.md).
+"""Catalog files: reading JSON, JSON Lines and CSV products, and importing them (docs/architecture.md (Catalog at scale)).
 
 Used by ``python -m backend_app import-products PATH`` and by the demo catalog
 loader (``backend_app.demo``). Files are streamed (:func:`read_rows`) and

@@ -16,7 +16,7 @@ Per size, ``quantity`` is on hand, ``allocated`` held by pending orders and
 ``price_cents`` is the same amount in integer minor units, kept beside it by every
 write path here (and backfilled at start-up) only to filter and sort by price:
 the embedded server sorts int64 about 12x faster than ``Decimal128``
-(docs/catalog-at-scale.md). ``sku`` is unique when present (partial unique index).
+(docs/architecture.md (Catalog at scale)). ``sku`` is unique when present (partial unique index).
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ async def set_size_quantity(
 # keyset stage that is a range on the sort key (the first page, or "beyond the cursor") is
 # therefore cut into consecutive *windows* of that key, run in scan order until the page is full;
 # each window is an equality prefix plus one range on the sort key, one index range scan on both
-# servers (``live_by_*``). See docs/catalog-at-scale.md ("Key windows").
+# servers (``live_by_*``). See docs/architecture.md (Catalog at scale) ("Key windows").
 
 
 #: The catalog's sort keys as window axes (prices: relative windows over integer cents).

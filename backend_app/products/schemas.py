@@ -65,7 +65,7 @@ class ProductCreate(BaseModel):
 
     The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
     ``description``, ``category``, ``rating``, ``sku`` and ``stock`` are optional
-    (docs/contract.md §4; ``sku``: docs/catalog-at-scale.md). ``stock`` without ``sizes``
+    (docs/contract.md §4; ``sku``: docs/architecture.md (Catalog at scale)). ``stock`` without ``sizes``
     stores one size ``"one-size"``.
     On ``PUT``, an omitted optional field is cleared. Unknown fields → 422.
     """
@@ -158,7 +158,7 @@ class ProductPublic(BaseModel):
     updated_at: datetime
 
 
-#: Most products one ``POST /products/batch`` takes (docs/catalog-at-scale.md).
+#: Most products one ``POST /products/batch`` takes (docs/architecture.md (Catalog at scale)).
 MAX_BATCH = 1000
 
 

@@ -1,6 +1,6 @@
 """The inventory of each product size: on hand, allocated to pending orders, available to sell.
 
-Per size (docs/orders-and-stock.md, "The inventory model"):
+Per size (docs/architecture.md (Orders and stock), "The inventory model"):
 
 - ``quantity``: units on hand. Only admin writes set it (``POST``, ``PUT``,
   ``PATCH`` ``sizes``, ``PUT /products/{id}/quantity``, the batch endpoint and

@@ -1,7 +1,7 @@
 """MongoDB access for product stock: the only place that builds the filters of allocation writes.
 
 Each size of a product is stored as ``{size, quantity, allocated, available}``
-(docs/orders-and-stock.md, "The inventory model"): ``quantity`` is on hand,
+(docs/architecture.md (Orders and stock), "The inventory model"): ``quantity`` is on hand,
 ``allocated`` is held by pending orders, ``available = quantity − allocated``
 is stored beside them so that an allocation is one conditional update
 (``available ≥ n``) that both MongoDB and the embedded server serve from the

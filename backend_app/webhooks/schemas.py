@@ -1,4 +1,4 @@
-"""Request and response shapes of webhook endpoints and deliveries (docs/webhooks.md)."""
+"""Request and response shapes of webhook endpoints and deliveries (docs/architecture.md (Events and webhooks))."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ products and one audit entry per product in one transaction (the
 record and the change cannot disagree). This kills the real CLI process with
 SIGKILL after its first chunk committed, then checks that no product lacks its
 entry, no entry names a missing product, and that re-running the same file
-with ``--upsert`` converges on exactly one product per SKU (docs/catalog-at-scale.md).
+with ``--upsert`` converges on exactly one product per SKU (docs/architecture.md (Catalog at scale)).
 """
 
 from __future__ import annotations

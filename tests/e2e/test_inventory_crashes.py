@@ -3,7 +3,7 @@
 End to end: real uvicorn processes (``ApiServer``) against the session's
 SecantusDB. Each scenario has its own database, because a transaction left
 open by a killed process keeps the documents it wrote busy until the server
-reaps it (60 s; docs/orders-and-stock.md, failure cases).
+reaps it (60 s; docs/architecture.md (Orders and stock), failure cases).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_api_killed_at_each_step_of_placing_leaks_nothing(
 
     Each step has its own shopper and two products: a transaction left open by a dead process
     keeps the documents it wrote (products, the owner's holds) busy until the server reaps
-    it (60 s, as MongoDB's ``transactionLifetimeLimitSeconds``), see docs/orders-and-stock.md.
+    it (60 s, as MongoDB's ``transactionLifetimeLimitSeconds``), see docs/architecture.md (Orders and stock).
     """
     secret = secrets.token_urlsafe(48)
     admin, _ = asyncio.run(_seed(mongo_server.uri, db_name, secret, password_hash, shoppers=len(STEPS) + 1))

@@ -1,4 +1,4 @@
-"""Revocation across processes with the session cache on (docs/auth-hardening.md, "Session cache").
+"""Revocation across processes with the session cache on (docs/security.md (Auth hardening), "Session cache").
 
 Two real uvicorn processes share one on-disk SecantusDB. Each kind of
 revocation is made through process A (or behind the API) while process B has

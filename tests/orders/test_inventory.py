@@ -1,4 +1,4 @@
-"""Stock as an inventory: on hand, allocated to pending orders, available (docs/orders-and-stock.md).
+"""Stock as an inventory: on hand, allocated to pending orders, available (docs/architecture.md (Orders and stock)).
 
 Every admin stock write sets what is on hand; orders allocate, cancel and
 expiry release, completion fulfils. After every scenario the invariant is

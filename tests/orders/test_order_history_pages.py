@@ -1,4 +1,4 @@
-"""Order lists at any history length: key windows read about one page (docs/catalog-at-scale.md, "Key windows").
+"""Order lists at any history length: key windows read about one page (docs/architecture.md (Catalog at scale), "Key windows").
 
 A long history is seeded straight into ``orders`` (``devtools.seed.seed_order_history``), spread over
 months, beside other users' orders. Walking every list through the API returns exactly the stored

@@ -1,5 +1,5 @@
 """The catalog importer streams its file: memory stays flat in the file's size, and an oversized row is
-refused with its row number instead of ending the import (docs/catalog-at-scale.md).
+refused with its row number instead of ending the import (docs/architecture.md (Catalog at scale)).
 """
 
 from __future__ import annotations
