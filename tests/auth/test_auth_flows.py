@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend_app.core.security import _hash_sync, _verify_sync
-from tests.support.auth_helpers import PASSWORD, bearer, login, register, register_and_login
-from tests.support.helpers import assert_problem
+from tests.support.auth_helpers import bearer, login, register, register_and_login
+from tests.support.helpers import TEST_PASSWORD, assert_problem
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,7 +52,7 @@ async def test_register_returns_the_user_without_password(client: httpx.AsyncCli
     assert body["full_name"] == "Carol C"
     assert "created_at" in body
     assert_no_secret(body)
-    assert PASSWORD not in response.text
+    assert TEST_PASSWORD not in response.text
 
 
 async def test_register_refuses_mass_assignment_of_role(client: httpx.AsyncClient) -> None:
@@ -112,9 +112,9 @@ async def test_username_pattern_is_enforced(client: httpx.AsyncClient) -> None:
 
 async def test_login_by_username_or_email_and_me(client: httpx.AsyncClient) -> None:
     assert (await register(client, "grace")).status_code == 201
-    by_name = assert_token_pair(await client.post("/auth/login", json={"username": "grace", "password": PASSWORD}))
+    by_name = assert_token_pair(await client.post("/auth/login", json={"username": "grace", "password": TEST_PASSWORD}))
     by_email = assert_token_pair(
-        await client.post("/auth/login", json={"email": "GRACE@example.com", "password": PASSWORD})
+        await client.post("/auth/login", json={"email": "GRACE@example.com", "password": TEST_PASSWORD})
     )
     for pair in (by_name, by_email):
         me = await client.get("/auth/me", headers=bearer(str(pair["access_token"])))
@@ -127,10 +127,10 @@ async def test_login_by_username_or_email_and_me(client: httpx.AsyncClient) -> N
 @pytest.mark.parametrize(
     "body",
     [
-        {"password": PASSWORD},
-        {"username": "grace", "email": "grace@example.com", "password": PASSWORD},
+        {"password": TEST_PASSWORD},
+        {"username": "grace", "email": "grace@example.com", "password": TEST_PASSWORD},
         {"username": "grace"},
-        {"username": "grace", "password": PASSWORD, "role": "admin"},
+        {"username": "grace", "password": TEST_PASSWORD, "role": "admin"},
         {"username": "grace", "password": "x" * 75},
     ],
 )
@@ -140,11 +140,11 @@ async def test_login_body_is_validated(client: httpx.AsyncClient, body: dict[str
 
 async def test_oauth2_password_form(client: httpx.AsyncClient) -> None:
     assert (await register(client, "heidi")).status_code == 201
-    form = {"grant_type": "password", "username": "heidi", "password": PASSWORD}
+    form = {"grant_type": "password", "username": "heidi", "password": TEST_PASSWORD}
     pair = assert_token_pair(await client.post("/auth/token", data=form))
     me = await client.get("/auth/me", headers=bearer(str(pair["access_token"])))
     assert me.json()["username"] == "heidi"
-    by_email = await client.post("/auth/token", data={"username": "heidi@example.com", "password": PASSWORD})
+    by_email = await client.post("/auth/token", data={"username": "heidi@example.com", "password": TEST_PASSWORD})
     assert_token_pair(by_email)
     wrong = await client.post("/auth/token", data={"username": "heidi", "password": "wrong-password"})
     assert_problem(wrong, 401, "invalid_credentials")
@@ -200,7 +200,7 @@ async def test_deactivated_user_cannot_log_in_and_tokens_stop_at_once(
     assert_problem(await client.get("/auth/me", headers=access), 401, "invalid_token")
     refresh = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert_problem(refresh, 401, "invalid_token")
-    relogin = await client.post("/auth/login", json={"username": "karl", "password": PASSWORD})
+    relogin = await client.post("/auth/login", json={"username": "karl", "password": TEST_PASSWORD})
     assert_problem(relogin, 401, "invalid_credentials")
     # Re-activated: the same credentials work again.
     await client.patch("/users/karl", json={"is_active": True}, headers=admin_headers)
@@ -274,7 +274,7 @@ async def test_bcrypt_does_not_block_the_event_loop(client: httpx.AsyncClient) -
     The latency figures under load come from ``benchmarks/login_load.py``.
     """
     assert (await register(client, "quinn")).status_code == 201
-    production_hash = _hash_sync(PASSWORD)  # registration hashes at the production cost, as quinn's was
+    production_hash = _hash_sync(TEST_PASSWORD)  # registration hashes at the production cost, as quinn's was
     start = time.perf_counter()
     _verify_sync("not-the-password", production_hash)  # one check on this machine, now
     one_check = time.perf_counter() - start
@@ -291,7 +291,7 @@ async def test_bcrypt_does_not_block_the_event_loop(client: httpx.AsyncClient) -
             last = now
 
     ticking = asyncio.create_task(ticker())
-    body = {"username": "quinn", "password": PASSWORD}
+    body = {"username": "quinn", "password": TEST_PASSWORD}
     responses = await asyncio.gather(*(client.post("/auth/login", json=body) for _ in range(3)))
     done.set()
     await ticking

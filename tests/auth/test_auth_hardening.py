@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from backend_app.main import create_app
 from config import Settings
-from tests.support.auth_helpers import PASSWORD, bearer, forge, login, register, register_and_login
+from tests.support.auth_helpers import bearer, forge, login, register, register_and_login
 from tests.support.helpers import TEST_PASSWORD, assert_problem, create_product
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -51,7 +51,7 @@ async def test_registering_with_tokens_counts_the_address_too(app: FastAPI, make
     async with client_for(app, "203.0.113.6") as http:
         statuses = []
         for n in range(5):
-            body = {"username": f"sock_{n}", "email": f"sock{n}@example.com", "password": PASSWORD}
+            body = {"username": f"sock_{n}", "email": f"sock{n}@example.com", "password": TEST_PASSWORD}
             statuses.append((await http.post("/auth/register", json=body, headers=tokens[n % 2])).status_code)
     assert statuses == [201, 201, 201, 429, 429]
 
@@ -135,7 +135,7 @@ async def test_password_change_ends_every_other_session_and_keeps_the_callers(cl
     other_device = await login(client, "paula")
     changed = await client.post(
         "/auth/password",
-        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        json={"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD},
         headers=bearer(this_device["access_token"]),
     )
     assert changed.status_code == 204, changed.text
@@ -150,7 +150,7 @@ async def test_password_change_ends_every_other_session_and_keeps_the_callers(cl
     rotated = await client.post("/auth/refresh", json={"refresh_token": this_device["refresh_token"]})
     assert rotated.status_code == 200, rotated.text
     # Only the new password signs in.
-    assert_problem(await client.post("/auth/login", json={"username": "paula", "password": PASSWORD}), 401)
+    assert_problem(await client.post("/auth/login", json={"username": "paula", "password": TEST_PASSWORD}), 401)
     await login(client, "paula", NEW_PASSWORD)
 
 
@@ -161,13 +161,13 @@ async def test_password_change_validates_its_body_and_needs_a_token(client: http
     pair = await register_and_login(client, "rita")
     headers = bearer(pair["access_token"])
     for body in (
-        {"current_password": PASSWORD, "new_password": "short"},
-        {"current_password": PASSWORD, "new_password": "x" * 73},
-        {"current_password": PASSWORD},
-        {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "username": "someone"},
+        {"current_password": TEST_PASSWORD, "new_password": "short"},
+        {"current_password": TEST_PASSWORD, "new_password": "x" * 73},
+        {"current_password": TEST_PASSWORD},
+        {"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD, "username": "someone"},
     ):
         assert_problem(await client.post("/auth/password", json=body, headers=headers), 422)
-    good = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    good = {"current_password": TEST_PASSWORD, "new_password": NEW_PASSWORD}
     assert_problem(await client.post("/auth/password", json=good), 401, "not_authenticated")
 
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support.auth_helpers import PASSWORD, bearer, login, register_and_login
-from tests.support.helpers import assert_problem
+from tests.support.auth_helpers import bearer, login, register_and_login
+from tests.support.helpers import TEST_PASSWORD, assert_problem
 
 
 def _peer(app: FastAPI, address: str) -> httpx.AsyncClient:
@@ -33,12 +33,12 @@ async def test_failed_sign_ins_by_someone_else_do_not_block_a_password_change(
         for _ in range(10):
             await attacker.post("/auth/login", json={"username": "erin", "password": "wrong-guess-123"})
         assert_problem(
-            await attacker.post("/auth/login", json={"username": "erin", "password": PASSWORD}),
+            await attacker.post("/auth/login", json={"username": "erin", "password": TEST_PASSWORD}),
             429,
             "signin_throttled",
         )
     changed = await client.post(
-        "/auth/password", json=change(PASSWORD, "erin's new passphrase"), headers=bearer(erin["access_token"])
+        "/auth/password", json=change(TEST_PASSWORD, "erin's new passphrase"), headers=bearer(erin["access_token"])
     )
     assert changed.status_code == 204, changed.text
     # The change ended the attacker's session.
@@ -59,14 +59,14 @@ async def test_wrong_current_passwords_are_counted_per_session(client: httpx.Asy
         )
     # That session may not guess any more, even with the right password...
     throttled = await client.post(
-        "/auth/password", json=change(PASSWORD, "a new passphrase"), headers=bearer(first["access_token"])
+        "/auth/password", json=change(TEST_PASSWORD, "a new passphrase"), headers=bearer(first["access_token"])
     )
     assert_problem(throttled, 429, "password_change_throttled")
     assert int(throttled.headers["Retry-After"]) >= 1
     # ...while the account's sign-ins and its other sessions are not affected.
-    assert (await client.post("/auth/login", json={"username": "paula", "password": PASSWORD})).status_code == 200
+    assert (await client.post("/auth/login", json={"username": "paula", "password": TEST_PASSWORD})).status_code == 200
     ok = await client.post(
-        "/auth/password", json=change(PASSWORD, "a new passphrase"), headers=bearer(second["access_token"])
+        "/auth/password", json=change(TEST_PASSWORD, "a new passphrase"), headers=bearer(second["access_token"])
     )
     assert ok.status_code == 204, ok.text
 
@@ -78,7 +78,7 @@ async def test_of_two_concurrent_password_changes_one_wins_and_the_other_is_a_co
     headers = bearer(tokens["access_token"])
     new_passwords = ["first new passphrase", "second new passphrase"]
     responses = await asyncio.gather(
-        *(client.post("/auth/password", json=change(PASSWORD, new), headers=headers) for new in new_passwords)
+        *(client.post("/auth/password", json=change(TEST_PASSWORD, new), headers=headers) for new in new_passwords)
     )
     statuses = [response.status_code for response in responses]
     assert sorted(statuses) == [204, 409], [r.text for r in responses]

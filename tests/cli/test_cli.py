@@ -13,11 +13,12 @@ import pytest
 
 from backend_app.audit import repository as audit_repository
 from backend_app.devtools.embedded_db import EmbeddedMongo
-from tests.support.auth_helpers import PASSWORD, bearer, login, register
-from tests.support.helpers import assert_problem
+from tests.support.auth_helpers import bearer, login, register
+from tests.support.helpers import TEST_PASSWORD, assert_problem
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_PASSWORD = "admin-passw0rd-long"
+#: The password ``create-admin`` gives the admin: unlike ``TEST_PASSWORD``, so a test can tell them apart.
+CREATE_ADMIN_PASSWORD = "admin-passw0rd-long"
 
 
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,7 +48,7 @@ def create_admin(
         "--email",
         email,
         *flags,
-        env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={**db_env, "ADMIN_PASSWORD": CREATE_ADMIN_PASSWORD},
     )
 
 
@@ -61,16 +62,16 @@ async def test_create_admin_is_idempotent_and_the_admin_can_log_in(
     client: httpx.AsyncClient, db_env: dict[str, str]
 ) -> None:
     args = ("create-admin", "--username", "boss", "--email", "Boss@Example.com", "--full-name", "The Boss")
-    first = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD})
+    first = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": CREATE_ADMIN_PASSWORD})
     assert first.returncode == 0, first.stderr
     assert "Created admin 'boss'" in first.stdout
-    assert ADMIN_PASSWORD not in first.stdout + first.stderr
+    assert CREATE_ADMIN_PASSWORD not in first.stdout + first.stderr
 
     again = run_cli(*args, env={**db_env, "ADMIN_PASSWORD": "a-different-password"})
     assert again.returncode == 0, again.stderr
     assert "already exists; nothing to do" in again.stdout
 
-    pair = await login(client, "boss", ADMIN_PASSWORD)  # the first password still holds
+    pair = await login(client, "boss", CREATE_ADMIN_PASSWORD)  # the first password still holds
     users = await client.get("/users", headers=bearer(pair["access_token"]))
     assert users.status_code == 200, users.text
     assert [(u["username"], u["role"], u["email"]) for u in users.json()["data"]] == [
@@ -86,9 +87,11 @@ async def test_create_admin_refuses_an_existing_username(client: httpx.AsyncClie
     assert "already exists and is not an active admin" in result.stderr
     assert "--promote-existing" in result.stderr
     assert "Traceback" not in result.stderr
-    pair = await login(client, "squatter", PASSWORD)  # unchanged: still a shopper with its own password
+    pair = await login(client, "squatter", TEST_PASSWORD)  # unchanged: still a shopper with its own password
     assert_problem(await client.get("/users", headers=bearer(pair["access_token"])), 403)
-    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": ADMIN_PASSWORD}), 401)
+    assert_problem(
+        await client.post("/auth/login", json={"username": "squatter", "password": CREATE_ADMIN_PASSWORD}), 401
+    )
 
 
 async def test_create_admin_promote_existing_sets_the_password_and_ends_every_session(
@@ -99,12 +102,12 @@ async def test_create_admin_promote_existing_sets_the_password_and_ends_every_se
     result = create_admin("squatter", "--promote-existing", db_env=db_env)
     assert result.returncode == 0, result.stderr
     assert "now an active admin with the new password" in result.stdout
-    assert ADMIN_PASSWORD not in result.stdout + result.stderr
-    # The squatter's tokens and password are dead; ADMIN_PASSWORD signs in as admin.
+    assert CREATE_ADMIN_PASSWORD not in result.stdout + result.stderr
+    # The squatter's tokens and password are dead; CREATE_ADMIN_PASSWORD signs in as admin.
     assert_problem(await client.get("/auth/me", headers=bearer(before["access_token"])), 401, "invalid_token")
     assert_problem(await client.post("/auth/refresh", json={"refresh_token": before["refresh_token"]}), 401)
-    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": PASSWORD}), 401)
-    after = await login(client, "squatter", ADMIN_PASSWORD)
+    assert_problem(await client.post("/auth/login", json={"username": "squatter", "password": TEST_PASSWORD}), 401)
+    after = await login(client, "squatter", CREATE_ADMIN_PASSWORD)
     users = await client.get("/users", headers=bearer(after["access_token"]))
     assert users.status_code == 200
     assert users.json()["data"][0]["email"] == "squatter@example.com"  # the account's email is kept
@@ -117,14 +120,16 @@ async def test_create_admin_records_the_creation_and_the_promotion_in_the_audit_
     assert create_admin("root", db_env=db_env).returncode == 0
     assert (await register(client, "squatter")).status_code == 201
     assert create_admin("squatter", "--promote-existing", db_env=db_env).returncode == 0
-    admin = bearer((await login(client, "root", ADMIN_PASSWORD))["access_token"])
+    admin = bearer((await login(client, "root", CREATE_ADMIN_PASSWORD))["access_token"])
     entries = (await client.get("/audit", params={"actor": "cli:create-admin"}, headers=admin)).json()["data"]
     seen = {(e["action"], e["entity_type"], e["entity_id"]): (e["before"], e["after"]) for e in entries}
     assert seen == {
         ("user.create", "user", "root"): (None, {"role": "admin", "is_active": True}),
         ("user.promote", "user", "squatter"): ({"role": "user"}, {"role": "admin"}),
     }
-    assert ADMIN_PASSWORD not in str(entries) and PASSWORD not in str(entries) and "hash" not in str(entries)
+    assert (
+        CREATE_ADMIN_PASSWORD not in str(entries) and TEST_PASSWORD not in str(entries) and "hash" not in str(entries)
+    )
     # Running create-admin again for an existing admin changes nothing and records nothing.
     assert create_admin("root", db_env=db_env).returncode == 0
     again = (await client.get("/audit", params={"actor": "cli:create-admin"}, headers=admin)).json()["data"]
@@ -170,10 +175,10 @@ async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.Async
         "--email",
         "p@example.com",
         env=db_env,
-        stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
+        stdin=f"{CREATE_ADMIN_PASSWORD}\n{CREATE_ADMIN_PASSWORD}\n",
     )
     assert result.returncode == 0, result.stderr
-    await login(client, "prompted", ADMIN_PASSWORD)
+    await login(client, "prompted", CREATE_ADMIN_PASSWORD)
     mismatch = run_cli(
         "create-admin",
         "--username",
@@ -181,7 +186,7 @@ async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.Async
         "--email",
         "p2@example.com",
         env=db_env,
-        stdin=f"{ADMIN_PASSWORD}\nsomething-else\n",
+        stdin=f"{CREATE_ADMIN_PASSWORD}\nsomething-else\n",
     )
     assert mismatch.returncode != 0
     assert "differ" in mismatch.stderr
@@ -189,7 +194,7 @@ async def test_create_admin_reads_the_password_from_a_prompt(client: httpx.Async
 
 async def test_create_admin_refuses_bad_input(client: httpx.AsyncClient, db_env: dict[str, str]) -> None:
     assert (await register(client, "taken", email="taken@example.com")).status_code == 201
-    env = {**db_env, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env = {**db_env, "ADMIN_PASSWORD": CREATE_ADMIN_PASSWORD}
     conflict = run_cli("create-admin", "--username", "newboss", "--email", "taken@example.com", env=env)
     assert conflict.returncode == 1
     assert "email is already registered" in conflict.stderr
@@ -200,7 +205,9 @@ async def test_create_admin_refuses_bad_input(client: httpx.AsyncClient, db_env:
     assert "password" in short.stderr and "Traceback" not in short.stderr
     bad_name = run_cli("create-admin", "--username", "a b", "--email", "n@example.com", env=env)
     assert bad_name.returncode == 2
-    assert_problem(await client.post("/auth/login", json={"username": "newboss", "password": ADMIN_PASSWORD}), 401)
+    assert_problem(
+        await client.post("/auth/login", json={"username": "newboss", "password": CREATE_ADMIN_PASSWORD}), 401
+    )
 
 
 def test_production_start_up_stops_with_a_clear_message() -> None:

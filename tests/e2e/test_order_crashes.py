@@ -27,6 +27,7 @@ from backend_app.orders.faults import PLACING_STEPS as STEPS
 from backend_app.products.repository import new_product_document
 from backend_app.products.schemas import ProductCreate
 from config import Settings
+from tests.support.helpers import stored_available
 from tests.support.inventory import inventory_violations
 from tests.support.servers import api_env
 
@@ -200,7 +201,7 @@ def test_acknowledged_orders_survive_a_database_crash(tmp_path: Path, password_h
         db = EmbeddedMongo(storage_path=data, port=port).start()
         found = asyncio.run(_find_orders(db.uri, db_name))
         assert set(acknowledged) <= set(found), f"lost {len(set(acknowledged) - set(found))} of {len(acknowledged)}"
-        stock = asyncio.run(_stock(db.uri, db_name))
+        stock = asyncio.run(stored_available(db.uri, db_name))
         assert stock == 10_000 - len(found)  # stock agrees with the orders that survived
     finally:
         db.stop()
@@ -210,15 +211,6 @@ async def _find_orders(uri: str, db_name: str) -> list[str]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         return [str(doc["_id"]) async for doc in client[db_name]["orders"].find({}, {"_id": 1})]
-    finally:
-        await client.close()
-
-
-async def _stock(uri: str, db_name: str) -> int:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    try:
-        doc = await client[db_name]["products"].find_one({})
-        return sum(s["available"] for s in doc["sizes"])
     finally:
         await client.close()
 

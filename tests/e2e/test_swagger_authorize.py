@@ -22,10 +22,10 @@ import pytest
 
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
+from tests.support.helpers import TEST_PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 USERNAME = "swagger_user"
-PASSWORD = "swagger-passw0rd"
 
 
 def _chromium_path() -> str | None:
@@ -61,7 +61,7 @@ def live_server(mongo_server: EmbeddedMongo) -> Iterator[str]:
     with ApiServer(env={"MONGODB_URI": mongo_server.uri, "MONGODB_DB": f"e2e_{uuid.uuid4().hex[:12]}"}) as server:
         registered = httpx.post(
             f"{server.base_url}/auth/register",
-            json={"username": USERNAME, "email": "swagger@example.com", "password": PASSWORD},
+            json={"username": USERNAME, "email": "swagger@example.com", "password": TEST_PASSWORD},
         )
         assert registered.status_code == 201, registered.text
         yield server.base_url
@@ -83,7 +83,7 @@ async def test_authorize_then_try_get_auth_me(chromium: str, live_server: str, t
             dialog = page.locator(".modal-ux")
             await expect(dialog).to_be_visible()
             await dialog.locator("#oauth_username").fill(USERNAME)
-            await dialog.locator("#oauth_password").fill(PASSWORD)
+            await dialog.locator("#oauth_password").fill(TEST_PASSWORD)
             await dialog.locator("button.modal-btn", has_text="Authorize").click()
             await expect(dialog.get_by_role("heading", name="Authorized")).to_be_visible()
             await expect(dialog.locator("button.modal-btn", has_text="Logout")).to_be_visible()

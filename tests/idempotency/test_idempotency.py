@@ -7,11 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from backend_app.idempotency import repository as idempotency_repository
 from backend_app.idempotency import service as idempotency
-from tests.support.helpers import assert_problem, create_product
-
-
-async def _stock(client, pid):
-    return (await client.get(f"/products/{pid}")).json()["stock"]
+from tests.support.helpers import assert_problem, create_product, public_stock
 
 
 def _body(pid, qty=2):
@@ -27,7 +23,7 @@ async def test_replay_returns_same_id_and_takes_stock_once(client, admin_headers
     again = await client.post("/orders", json={"userId": "alice", **_body(pid)}, headers=headers)
     assert again.status_code == 201, again.text
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
-    assert await _stock(client, pid) == 8
+    assert await public_stock(client, pid) == 8
     assert len((await client.get("/orders/alice", headers=alice)).json()["data"]) == 1
 
 
@@ -36,7 +32,7 @@ async def test_same_key_other_body_is_422(client, admin_headers, alice):
     headers = {**alice, "Idempotency-Key": "k"}
     assert (await client.post("/orders", json=_body(pid, 1), headers=headers)).status_code == 201
     assert_problem(await client.post("/orders", json=_body(pid, 2), headers=headers), 422, "idempotency_key_reused")
-    assert await _stock(client, pid) == 9
+    assert await public_stock(client, pid) == 9
 
 
 async def test_keys_are_per_user(client, admin_headers, alice, bob):
@@ -44,7 +40,7 @@ async def test_keys_are_per_user(client, admin_headers, alice, bob):
     a = await client.post("/orders", json=_body(pid, 1), headers={**alice, "Idempotency-Key": "same"})
     b = await client.post("/orders", json=_body(pid, 1), headers={**bob, "Idempotency-Key": "same"})
     assert a.status_code == b.status_code == 201 and a.json() != b.json()
-    assert await _stock(client, pid) == 8
+    assert await public_stock(client, pid) == 8
 
 
 async def test_in_flight_duplicate_is_409(client, app, admin_headers, alice):
@@ -57,7 +53,7 @@ async def test_in_flight_duplicate_is_409(client, app, admin_headers, alice):
     assert isinstance(claim, idempotency.Claim)
     response = await client.post("/orders", json=body, headers={**alice, "Idempotency-Key": "busy"})
     assert_problem(response, 409, "idempotency_in_flight")
-    assert await _stock(client, pid) == 10
+    assert await public_stock(client, pid) == 10
 
 
 async def test_concurrent_duplicates_place_one_order(client, admin_headers, alice):
@@ -70,7 +66,7 @@ async def test_concurrent_duplicates_place_one_order(client, admin_headers, alic
     for r in responses:
         if r.status_code != 201:
             assert_problem(r, 409, "idempotency_in_flight")
-    assert await _stock(client, pid) == 8
+    assert await public_stock(client, pid) == 8
     assert len((await client.get("/orders/alice", headers=alice)).json()["data"]) == 1
     # once the first finished, a retry replays it
     retry = await client.post("/orders", json=_body(pid), headers=headers)
@@ -83,7 +79,7 @@ async def test_failed_request_frees_the_key(client, admin_headers, alice):
     assert_problem(await client.post("/orders", json=_body(pid), headers=headers), 409, "insufficient_stock")
     await client.put(f"/products/{pid}/quantity", json={"size": "m", "quantity": 5}, headers=admin_headers)
     assert (await client.post("/orders", json=_body(pid), headers=headers)).status_code == 201
-    assert await _stock(client, pid) == 3
+    assert await public_stock(client, pid) == 3
 
 
 async def test_abandoned_in_flight_key_is_taken_over(client, app, mongo, admin_headers, alice):
@@ -96,7 +92,7 @@ async def test_abandoned_in_flight_key_is_taken_over(client, app, mongo, admin_h
     await mongo[idempotency_repository.COLLECTION].update_one({"key": "crashed"}, {"$set": {"lease_expires_at": past}})
     response = await client.post("/orders", json=_body(pid), headers={**alice, "Idempotency-Key": "crashed"})
     assert response.status_code == 201, response.text
-    assert await _stock(client, pid) == 8
+    assert await public_stock(client, pid) == 8
 
 
 async def test_records_kept_24h_by_ttl_index(client, mongo, admin_headers, alice):

@@ -1,7 +1,7 @@
 """Unit tests, no database: how an order's lines are merged and which sizes they take from (docs/contract.md §5).
 
 ``merge_lines`` and ``allocate`` are the pure core of order placement in
-``backend_app.orders.allocation``; the HTTP tests (``test_orders.py``,
+``backend_app.orders.allocation``; the HTTP tests (``test_place_order.py``,
 ``test_order_invariants.py``) show the same rules end to end against a database.
 """
 

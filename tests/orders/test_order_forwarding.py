@@ -24,7 +24,7 @@ from backend_app.orders import forwarding
 from backend_app.orders.allocation import Line
 from backend_app.orders.placement import DEFAULT_LIMITS, batcher_for
 from config import Settings
-from tests.support.helpers import create_product
+from tests.support.helpers import create_product, public_stock
 
 Headers = dict[str, str]
 
@@ -32,10 +32,6 @@ Headers = dict[str, str]
 async def _order(http: httpx.AsyncClient, headers: Headers, product_id: str, qty: int = 1) -> httpx.Response:
     body = {"userId": "alice", "items": [{"productId": product_id, "qty": qty}]}
     return await http.post("/orders", json=body, headers=headers)
-
-
-async def _stock(http: httpx.AsyncClient, product_id: str) -> int:
-    return int((await http.get(f"/products/{product_id}")).json()["stock"])
 
 
 async def _wait_for_one_leader(*apps: FastAPI) -> tuple[FastAPI, FastAPI]:
@@ -72,7 +68,7 @@ async def test_orders_through_either_process_are_placed_once_by_the_leader(
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 10
     assert await mongo.orders.count_documents({"_id": {"$in": [ObjectId(i) for i in ids]}}) == 10
-    assert await _stock(client, pid) == 10
+    assert await public_stock(client, pid) == 10
 
 
 async def test_a_forwarded_refusal_is_the_same_problem_as_a_local_one(
@@ -88,7 +84,7 @@ async def test_a_forwarded_refusal_is_the_same_problem_as_a_local_one(
     assert answers["leader"].status_code == answers["follower"].status_code == 409
     assert answers["leader"].headers["content-type"] == answers["follower"].headers["content-type"]
     assert answers["leader"].json() == answers["follower"].json()
-    assert await _stock(client, pid) == 1
+    assert await public_stock(client, pid) == 1
 
 
 async def test_when_the_leader_stops_answering_each_process_places_its_own_orders(
@@ -105,7 +101,7 @@ async def test_when_the_leader_stops_answering_each_process_places_its_own_order
     responses = await asyncio.gather(*[_order(follower_http, alice, pid) for _ in range(4)])
     assert [r.status_code for r in responses] == [201] * 4
     assert await mongo.orders.count_documents({"userId": "alice"}) == 4
-    assert await _stock(client, pid) == 6
+    assert await public_stock(client, pid) == 6
 
 
 async def test_an_order_already_placed_under_its_id_is_not_placed_again(
@@ -132,7 +128,7 @@ async def test_an_order_already_placed_under_its_id_is_not_placed_again(
     again, concurrent = await asyncio.gather(place(), place())
     assert first == again == concurrent == order_id
     assert await mongo.orders.count_documents({"userId": "alice"}) == 1
-    assert await _stock(client, pid) == 7
+    assert await public_stock(client, pid) == 7
 
 
 async def test_the_internal_endpoint_refuses_requests_without_the_shared_token(
@@ -154,4 +150,4 @@ async def test_the_internal_endpoint_refuses_requests_without_the_shared_token(
             response = await http.post(leader.address + forwarding.PLACE_PATH, json=body, headers=headers)
             assert response.status_code == 401
     assert await mongo.orders.count_documents({}) == 0
-    assert await _stock(client, pid) == 10
+    assert await public_stock(client, pid) == 10

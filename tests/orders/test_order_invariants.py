@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo import monitoring
 
-from tests.support.helpers import assert_problem, create_product
+from tests.support.helpers import assert_problem, create_product, public_stock
 
 
 class _CommitWatcher(monitoring.CommandListener):
@@ -35,10 +35,6 @@ WATCHER = _CommitWatcher()
 monitoring.register(WATCHER)  # applies to clients created from now on (the app's is created in its lifespan)
 
 
-async def _stock(client, pid) -> int:
-    return (await client.get(f"/products/{pid}")).json()["stock"]
-
-
 async def test_fifty_buyers_twenty_units_exactly_twenty_sold(client, admin_headers, make_user):
     pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 20}])
     buyers = [await make_user(f"buyer_{i}") for i in range(50)]
@@ -50,7 +46,7 @@ async def test_fifty_buyers_twenty_units_exactly_twenty_sold(client, admin_heade
         if r.status_code != 201:
             assert_problem(r, 409, "insufficient_stock")
     assert len(placed) == 20 and len({r.json()["id"] for r in placed}) == 20
-    assert await _stock(client, pid) == 0
+    assert await public_stock(client, pid) == 0
     orders = (await client.get("/orders", params={"limit": 100}, headers=admin_headers)).json()["data"]
     assert sum(line["qty"] for o in orders for line in o["items"]) == 20
 
@@ -79,9 +75,9 @@ async def test_a_short_order_in_a_concurrent_batch_leaves_the_others_whole(clien
     assert codes[0] == codes[2] == codes[5] == 201
     assert sorted([codes[3], codes[4]]) == [201, 409]  # c has 2 units: exactly one of them gets them
     taken_a = 1 + (1 if codes[4] == 201 else 0)
-    assert await _stock(client, a) == 10 - taken_a
-    assert await _stock(client, b) == 10 - 1 - 2
-    assert await _stock(client, c) == (0 if codes[3] == 201 else 1)
+    assert await public_stock(client, a) == 10 - taken_a
+    assert await public_stock(client, b) == 10 - 1 - 2
+    assert await public_stock(client, c) == (0 if codes[3] == 201 else 1)
 
 
 async def test_orders_and_status_changes_commit_with_majority_journaled(client, admin_headers, alice):

@@ -9,11 +9,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from backend_app.orders import service
-from tests.support.helpers import assert_problem, create_product
-
-
-async def _stock(client, pid):
-    return (await client.get(f"/products/{pid}")).json()["stock"]
+from tests.support.helpers import assert_problem, create_product, public_stock
 
 
 async def _order(client, headers, pid, qty=1, **extra):
@@ -30,7 +26,7 @@ async def test_cap_counts_the_owner_whoever_places_and_frees_on_cancel(client, a
     body = assert_problem(await _order(client, alice, pid), 409, "too_many_pending_orders")
     assert body["limit"] == 3
     assert_problem(await _order(client, admin_headers, pid, userId="alice"), 409, "too_many_pending_orders")
-    assert await _stock(client, pid) == 97  # the refused orders took nothing
+    assert await public_stock(client, pid) == 97  # the refused orders took nothing
     # the admin's own cap is untouched
     assert (await _order(client, admin_headers, pid)).status_code == 201
     # cancelling (or completing) one frees a reservation
@@ -50,7 +46,7 @@ async def test_cap_holds_under_concurrent_placements(client, admin_headers, alic
         if r.status_code == 409:
             assert_problem(r, 409, "too_many_pending_orders")
     pending = (await client.get("/orders", params={"status": "pending"}, headers=alice)).json()["data"]
-    assert len(pending) == 5 and await _stock(client, pid) == 95
+    assert len(pending) == 5 and await public_stock(client, pid) == 95
 
 
 @pytest.mark.settings(order_max_pending=2)
@@ -68,7 +64,7 @@ async def test_cap_across_two_app_processes(app, settings, client, admin_headers
         async with httpx.AsyncClient(transport=transport, base_url="http://other") as second:
             responses = await asyncio.gather(*[_order(c, alice, pid) for _ in range(6) for c in (client, second)])
     assert sorted(r.status_code for r in responses) == [201] * 2 + [409] * 10
-    assert await _stock(client, pid) == 98
+    assert await public_stock(client, pid) == 98
 
 
 async def test_expired_cannot_be_set_through_the_api(client, admin_headers, alice):
@@ -90,7 +86,7 @@ async def test_pending_orders_expire_and_return_stock_once(client, admin_headers
     assert (
         await client.patch(f"/orders/alice/{completed}", json={"status": "completed"}, headers=admin_headers)
     ).status_code == 200
-    assert await _stock(client, pid) == 2
+    assert await public_stock(client, pid) == 2
     for _ in range(60):
         order = (await client.get(f"/orders/alice/{expiring}", headers=alice)).json()
         if order["status"] == "expired":
@@ -133,7 +129,7 @@ async def test_two_sweepers_racing_return_stock_exactly_once(client, admin_heade
         headers = await make_user(f"shopper_{i}")
         for _ in range(3):
             order_ids.append((await _order(client, headers, pid, qty=2)).json()["id"])
-    assert await _stock(client, pid) == 76
+    assert await public_stock(client, pid) == 76
     later = datetime.now(UTC) + timedelta(hours=2)
     clients = [AsyncMongoClient(mongo_server.uri, tz_aware=True) for _ in range(2)]
     try:
@@ -144,7 +140,7 @@ async def test_two_sweepers_racing_return_stock_exactly_once(client, admin_heade
         for c in clients:
             await c.close()
     assert sum(counts) == 12
-    assert await _stock(client, pid) == 100
+    assert await public_stock(client, pid) == 100
     statuses = {
         o["status"] for o in (await client.get("/orders", params={"limit": 100}, headers=admin_headers)).json()["data"]
     }

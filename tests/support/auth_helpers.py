@@ -10,13 +10,11 @@ import httpx
 import jwt
 
 from config import Settings
-
-#: A password of 8..72 bytes used by users registered through the API.
-PASSWORD = "correct horse battery"
+from tests.support.helpers import TEST_PASSWORD
 
 
 async def register(
-    client: httpx.AsyncClient, username: str, *, email: str | None = None, password: str = PASSWORD, **extra: Any
+    client: httpx.AsyncClient, username: str, *, email: str | None = None, password: str = TEST_PASSWORD, **extra: Any
 ) -> httpx.Response:
     """``POST /auth/register`` with a valid body (plus ``extra`` keys)."""
     body: dict[str, Any] = {"username": username, "email": email or f"{username}@example.com", "password": password}
@@ -24,7 +22,7 @@ async def register(
     return await client.post("/auth/register", json=body)
 
 
-async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
+async def login(client: httpx.AsyncClient, username: str, password: str = TEST_PASSWORD) -> dict[str, Any]:
     """``POST /auth/login`` that must succeed; returns the token pair."""
     response = await client.post("/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.text

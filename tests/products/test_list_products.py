@@ -1,4 +1,6 @@
-"""The brief's product calls, shape by shape (docs/contract.md §1): POST /products and GET /products."""
+"""GET /products (docs/contract.md §1, §2): the brief's list shape, id order, page metadata at every
+edge, limit/offset bounds, the name/size/category/price filters and the sort orders.
+"""
 
 from __future__ import annotations
 
@@ -10,71 +12,6 @@ import pytest
 from tests.support.helpers import assert_problem, create_product
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
-
-
-async def test_create_product_returns_201_and_only_a_24_hex_id(client: httpx.AsyncClient, admin_headers) -> None:
-    response = await client.post(
-        "/products",
-        json={"name": "string", "price": 100.0, "sizes": [{"size": "string", "quantity": 0}]},
-        headers=admin_headers,
-    )
-    assert response.status_code == 201
-    body = response.json()
-    assert set(body) == {"id"}
-    assert HEX24.match(body["id"])
-
-
-async def test_created_product_is_stored_with_its_sizes(client: httpx.AsyncClient, admin_headers) -> None:
-    product_id = await create_product(
-        client,
-        admin_headers,
-        name="Jacket",
-        price=59.5,
-        sizes=[{"size": "small", "quantity": 2}, {"size": "large", "quantity": 3}],
-    )
-    detail = (await client.get(f"/products/{product_id}")).json()
-    assert detail["name"] == "Jacket"
-    assert detail["price"] == 59.5
-    assert detail["sizes"] == [
-        {"size": "small", "quantity": 2, "allocated": 0, "available": 2},
-        {"size": "large", "quantity": 3, "allocated": 0, "available": 3},
-    ]
-    assert detail["stock"] == 5
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"price": 10.0, "sizes": []}, "name"),
-        ({"name": "", "price": 10.0, "sizes": []}, "name"),
-        ({"name": "x" * 201, "price": 10.0, "sizes": []}, "name"),
-        ({"name": "x", "sizes": []}, "price"),
-        ({"name": "x", "price": 0, "sizes": []}, "price"),
-        ({"name": "x", "price": -1, "sizes": []}, "price"),
-        ({"name": "x", "price": 1_000_000.01, "sizes": []}, "price"),
-        ({"name": "x", "price": 1.005, "sizes": []}, "price"),
-        ({"name": "x", "price": "abc", "sizes": []}, "price"),
-        ({"name": "x", "price": 1, "sizes": [{"size": "m", "quantity": -1}]}, "sizes"),
-        ({"name": "x", "price": 1, "sizes": [{"size": "", "quantity": 1}]}, "sizes"),
-        ({"name": "x", "price": 1, "sizes": [{"size": "m", "quantity": 1.5}]}, "sizes"),
-        ({"name": "x", "price": 1, "sizes": [{"size": "m", "quantity": 1}, {"size": "m", "quantity": 2}]}, None),
-        ({"name": "x", "price": 1, "sizes": [], "colour": "red"}, "colour"),
-    ],
-)
-async def test_create_product_rejects_invalid_bodies_with_problem_422(
-    client: httpx.AsyncClient, admin_headers, body: dict, field: str | None
-) -> None:
-    response = await client.post("/products", json=body, headers=admin_headers)
-    problem = assert_problem(response, 422, "validation_error")
-    if field is not None:
-        assert any(field in [str(p) for p in issue["loc"]] for issue in problem["errors"]), problem
-
-
-async def test_create_product_rejects_malformed_json(client: httpx.AsyncClient, admin_headers) -> None:
-    response = await client.post(
-        "/products", content=b'{"name": ', headers={**admin_headers, "Content-Type": "application/json"}
-    )
-    assert_problem(response, 422, "validation_error")
 
 
 async def test_list_shape_matches_the_brief(client: httpx.AsyncClient, admin_headers) -> None:
@@ -217,3 +154,47 @@ class TestFilters:
 
     async def test_overlong_pattern_is_422(self, client) -> None:
         assert_problem(await client.get("/products", params={"name": "a" * 101}), 422)
+
+
+async def test_category_and_price_filters_combine_with_name_and_size(client, admin_headers):
+    cheap = await create_product(client, admin_headers, name="Red shirt", price=5, category="tops")
+    mid = await create_product(
+        client, admin_headers, name="Blue SHIRT", price=20, category="tops", sizes=[{"size": "large", "quantity": 1}]
+    )
+    dear = await create_product(client, admin_headers, name="Boots", price=120.5, category="shoes")
+
+    async def ids(**params):
+        response = await client.get("/products", params=params)
+        assert response.status_code == 200, response.text
+        return [p["id"] for p in response.json()["data"]]
+
+    assert await ids(category="tops") == [cheap, mid]
+    assert await ids(min_price=20) == [mid, dear]
+    assert await ids(max_price=20) == [cheap, mid]
+    assert await ids(min_price=5.01, max_price=120.49) == [mid]
+    assert await ids(category="tops", max_price=10) == [cheap]
+    assert await ids(size="large") == [mid]
+    assert await ids(name="shirt") == [cheap, mid]
+    assert await ids(name="^b.*t$") == [mid]
+    assert await ids(name="^bo") == [dear]
+    assert_problem(await client.get("/products", params={"min_price": 30, "max_price": 10}), 422)
+    assert_problem(await client.get("/products", params={"min_price": -1}), 422)
+    assert_problem(await client.get("/products", params={"sort": "name"}), 422)
+
+
+async def test_list_sorts(client, admin_headers):
+    a = await create_product(client, admin_headers, name="a", price=30)
+    b = await create_product(client, admin_headers, name="b", price=10)
+    c = await create_product(client, admin_headers, name="c", price=20)
+    d = await create_product(client, admin_headers, name="d", price=10)
+
+    async def ids(sort):
+        response = await client.get("/products", params={"sort": sort})
+        assert response.status_code == 200, response.text
+        return [p["id"] for p in response.json()["data"]]
+
+    assert await ids("_id") == [a, b, c, d]
+    assert await ids("price") == [b, d, c, a]
+    assert await ids("-price") == [a, c, d, b]
+    assert await ids("created_at") == [a, b, c, d]
+    assert await ids("-created_at") == [d, c, b, a]
