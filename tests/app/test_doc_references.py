@@ -137,3 +137,19 @@ def test_the_development_layout_names_every_package_and_module() -> None:
             if module.name != "__init__.py" and module.name not in layout:
                 missing.append(f"{package.name}/{module.name}")
     assert missing == [], missing
+
+
+TEST_REF = re.compile(r"(tests/[\w/]+\.py)(?:::([\w:]+))?")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_test_the_docs_cite_exists(doc: Path) -> None:
+    """``tests/<file>.py`` and ``tests/<file>.py::<test>`` cited in the docs name a test module and a test in it."""
+    missing = []
+    for path, name in set(TEST_REF.findall(doc.read_text(encoding="utf-8"))):
+        module = ROOT / path
+        if not module.exists():
+            missing.append(path)
+        elif name and not re.search(rf"(def|class) {re.escape(name.split('::')[-1])}\b", module.read_text("utf-8")):
+            missing.append(f"{path}::{name}")
+    assert missing == [], missing
