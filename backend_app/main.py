@@ -50,8 +50,9 @@ from backend_app.users import repository as users_repository
 from backend_app.webhooks import openapi as webhooks_openapi
 from backend_app.webhooks import repository as webhooks_repository
 from backend_app.webhooks import urlguard
-from backend_app.webhooks.dispatcher import Dispatcher, sweep_deliveries
+from backend_app.webhooks.dispatcher import Dispatcher
 from backend_app.webhooks.router import router as webhooks_router
+from backend_app.webhooks.service import sweep_deliveries
 from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)

@@ -62,6 +62,7 @@ from backend_app.events import entities
 from backend_app.events import service as events
 from backend_app.webhooks import repository, sender, signing, urlguard
 from backend_app.webhooks.schemas import ALL_EVENTS
+from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ JITTER = 0.1
 BACKLOG_FACTOR = 8
 #: How long an endpoint status change re-runs on write conflicts, in seconds.
 STATUS_RETRY_S = 2.0
-#: How long the first finished attempt waits for others to share its outcome's write, in seconds.
-SETTLE_GATHER_S = 0.01
 
 
 @dataclass(slots=True)
@@ -131,7 +130,7 @@ class Dispatcher:
         self._next_claim = 0.0
         self._claim_again = False
         self._clients = sender.ClientPool()
-        self._settles = _SettleBatch(db)
+        self._settles = SettleBatch(db)
 
     # ----------------------------------------------------------------------- loop
 
@@ -470,51 +469,3 @@ class Dispatcher:
         lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
         metrics.outbox_lag(lag)
         return lag
-
-
-class _SettleBatch:
-    """Writes the outcomes of concurrent attempts together: one ``bulk_write`` for all outcomes waiting.
-
-    Each caller still waits until its own outcome is written (the lease is
-    released only then), so batching changes the number of round trips, not
-    what any caller may assume afterwards.
-    """
-
-    def __init__(self, db: MongoDatabase) -> None:
-        self.db = db
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._worker: asyncio.Task[None] | None = None
-
-    async def settle(
-        self, *, delivery_id: Any, token: str, changes: dict[str, Any], attempt: dict[str, Any] | None
-    ) -> bool:
-        """Queue one outcome (see ``repository.settle``) and wait until it is written; False if the lease was lost."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(
-            ({"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}, future)
-        )
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        await asyncio.sleep(SETTLE_GATHER_S)  # let the attempts finishing together share one write
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                written = await repository.settle_many(self.db, outcomes=[item for item, _f in batch])
-            except BaseException as exc:
-                for _item, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for (_item, future), ok in zip(batch, written, strict=True):
-                if not future.done():
-                    future.set_result(ok)
-
-
-async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:
-    """Remove deliveries created before ``cutoff`` (the events retention sweep calls it); returns how many."""
-    return await repository.delete_older_than(db, cutoff=cutoff)

@@ -377,3 +377,8 @@ async def send_test(db: MongoDatabase, *, endpoint_id: str) -> DeliveryPublic:
         )
 
     return delivery_public(await run_in_transaction(db.client, work))
+
+
+async def sweep_deliveries(db: MongoDatabase, *, cutoff: datetime) -> int:
+    """Remove deliveries created before ``cutoff`` (the events retention sweep calls it); returns how many."""
+    return await repository.delete_older_than(db, cutoff=cutoff)

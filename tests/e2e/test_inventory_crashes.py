@@ -23,7 +23,6 @@ from pymongo import AsyncMongoClient
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
-from backend_app.main import INDEX_INSTALLERS
 from backend_app.orders import service as orders_service
 from backend_app.orders.faults import FAULT_EXIT_STATUS, TRANSITION_STEPS
 from backend_app.orders.schemas import OrderItemCreate
@@ -31,7 +30,7 @@ from backend_app.products import service as products_service
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.inventory import inventory_violations
-from tests.support.servers import api_env
+from tests.support.servers import api_env, prepared_database
 
 KINDS = ("cancelled", "completed", "expired")
 
@@ -40,11 +39,7 @@ async def _prepare(uri: str, db_name: str, secret: str, password_hash: str, *, q
     """Indexes, an admin and a shopper with live logins, a product of ``quantity`` units (size ``m``) and a
     pending order of 3 of them."""
     settings = Settings(app_env="test", mongodb_uri=uri, mongodb_db=db_name, jwt_secret=secret)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-    try:
-        db = client[db_name]
-        for install in INDEX_INSTALLERS:
-            await install(db)
+    async with prepared_database(uri, db_name) as db:
         admin = await seed_user(db, settings, username="inv_admin", role="admin", password_hash=password_hash)
         shopper = await seed_user(db, settings, username="inv_shopper", role="user", password_hash=password_hash)
         product = ProductCreate(name="Crash", price=Decimal("3.00"), sizes=[{"size": "m", "quantity": quantity}])
@@ -52,8 +47,6 @@ async def _prepare(uri: str, db_name: str, secret: str, password_hash: str, *, q
         order_id = await orders_service.place_order(
             db, user_id="inv_shopper", items=[OrderItemCreate(productId=product_id, qty=3)]
         )
-    finally:
-        await client.close()
     return {"admin": admin, "shopper": shopper, "product_id": product_id, "order_id": order_id}
 
 

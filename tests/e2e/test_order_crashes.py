@@ -21,7 +21,6 @@ from pymongo import AsyncMongoClient
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
-from backend_app.main import INDEX_INSTALLERS
 from backend_app.orders.faults import FAULT_EXIT_STATUS
 from backend_app.orders.faults import PLACING_STEPS as STEPS
 from backend_app.products.repository import new_product_document
@@ -29,7 +28,7 @@ from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.helpers import stored_available
 from tests.support.inventory import inventory_violations
-from tests.support.servers import api_env
+from tests.support.servers import api_env, prepared_database
 
 START_STOCK = 50
 #: Headers of the extra shoppers :func:`_seed` created, by username.
@@ -44,19 +43,13 @@ async def _seed(
     Returns the admin's headers and the first shopper's; the others' are in ``SHOPPERS``.
     """
     settings = Settings(app_env="test", mongodb_uri=uri, mongodb_db=db_name, jwt_secret=secret)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-    try:
-        db = client[db_name]
-        for install in INDEX_INSTALLERS:
-            await install(db)
+    async with prepared_database(uri, db_name) as db:
         admin = await seed_user(db, settings, username="crash_admin", role="admin", password_hash=password_hash)
         shopper = await seed_user(db, settings, username="crash_shopper", role="user", password_hash=password_hash)
         SHOPPERS.clear()
         for i in range(1, shoppers):
             name = f"crash_shopper_{i}"
             SHOPPERS[name] = await seed_user(db, settings, username=name, role="user", password_hash=password_hash)
-    finally:
-        await client.close()
     return admin, shopper
 
 

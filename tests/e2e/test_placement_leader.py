@@ -26,29 +26,22 @@ from backend_app.core import leases
 from backend_app.devtools.api_server import ApiServer
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_user
-from backend_app.main import INDEX_INSTALLERS
 from backend_app.orders import forwarding
 from backend_app.products import service as products_service
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.inventory import inventory_violations
-from tests.support.servers import api_env
+from tests.support.servers import api_env, prepared_database
 
 UNITS = 10_000
 
 
 async def _prepare(uri: str, db_name: str, secret: str, password_hash: str) -> dict[str, Any]:
     settings = Settings(app_env="test", mongodb_uri=uri, mongodb_db=db_name, jwt_secret=secret)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-    try:
-        db = client[db_name]
-        for install in INDEX_INSTALLERS:
-            await install(db)
+    async with prepared_database(uri, db_name) as db:
         shopper = await seed_user(db, settings, username="lead_shopper", role="user", password_hash=password_hash)
         product = ProductCreate(name="Hot", price=Decimal("2.00"), sizes=[{"size": "m", "quantity": UNITS}])
         product_id = await products_service.create_product(db, product=product, actor="test")
-    finally:
-        await client.close()
     return {"shopper": shopper, "product_id": product_id}
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from backend_app.core.db import MongoDatabase
+from backend_app.main import INDEX_INSTALLERS
 
 
 def api_env(uri: str, db_name: str, secret: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -17,3 +25,16 @@ def api_env(uri: str, db_name: str, secret: str, tmp_path: Path, **extra: str) -
         "MONGODB_SERVER_SELECTION_TIMEOUT_MS": "1000",
         **extra,
     }
+
+
+@asynccontextmanager
+async def prepared_database(uri: str, db_name: str) -> AsyncIterator[MongoDatabase]:
+    """``db_name`` at ``uri`` with every index installed, as an API process's start-up leaves it (client closed after)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        db = client[db_name]
+        for install in INDEX_INSTALLERS:
+            await install(db)
+        yield db
+    finally:
+        await client.close()
