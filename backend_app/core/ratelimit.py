@@ -1,62 +1,18 @@
 """Rate limiting with slowapi: per user when authenticated, per client IP otherwise (docs/contract.md §8).
 
-How it is wired
-    :class:`RateLimitMiddleware` (pure ASGI, added by ``core.middleware``) runs
-    before routing, so it covers every route, including routers included
-    later, unknown paths (404) and oversized bodies. For each request it calls
-    one of two slowapi ``shared_limit`` gates created here:
+:class:`RateLimitMiddleware` (pure ASGI) runs before routing, so it covers every route,
+unknown paths and oversized bodies. It counts each request with one of two slowapi
+``shared_limit`` gates: ``auth`` (``RATE_LIMIT_AUTH``) for the strict paths the app
+hands over, one budget shared by them, and ``default`` (``RATE_LIMIT_DEFAULT``) for the
+rest; probes and ``/metrics`` are exempt. Who is counted is :meth:`RateLimiter.key`.
+Every counted response carries ``X-RateLimit-*`` headers; over the limit is ``429``
+problem+json with ``Retry-After``. Storage is memory (per process) or Redis (shared);
+an unreachable Redis falls back to memory and is probed again with back-off.
 
-    - ``auth``: ``RATE_LIMIT_AUTH`` (default ``10/minute``) for the strict
-      paths the app hands over (``auth.throttles.RATE_LIMITED_PATHS``:
-      sign-in, token, sign-up, password change), one budget shared by them so
-      alternating between them gains nothing. It applies by path, so the auth
-      router needs no decorator: the limit holds as soon as those routes are included.
-    - ``default``: ``RATE_LIMIT_DEFAULT`` (default ``120/minute``), one budget
-      per caller across every other route.
-
-    ``GET /health``, ``/health/live``, ``/health/ready`` and ``/metrics`` are
-    exempt (load balancers, probes, the container HEALTHCHECK and Prometheus
-    poll them).
-
-    slowapi's own ``SlowAPIMiddleware`` is not used: it finds the route by
-    walking ``app.routes`` and silently skips every route of an included router
-    on FastAPI ≥ 0.137 (slowapi issue #281), and its ASGI variant re-sends the
-    response start for streamed bodies. Calling slowapi's decorated gates from
-    our middleware keeps slowapi's limit parsing, storage, strategies and
-    in-memory fallback.
-
-Who is counted (:meth:`RateLimiter.key`)
-    Under the per-address prefixes the app hands over (``/auth/``) always
-    ``ip:<client address>``, whatever token is sent: a sign-in budget counted
-    per token could be multiplied by alternating tokens. Elsewhere ``user:<sub>`` when the request
-    carries a valid access token (verified signature, expiry, issuer, audience
-    and type; no database call), otherwise ``ip:<client address>``. The client address is the TCP peer unless the
-    peer is listed in ``TRUSTED_PROXIES``, in which case uvicorn's
-    ``ProxyHeadersMiddleware`` has already replaced it with the nearest
-    untrusted ``X-Forwarded-For`` hop, so rotating that header escapes nothing.
-
-Responses
-    Every counted response carries ``X-RateLimit-Limit``,
-    ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix time, seconds).
-    Over the limit: ``429`` problem+json ``rate_limited`` with ``Retry-After``
-    (seconds) as well.
-
-Storage
-    ``RATE_LIMIT_STORAGE_URI``: ``memory://`` (per process) or ``redis://...``
-    (shared by every worker and host). If Redis is unreachable the service
-    keeps serving: slowapi logs ``Rate limit storage unreachable - falling back
-    to in-memory storage`` (WARNING), counts in memory, and probes Redis again
-    with exponential back-off (1 s .. 32 s), logging when it has recovered.
-    Redis calls are synchronous, so they run in a worker thread, with 0.5 s
-    socket timeouts.
-
-Failed checks per key (``core.throttle.FailureThrottle``)
-    Beside the per-address budgets, failed checks are counted per key in the
-    same ``limits`` storage (so in Redis when configured), one check per key at
-    a time so that concurrent guesses cannot outrun the count: failed sign-ins
-    per account and wrong current passwords per session (``auth.throttles``)
-    and failed ``/metrics`` authorisations per address (``metrics_throttle``
-    here, used by ``core.metrics``).
+slowapi's own ``SlowAPIMiddleware`` is not used: it finds the route by walking
+``app.routes`` and silently skips every route of an included router on FastAPI ≥ 0.137
+(slowapi issue #281), and its ASGI variant re-sends the response start for streamed
+bodies. Design and failure cases: docs/security.md (Rate limits).
 """
 
 from __future__ import annotations

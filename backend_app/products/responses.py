@@ -1,65 +1,18 @@
 """The catalog GET responses: conditional GETs and a coherent server-side cache of ``GET /products`` pages.
 
-Who does what: this module builds the two responses; ``products.page_store``
-keeps pages (memory or Redis) and coordinates fills across processes;
+Both routes answer with a strong ``ETag`` and ``Cache-Control: no-cache`` (``public``
+for anonymous callers, ``private`` with ``Authorization``) and ``304`` to a matching
+``If-None-Match``. List pages are cached under the route's validated parameters and
+served only while the catalog version they were computed under is current (one point
+read per request), so a write through any process invalidates every process's pages;
+concurrent misses share one query. The detail view is never cached on the server (it
+shows stock, which orders change without bumping the version). Design, failure cases
+and settings: docs/architecture.md (Catalog caching).
+
+Who does what: this module builds the two responses; ``products.page_store`` keeps
+pages (memory or Redis) and coordinates fills across processes;
 ``products.cache_wiring`` puts the store on the app; ``products.catalog_version``
-bumps the version after a catalog write; ``core.single_flight`` shares one
-query among concurrent misses.
-
-HTTP caching (both GET routes)
-    Every ``GET /products`` and ``GET /products/{id}`` response carries a
-    strong ``ETag`` (a hash of the body bytes) and ``Cache-Control``; an
-    ``If-None-Match`` naming the current tag gets ``304`` with no body
-    (``core.http_cache``). Both use :data:`REVALIDATE` (``no-cache``): a
-    client or proxy may keep the response but must revalidate it on every use,
-    so nothing stale is ever reused, and the revalidation is cheap (a cached
-    list page answers it without a list query). ``public`` only for anonymous
-    requests; ``private`` when ``Authorization`` is sent.
-
-    The detail view is *not* cached on the server: it shows ``stock``, which
-    every order changes, and orders do not bump the catalog version (below);
-    its ``ETag`` still changes with the stock, because it hashes the body.
-
-Server-side page cache (``GET /products``)
-    Pages are keyed by the route's *validated* parameters
-    (:func:`~backend_app.core.http_cache.cache_key`), never by the raw query
-    string: an undeclared parameter (``?junk=N``) is ignored, as FastAPI
-    ignores it, so it cannot add an entry per value and crowd out the pages
-    (or, in a shared Redis, other keys); spellings of one value share a page. The body does not depend on the
-    caller (list items carry no stock and no per-user data), so one entry
-    serves everyone; only ``Cache-Control`` differs per request.
-
-    Coherence across workers and hosts comes from a **catalog version** kept in
-    MongoDB (``catalog_meta``; ``products.catalog_meta.get_catalog_version``):
-    every catalog write calls ``products.catalog_version.catalog_changed`` once it has completed,
-    which increments it. A page is stored together with the version it was
-    computed under and served only while that is still the current version,
-    which costs one point read per list request. So a write made through any
-    process invalidates every process's pages at once, whether they are in
-    process memory or in Redis. Orders change stock, which list pages do not
-    show, so they do not bump the version and do not flush the list cache.
-
-    Storage: in process (``cachetools.TTLCache``, least recently used evicted
-    first, bounded by ``CACHE_MAX_ENTRIES`` pages and ``CACHE_MAX_BYTES`` bytes)
-    or, with ``CACHE_URI=redis://...``, in Redis, shared by every worker and
-    host. Entries also expire after ``CACHE_TTL_SECONDS``, which bounds what an
-    edit made directly in the database (not through the API) can leave behind.
-    ``CACHE_ENABLED=false`` turns the server-side cache off (no version read).
-
-Single-flight (one query per miss)
-    Concurrent requests missing the same page under the same catalog version
-    share one computation: the first starts it as a task of its own (so a
-    client hanging up does not cancel it for the others) and the rest await
-    that task (``core.single_flight.SingleFlight``, per process). With the Redis store, the
-    process that computes also takes a short Redis lock
-    (``SET <page key>:fill:<version> NX PX``); other processes that miss while
-    it is held poll the cache every 20 ms for the page instead of querying,
-    for at most ``CACHE_FILL_WAIT_SECONDS``, after which they compute it
-    themselves (a crashed holder only delays them, the lock expires). The
-    version read per request is not shared: it is what keeps pages coherent.
-    An unreachable Redis means no caching (pages come from the database): it is
-    logged once, skipped for a back-off of 1 s doubling to 30 s, and its
-    recovery is logged.
+bumps the version; ``core.single_flight`` shares one query among concurrent misses.
 """
 
 from __future__ import annotations
