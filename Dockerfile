@@ -37,7 +37,7 @@ USER storefront:storefront
 EXPOSE 8000
 # Healthy = ready for traffic: /health/ready answers 503 (which urlopen raises on) until MongoDB answers and
 # the start-up indexes exist. Kubernetes ignores HEALTHCHECK: point its livenessProbe at /health/live and its
-# readinessProbe at /health/ready (docs/observability.md).
+# readinessProbe at /health/ready (docs/operations.md (Observability)).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health/ready', timeout=4)"]
 # uvicorn with WEB_CONCURRENCY worker processes on HOST:PORT (see backend_app/__main__.py).

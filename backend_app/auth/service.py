@@ -48,7 +48,7 @@ from backend_app.core.security import (
     verify_password,
 )
 from backend_app.core.throttle import FailureThrottle
-from backend_app.users import repository as users_repository
+from backend_app.users import service as users_service
 from backend_app.users.schemas import UserPublic
 from config import Settings
 
@@ -114,9 +114,9 @@ async def authenticate(
         InvalidCredentialsError: unknown user, wrong password or deactivated account (401).
     """
     if username is not None:
-        doc = await users_repository.get_by_username(db, username=username)
+        doc = await users_service.find_account(db, username=username)
     elif email is not None:
-        doc = await users_repository.get_by_email(db, email=email)
+        doc = await users_service.find_account(db, email=email)
     else:
         doc = None
     account = doc["username"] if doc is not None else (username if username is not None else email or "")
@@ -211,7 +211,7 @@ async def refresh(db: MongoDatabase, settings: Settings, *, refresh_token: str) 
     """
     claims = _refresh_claims(settings, refresh_token)
     doc, session = await asyncio.gather(
-        users_repository.get_by_username(db, username=claims.sub),
+        users_service.find_account(db, username=claims.sub),
         repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
     )
     if not _session_valid(settings, session, doc):
@@ -284,7 +284,7 @@ async def caller_from_access_token(
 
     async def load() -> Documents:
         user, session = await asyncio.gather(
-            users_repository.get_by_username(db, username=claims.sub),
+            users_service.find_account(db, username=claims.sub),
             repository.get_unrevoked_session(db, sid=claims.sid, username=claims.sub),
         )
         return user, session
@@ -321,7 +321,7 @@ async def change_password(
             concurrent change; nothing was written (409).
     """
     username = caller.user.username
-    doc = await users_repository.get_by_username(db, username=username)
+    doc = await users_service.find_account(db, username=username)
     verified_hash = doc["password_hash"] if doc is not None else None
     async with throttle.attempt(caller.session_id) as attempt:
         if attempt.retry_after is not None:
@@ -330,7 +330,7 @@ async def change_password(
             await attempt.failed()
             raise WrongCurrentPasswordError()
     assert doc is not None and verified_hash is not None  # checked above
-    updated = await users_repository.set_password(
+    updated = await users_service.set_password(
         db, username=username, password_hash=await hash_password(new_password), expected_hash=verified_hash
     )
     if updated is None:  # another change won the race: its password stands, and it ended this session
@@ -349,7 +349,7 @@ async def revoke_other_sessions(db: MongoDatabase, *, caller: Caller) -> int:
     Returns:
         How many live sessions were ended (0 when there was none).
     """
-    doc = await users_repository.get_by_username(db, username=caller.user.username)
+    doc = await users_service.find_account(db, username=caller.user.username)
     return await repository.revoke_other_sessions(
         db,
         username=caller.user.username,

@@ -263,3 +263,30 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
 
     doc = await run_in_transaction(db.client, promote)
     return AdminOutcome(user=UserPublic.model_validate(doc), created=False, promoted=True)
+
+
+# --- The stored accounts, for the auth domain (sign-in, sessions, password change) --------------------
+
+
+async def find_account(
+    db: MongoDatabase, *, username: str | None = None, email: str | None = None
+) -> dict[str, Any] | None:
+    """The stored user (with its password hash and session epoch) by ``username``, else by ``email``; ``None`` if unknown."""
+    if username is not None:
+        return await repository.get_by_username(db, username=username)
+    if email is not None:
+        return await repository.get_by_email(db, email=email)
+    return None
+
+
+async def set_password(
+    db: MongoDatabase, *, username: str, password_hash: str, expected_hash: str | None = None
+) -> dict[str, Any] | None:
+    """Store ``password_hash`` for ``username`` and end its sessions (``users.repository.set_password``).
+
+    With ``expected_hash``, only while the stored hash is still that one (of two concurrent changes,
+    one wins). Returns the stored user after the change, or ``None`` when nothing was written.
+    """
+    return await repository.set_password(
+        db, username=username, password_hash=password_hash, expected_hash=expected_hash
+    )
