@@ -44,7 +44,7 @@ from backend_app.core.db import MongoDatabase
 from backend_app.core.errors import DomainError
 from backend_app.idempotency import service as idempotency
 from backend_app.orders.allocation import Line
-from backend_app.orders.placement import Limits
+from backend_app.orders.batch_checks import Limits
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,6 @@ and runs again on fresh data. That makes the reservation caps race-safe.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 from bson import ObjectId
 from cachetools import LRUCache
@@ -33,80 +29,20 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import DomainError, ServiceUnavailableError
-from backend_app.core.types import from_bson_money
 from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, holds_repository, repository
-from backend_app.orders.allocation import Line, allocate, units_by_product
-from backend_app.orders.exceptions import (
-    InsufficientStockError,
-    OrderedProductNotFoundError,
-    TooManyPendingOrdersError,
-    TooManyPendingUnitsError,
-    UnknownSizeError,
+from backend_app.orders.allocation import Line, units_by_product
+from backend_app.orders.batch_checks import (
+    AcceptedOrder,
+    Limits,
+    PendingOrder,
+    check_batch,
+    hold_changes,
 )
 from backend_app.orders.views import to_public as order_view
 from backend_app.products import stock
-
-#: The refusals an order of a batch can meet on its own; the other orders go on.
-REFUSALS = (
-    OrderedProductNotFoundError,
-    UnknownSizeError,
-    InsufficientStockError,
-    TooManyPendingOrdersError,
-    TooManyPendingUnitsError,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The reservation limits an order is checked against (docs/architecture.md (Orders and stock), "Reservations").
-
-    Attributes:
-        max_pending: most pending orders of one owner (``ORDER_MAX_PENDING``).
-        max_pending_units: most units one owner holds across pending orders (``ORDER_MAX_PENDING_UNITS``).
-        max_units_per_line: most units of one product per order, lines merged (``ORDER_MAX_UNITS_PER_LINE``).
-    """
-
-    max_pending: int = 10
-    max_pending_units: int = 500
-    max_units_per_line: int = 100
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Limits:
-        """The limits configured in ``settings`` (a ``config.Settings``)."""
-        return cls(
-            max_pending=settings.order_max_pending,
-            max_pending_units=settings.order_max_pending_units,
-            max_units_per_line=settings.order_max_units_per_line,
-        )
-
-
-#: The limits of the default settings (the API passes the configured ones).
-DEFAULT_LIMITS = Limits()
-
-
-@dataclass(slots=True)
-class _Request:
-    """One order waiting for its batch: what to place, and the future its caller awaits."""
-
-    order_id: ObjectId
-    user_id: str
-    placed_by: str
-    lines: list[Line]
-    claim: idempotency.Claim | None
-    limits: Limits
-    future: asyncio.Future[ObjectId]
-
-
-@dataclass(slots=True)
-class _Accepted:
-    """An order of a batch that passed every check: its document and the stock it allocates."""
-
-    request: _Request
-    document: dict[str, Any]
-    units: dict[ObjectId, dict[str, int]]
 
 
 class BatchAborted(Exception):
@@ -128,7 +64,7 @@ class OrderBatcher:
 
     def __init__(self, *, max_batch: int = 64) -> None:
         self.max_batch = max_batch
-        self._queue: list[_Request] = []
+        self._queue: list[PendingOrder] = []
         self._worker: asyncio.Task[None] | None = None
 
     async def place(
@@ -153,7 +89,7 @@ class OrderBatcher:
             failure (e.g. ``DatabaseUnavailableError``).
         """
         future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(order_id or ObjectId(), user_id, placed_by, lines, claim, limits, future))
+        self._queue.append(PendingOrder(order_id or ObjectId(), user_id, placed_by, lines, claim, limits, future))
         worker = self._worker
         if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
             self._worker = asyncio.create_task(self._drain(db))
@@ -176,7 +112,7 @@ class OrderBatcher:
                     raise
 
 
-async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: int = 3) -> None:
+async def _run_settled(db: MongoDatabase, batch: list[PendingOrder], *, attempts: int = 3) -> None:
     """Run ``batch`` and settle every future, whatever happens (re-running an aborted batch)."""
     for _attempt in range(attempts):
         try:
@@ -191,7 +127,7 @@ async def _run_settled(db: MongoDatabase, batch: list[_Request], *, attempts: in
     _fail(batch, ServiceUnavailableError("The order could not be placed consistently; retry."))
 
 
-async def _settle_placed(db: MongoDatabase, batch: list[_Request]) -> list[_Request]:
+async def _settle_placed(db: MongoDatabase, batch: list[PendingOrder]) -> list[PendingOrder]:
     """Resolve the requests whose order is already stored (placed by another process); return the others."""
     stored = await repository.existing_ids(db, order_ids=[r.order_id for r in batch])
     rest = []
@@ -217,7 +153,7 @@ async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
             _KNOWN_HOLDERS[(id(db.client), db.name, user_id)] = True
 
 
-async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
+async def _run(db: MongoDatabase, batch: list[PendingOrder]) -> None:
     """Place ``batch`` in one transaction, then resolve every request's future."""
     refusals: dict[int, DomainError] = {}
     owners = sorted({r.user_id for r in batch})
@@ -229,14 +165,14 @@ async def _run(db: MongoDatabase, batch: list[_Request]) -> None:
         products = await stock.find_orderable(db, product_ids=product_ids, session=session)
         holds = await holds_repository.find_holds(db, user_ids=owners, session=session)
         faults.reach("products_read")
-        accepted = _check_batch(batch, products, holds, refusals)
+        accepted = check_batch(batch, products, holds, refusals)
         units = units_by_product((pid, u.items()) for a in accepted for pid, u in a.units.items())
         if not await stock.allocate(db, units_by_product=units, session=session):
             raise BatchAborted()  # another writer changed stock after this transaction's snapshot
         faults.reach("stock_allocated")
         if not accepted:
             return []
-        await holds_repository.change_holds(db, changes=_hold_changes(accepted), session=session)
+        await holds_repository.change_holds(db, changes=hold_changes(accepted), session=session)
         try:
             order_ids = await repository.insert_orders(db, orders=[a.document for a in accepted], session=session)
         except (DuplicateKeyError, BulkWriteError) as exc:
@@ -267,7 +203,7 @@ def _duplicate_id(exc: DuplicateKeyError | BulkWriteError) -> bool:
     return "_id" in ((exc.details or {}).get("keyPattern") or {"_id": 1})
 
 
-def _fail(batch: list[_Request], exc: BaseException) -> None:
+def _fail(batch: list[PendingOrder], exc: BaseException) -> None:
     """Settle every unsettled future of ``batch`` with ``exc`` (cancelled, if ``exc`` is a cancellation)."""
     for request in batch:
         if request.future.done():
@@ -278,64 +214,8 @@ def _fail(batch: list[_Request], exc: BaseException) -> None:
             request.future.set_exception(exc)
 
 
-def _check_batch(
-    batch: list[_Request],
-    products: dict[ObjectId, dict[str, Any]],
-    holds: dict[str, tuple[int, int]],
-    refusals: dict[int, DomainError],
-) -> list[_Accepted]:
-    """Check each order of ``batch`` in turn against what was read and the orders accepted before it.
-
-    An order is refused (its index → error in ``refusals``) when a product is
-    missing, a size unknown, a line short of what earlier orders left, or its
-    owner would pass ``max_pending`` orders or ``max_pending_units`` units
-    counting the earlier orders of the batch.
-    """
-    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
-    held = dict(holds)
-    accepted: list[_Accepted] = []
-    for i, request in enumerate(batch):
-        try:
-            missing = list(
-                dict.fromkeys(str(line.product_id) for line in request.lines if line.product_id not in remaining)
-            )
-            if missing:
-                raise OrderedProductNotFoundError(missing)
-            taken = allocate(request.lines, remaining)
-            orders, units = held.get(request.user_id, (0, 0))
-            requested = sum(line.qty for line in request.lines)
-            if orders + 1 > request.limits.max_pending:
-                raise TooManyPendingOrdersError(request.user_id, request.limits.max_pending)
-            if units + requested > request.limits.max_pending_units:
-                raise TooManyPendingUnitsError(request.user_id, units, requested, request.limits.max_pending_units)
-        except REFUSALS as exc:
-            refusals[i] = exc
-            continue
-        held[request.user_id] = (orders + 1, units + requested)
-        order_units = units_by_product(
-            (line.product_id, line_taken.items()) for line, line_taken in zip(request.lines, taken, strict=True)
-        )
-        for pid, per_size in order_units.items():
-            for size in remaining[pid]["sizes"]:
-                got = per_size.get(size["size"], 0)
-                size["allocated"] = size.get("allocated", 0) + got
-                size["available"] = size.get("available", size["quantity"]) - got
-        document = _order_document(request, taken=taken, products=products)
-        accepted.append(_Accepted(request, document, order_units))
-    return accepted
-
-
-def _hold_changes(accepted: list[_Accepted]) -> dict[str, tuple[int, int]]:
-    """``{owner: (orders, units)}`` the accepted orders add to their owners' holds."""
-    changes: dict[str, tuple[int, int]] = {}
-    for a in accepted:
-        orders, units = changes.get(a.request.user_id, (0, 0))
-        changes[a.request.user_id] = (orders + 1, units + sum(line.qty for line in a.request.lines))
-    return changes
-
-
 async def _audit_orders_placed_for_others(
-    db: MongoDatabase, accepted: list[_Accepted], *, session: AsyncClientSession
+    db: MongoDatabase, accepted: list[AcceptedOrder], *, session: AsyncClientSession
 ) -> None:
     """Record ``order.place`` for each order placed by someone other than its owner (an admin), in the transaction."""
     entries = [
@@ -356,8 +236,8 @@ async def _audit_orders_placed_for_others(
 
 async def _complete_keys(
     db: MongoDatabase,
-    batch: list[_Request],
-    accepted: list[_Accepted],
+    batch: list[PendingOrder],
+    accepted: list[AcceptedOrder],
     order_ids: list[ObjectId],
     *,
     session: AsyncClientSession,
@@ -374,39 +254,6 @@ async def _complete_keys(
             raise
     if any(a.request.claim is not None for a in accepted):
         faults.reach("key_completed")
-
-
-def _order_document(
-    request: _Request, *, taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
-) -> dict[str, Any]:
-    """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact.
-
-    The rule is here (docs/contract.md §6); the stored shape is ``repository.new_order_document``'s.
-    """
-    total = Decimal(0)
-    new_lines = []
-    for line, line_taken in zip(request.lines, taken, strict=True):
-        product = products[line.product_id]
-        unit_price = from_bson_money(product["price"])
-        total += unit_price * line.qty
-        new_lines.append(
-            repository.NewOrderLine(
-                product_id=line.product_id,
-                name=product["name"],
-                size=line.size,
-                qty=line.qty,
-                unit_price=unit_price,
-                taken=line_taken,
-            )
-        )
-    return repository.new_order_document(
-        order_id=request.order_id,
-        user_id=request.user_id,
-        placed_by=request.placed_by,
-        lines=new_lines,
-        total=total,
-        now=datetime.now(UTC),
-    )
 
 
 #: This process's order batchers, one per database (one event loop per process serves all requests).

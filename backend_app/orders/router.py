@@ -20,8 +20,8 @@ from backend_app.core.pages import Page
 from backend_app.core.pagination import Pagination
 from backend_app.core.types import ObjectIdStr
 from backend_app.orders import service
+from backend_app.orders.batch_checks import Limits
 from backend_app.orders.dependencies import OrderPlacement, OrdersOwnerFilter
-from backend_app.orders.placement import Limits
 from backend_app.orders.schemas import OrderCreated, OrderPublic, OrderStatus, OrderUpdate
 
 router = APIRouter(prefix="/orders", tags=["orders"])

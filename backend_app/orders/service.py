@@ -31,12 +31,13 @@ from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, forwarding, holds_repository, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
+from backend_app.orders.batch_checks import DEFAULT_LIMITS, REFUSALS, Limits
 from backend_app.orders.exceptions import (
     InvalidStatusTransitionError,
     LineUnitsExceededError,
     OrderNotFoundError,
 )
-from backend_app.orders.placement import DEFAULT_LIMITS, REFUSALS, Limits, batcher_for, ensure_holds
+from backend_app.orders.placement import batcher_for, ensure_holds
 from backend_app.orders.schemas import (
     OrderItemCreate,
     OrderPublic,

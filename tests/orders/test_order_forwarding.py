@@ -22,7 +22,8 @@ from backend_app.core import leases
 from backend_app.main import create_app
 from backend_app.orders import forwarding
 from backend_app.orders.allocation import Line
-from backend_app.orders.placement import DEFAULT_LIMITS, batcher_for
+from backend_app.orders.batch_checks import DEFAULT_LIMITS
+from backend_app.orders.placement import batcher_for
 from config import Settings
 from tests.support.helpers import create_product, public_stock
 
