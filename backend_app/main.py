@@ -152,12 +152,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Every process takes part in electing the placement leader; the lease is only a hint.
     leader = (
         await order_forwarding.start_leader(
-            app.state.db,
-            signing_key=settings.signing_key,
-            host=settings.order_forward_host,
-            timeout_s=settings.order_forward_timeout_seconds,
-            place_locally=order_placement.place_here,
-            group=settings.order_forward_group,
+            order_forwarding.PlacementLeader(
+                app.state.db,
+                signing_key=settings.signing_key,
+                host=settings.order_forward_host,
+                timeout_s=settings.order_forward_timeout_seconds,
+                place_locally=order_placement.place_here,
+                group=settings.order_forward_group,
+            )
         )
         if settings.order_forwarding
         else None

@@ -374,21 +374,10 @@ def leader_for(db: MongoDatabase) -> PlacementLeader | None:
     return _LEADERS.get((id(db.client), db.name))
 
 
-async def start_leader(
-    db: MongoDatabase,
-    *,
-    signing_key: str,
-    host: str,
-    timeout_s: float,
-    place_locally: PlaceLocally,
-    group: str = "default",
-) -> PlacementLeader:
-    """Start this process's part in the placement election of ``db`` (see :class:`PlacementLeader`)."""
-    leader = PlacementLeader(
-        db, signing_key=signing_key, host=host, timeout_s=timeout_s, place_locally=place_locally, group=group
-    )
+async def start_leader(leader: PlacementLeader) -> PlacementLeader:
+    """Start ``leader`` (this process's part in the placement election of its database) and route orders through it."""
     await leader.start()
-    _LEADERS[(id(db.client), db.name)] = leader
+    _LEADERS[(id(leader.db.client), leader.db.name)] = leader
     return leader
 
 

@@ -33,17 +33,23 @@ async def _caught_up(app: FastAPI) -> SessionCache:
     return cache
 
 
+# The widest bound the contract allows: this test is about serving from memory, not the bound.
+@pytest.mark.settings(session_cache_max_staleness_seconds=1.0)
 async def test_repeated_requests_are_served_from_memory(
     app: FastAPI, client: httpx.AsyncClient, alice: Headers
 ) -> None:
     cache = await _caught_up(app)
     assert (await client.get("/auth/me", headers=alice)).status_code == 200
-    hits = cache.hits
-    for _ in range(5):
-        await _caught_up(app)  # under load the feed may lag past the bound; then the database is read
+    hits, misses = cache.hits, cache.misses
+    for _ in range(10):
+        await _caught_up(app)
         response = await client.get("/auth/me", headers=alice)
         assert response.status_code == 200 and response.json()["username"] == "alice"
-    assert cache.hits == hits + 5
+    # Every request is answered from memory while the feed is confirmed; on a loaded machine the
+    # confirmation can age past the bound between the check above and the request, and that one
+    # request reads the database (a miss) instead. A cache that did not serve would have no hits.
+    assert cache.hits + cache.misses == hits + misses + 10
+    assert cache.hits >= hits + 8, (cache.hits - hits, cache.misses - misses)
 
 
 @pytest.mark.settings(session_cache_max_entries=3)
