@@ -31,11 +31,12 @@ COLLECTION = "leases"
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A lease as last read: who holds it, the address it advertises, and until when (UTC)."""
+    """A lease as last read: who holds it, the address it advertises, until when (UTC), and on which host."""
 
     holder: str
     address: str
     expires_at: datetime
+    host: str = ""
 
     def held_by(self, holder: str, *, now: datetime) -> bool:
         """Whether ``holder`` holds it at ``now`` (not expired)."""
@@ -46,7 +47,9 @@ def _lease(doc: dict[str, Any]) -> Lease:
     expires_at: datetime = doc["expires_at"]
     if expires_at.tzinfo is None:  # BSON dates come back naive unless the client is tz_aware
         expires_at = expires_at.replace(tzinfo=UTC)
-    return Lease(holder=str(doc["holder"]), address=str(doc["address"]), expires_at=expires_at)
+    return Lease(
+        holder=str(doc["holder"]), address=str(doc["address"]), expires_at=expires_at, host=str(doc.get("host", ""))
+    )
 
 
 async def take_or_renew(db: MongoDatabase, *, name: str, holder: str, address: str, ttl_s: float) -> Lease:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import logging
 import socket
 import uuid
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -117,6 +119,17 @@ def _order_from_wire(body: dict[str, Any]) -> _Order:
         else idempotency.Claim(record_id=ObjectId(claim["record_id"]), token=str(claim["token"])),
         limits=Limits(**body["limits"]),
     )
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether an ``http://host:port`` address names a loopback host (127.0.0.0/8, ``::1``, ``localhost``)."""
+    host = (urlsplit(address).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _domain_error_classes() -> dict[str, type[DomainError]]:
@@ -235,11 +248,18 @@ class PlacementLeader:
     # --- placing -----------------------------------------------------------------------------------
 
     def leader_address(self) -> str | None:
-        """The internal address to send orders to, or ``None`` to place them here (this process leads, or none does)."""
+        """The internal address to send orders to, or ``None`` to place them here.
+
+        ``None`` when this process leads, when no lease is held, and when the leader advertises a
+        loopback address from another host (``ORDER_FORWARD_HOST`` left at its default on several
+        hosts): that address would name this host, not the leader.
+        """
         lease = self._lease
         if lease is None or lease.holder == self.holder or not lease.address:
             return None
         if datetime.now(UTC) >= lease.expires_at:
+            return None
+        if lease.host and lease.host != socket.gethostname() and _is_loopback(lease.address):
             return None
         return lease.address
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -152,3 +153,28 @@ async def test_the_internal_endpoint_refuses_requests_without_the_shared_token(
             assert response.status_code == 401
     assert await mongo.orders.count_documents({}) == 0
     assert await public_stock(client, pid) == 10
+
+
+async def test_a_loopback_leader_on_another_host_is_not_forwarded_to(
+    app: FastAPI, client: httpx.AsyncClient, second: Any, admin_headers: Headers, alice: Headers, mongo: Any
+) -> None:
+    """Several hosts with ``ORDER_FORWARD_HOST`` left at 127.0.0.1: the leader's address names no one here."""
+    other, other_http = second
+    await _wait_for_one_leader(app, other)
+    pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 10}])
+    far = {
+        "holder": "a-process-elsewhere",
+        "address": "http://127.0.0.1:9",
+        "host": "another-host",
+        "expires_at": datetime.now(UTC) + timedelta(minutes=5),
+    }
+    await mongo[leases.COLLECTION].update_one({"_id": forwarding.LEASE_PREFIX + "default"}, {"$set": far})
+    for _ in range(50):  # both processes read the lease every second
+        found = [forwarding.leader_for(a.state.db) for a in (app, other)]
+        if all(f is not None and f.lease is not None and f.lease.host == "another-host" for f in found):
+            break
+        await asyncio.sleep(0.1)
+    assert all(f is not None and f.leader_address() is None for f in found)
+    responses = await asyncio.gather(*[_order(http, alice, pid) for http in (client, other_http)])
+    assert [r.status_code for r in responses] == [201, 201]
+    assert await public_stock(client, pid) == 8
