@@ -80,7 +80,7 @@ async def write_products(
     units (``basis`` as in :func:`replace_product`); one that would leave a
     size below them is refused (``409``, the sizes listed) and never stops
     the others. The catalog version is bumped **once**,
-    after the last chunk, when anything was written.
+    after the last chunk, when anything was written (not for a batch of unchanged upserts).
 
     Failure: a chunk committed before the process or database dies stays
     written with its audit entries; one not committed leaves nothing.
@@ -105,8 +105,8 @@ async def write_products(
     written = False
     for start in range(0, len(products), batch_size):
         chunk = products[start : start + batch_size]
-        outcome = await _write_chunk(db, chunk=chunk, actor=actor, upsert=upsert, basis=basis)
-        written = written or any(r.status in (200, 201) for r in outcome.values())
+        outcome, wrote = await _write_chunk(db, chunk=chunk, actor=actor, upsert=upsert, basis=basis)
+        written = written or wrote
         results.extend(outcome[index] for index, _ in chunk)
         if progress is not None:
             progress(len(chunk))
@@ -117,8 +117,8 @@ async def write_products(
 
 async def _write_chunk(
     db: MongoDatabase, *, chunk: Sequence[tuple[int, ProductCreate]], actor: str, upsert: bool, basis: StockBasis
-) -> dict[int, BatchItemResult]:
-    """Write one chunk of :func:`write_products` in one transaction.
+) -> tuple[dict[int, BatchItemResult], bool]:
+    """Write one chunk of :func:`write_products` in one transaction; its results, and whether it wrote anything.
 
     Optimistic without ``upsert``: the chunk is written without looking its
     SKUs up; if the unique index refuses one (nothing is written, the
@@ -129,7 +129,7 @@ async def _write_chunk(
 
     look_up = upsert  # without upsert, SKUs are looked up only after the unique index refused one
 
-    async def work(session: AsyncClientSession) -> dict[int, BatchItemResult]:
+    async def work(session: AsyncClientSession) -> tuple[dict[int, BatchItemResult], bool]:
         now = datetime.now(UTC)
         skus = list(dict.fromkeys(p.sku for _, p in chunk if p.sku is not None))
         held = await repository.find_holding_skus(db, skus=skus, session=session) if look_up else {}
@@ -177,7 +177,7 @@ async def _write_chunk(
         if entries:
             await audit.record_many(db, entries=entries, session=session)
             await events.products_written(db, entries=entries, documents=current, view=to_public, session=session)
-        return outcome
+        return outcome, bool(inserts or replacements)
 
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:

@@ -91,7 +91,7 @@ async def test_batch_upsert_updates_the_product_with_that_sku(
 
 
 async def test_an_upsert_that_changes_nothing_writes_audits_and_announces_nothing(
-    client: httpx.AsyncClient, admin_headers: Headers
+    client: httpx.AsyncClient, admin_headers: Headers, mongo: Any
 ) -> None:
     item = {"name": "Tee", "price": 19.99, "sku": "TEE-1", "sizes": [{"size": "M", "quantity": 3}]}
     first = await client.post("/products/batch", params={"upsert": "true"}, json=[item], headers=admin_headers)
@@ -104,12 +104,14 @@ async def test_an_upsert_that_changes_nothing_writes_audits_and_announces_nothin
         return len(audit.json()["data"]), len(events.json()["data"])
 
     before = await trail()
+    version = await catalog_meta.get_catalog_version(mongo)
     # the same item again, repeated: every copy is "updated" and none writes
     again = await client.post("/products/batch", params={"upsert": "true"}, json=[item] * 50, headers=admin_headers)
     assert again.status_code == 207, again.text
     assert {(r["status"], r["id"]) for r in again.json()["results"]} == {(200, product_id)}
     assert (await client.get(f"/products/{product_id}")).json() == stored
     assert await trail() == before
+    assert await catalog_meta.get_catalog_version(mongo) == version  # cached list pages stay valid
     # a changed copy among unchanged ones writes exactly once, then is what later copies compare with
     changed = {**item, "price": 21.5}
     mixed = await client.post(
@@ -118,6 +120,7 @@ async def test_an_upsert_that_changes_nothing_writes_audits_and_announces_nothin
     assert [r["status"] for r in mixed.json()["results"]] == [200, 200, 200]
     assert (await client.get(f"/products/{product_id}")).json()["price"] == 21.5
     audits, events = await trail()
+    assert await catalog_meta.get_catalog_version(mongo) != version
     assert audits == before[0] + 1
     assert events == before[1] + 1  # product.updated; the sizes did not change, so no stock_changed
 
