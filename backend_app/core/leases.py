@@ -38,9 +38,9 @@ class Lease:
     expires_at: datetime
     host: str = ""
 
-    def held_by(self, holder: str, *, now: datetime) -> bool:
-        """Whether ``holder`` holds it at ``now`` (not expired)."""
-        return self.holder == holder and now < self.expires_at
+    def held_by_another(self, holder: str, *, now: datetime) -> bool:
+        """Whether someone other than ``holder`` holds it at ``now`` (not expired)."""
+        return self.holder != holder and now < self.expires_at
 
 
 def _lease(doc: dict[str, Any]) -> Lease:
@@ -86,6 +86,27 @@ async def take_or_renew(db: MongoDatabase, *, name: str, holder: str, address: s
     if doc is None:  # deleted between the two calls; the next round takes it
         return Lease(holder="", address="", expires_at=now)
     return _lease(doc)
+
+
+async def refresh(
+    db: MongoDatabase, *, name: str, holder: str, address: str, ttl_s: float, known: Lease | None
+) -> Lease:
+    """The lease as it stands now, taken or renewed for ``holder`` whenever it may be.
+
+    While ``known`` (the last read) says another holder has it, only reads it (one ``find``):
+    the holder renews it, and a write attempt by every other process every round would be a
+    failed upsert each. When the read finds it expired, takes it at once
+    (:func:`take_or_renew`); otherwise, and when it is ``holder``'s or unknown, takes or renews it.
+
+    Raises:
+        pymongo.errors.PyMongoError: the database could not be reached.
+    """
+    now = datetime.now(UTC)
+    if known is not None and known.held_by_another(holder, now=now):
+        doc = await db[COLLECTION].find_one({"_id": name})
+        if doc is not None and (current := _lease(doc)).held_by_another(holder, now=now):
+            return current
+    return await take_or_renew(db, name=name, holder=holder, address=address, ttl_s=ttl_s)
 
 
 async def release(db: MongoDatabase, *, name: str, holder: str) -> None:

@@ -10,9 +10,8 @@ problem+json with ``Retry-After``. Storage is memory (per process) or Redis (sha
 an unreachable Redis falls back to memory and is probed again with back-off.
 
 slowapi's own ``SlowAPIMiddleware`` is not used: it finds the route by walking
-``app.routes`` and silently skips every route of an included router on FastAPI ≥ 0.137
-(slowapi issue #281), and its ASGI variant re-sends the response start for streamed
-bodies. Design and failure cases: docs/security.md (Rate limits).
+``app.routes`` and silently skips every route of an included router on FastAPI ≥ 0.137, and
+its ASGI variant re-sends the response start for streamed bodies. Design and failure cases: docs/security.md (Rate limits).
 """
 
 from __future__ import annotations

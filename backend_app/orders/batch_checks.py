@@ -66,8 +66,8 @@ DEFAULT_LIMITS = Limits()
 
 
 @dataclass(slots=True)
-class PendingOrder:
-    """One order waiting for its batch: what to place, and the future its caller awaits."""
+class OrderToPlace:
+    """One validated order, with the ``_id`` it is stored under whichever process places it."""
 
     order_id: ObjectId
     user_id: str
@@ -75,6 +75,12 @@ class PendingOrder:
     lines: list[Line]
     claim: idempotency.Claim | None
     limits: Limits
+
+
+@dataclass(slots=True)
+class PendingOrder(OrderToPlace):
+    """One order waiting for its batch, and the future its caller awaits."""
+
     future: asyncio.Future[ObjectId]
 
 

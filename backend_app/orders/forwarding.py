@@ -27,7 +27,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,7 +46,7 @@ from backend_app.core.db import MongoDatabase
 from backend_app.core.errors import DomainError
 from backend_app.idempotency import service as idempotency
 from backend_app.orders.allocation import Line
-from backend_app.orders.batch_checks import Limits
+from backend_app.orders.batch_checks import Limits, OrderToPlace
 
 logger = logging.getLogger(__name__)
 
@@ -61,37 +61,23 @@ MAX_FORWARDED = 64
 #: What the shared signing key is bound to, so the forwarding token is useless as anything else.
 TOKEN_CONTEXT = b"storefront: forwarded order placement"
 
-#: ``(db, order_id, user_id, placed_by, lines, claim, limits)`` → the placed order's ``_id``.
-PlaceLocally = Callable[
-    [MongoDatabase, ObjectId, str, str, list[Line], idempotency.Claim | None, Limits], Awaitable[ObjectId]
-]
+#: ``(db, order)`` → the placed order's ``_id``: this process's batcher (``orders.placement.place_here``).
+PlaceLocally = Callable[[MongoDatabase, OrderToPlace], Awaitable[ObjectId]]
 
 
 class ForwardingFailed(Exception):
     """The process stopped while an order waited to be forwarded."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Order:
-    """One validated order to place, with the ``_id`` it is stored under whichever process places it."""
-
-    order_id: ObjectId
-    user_id: str
-    placed_by: str
-    lines: list[Line]
-    claim: idempotency.Claim | None
-    limits: Limits
-
-
 @dataclass(slots=True)
 class _Waiting:
     """An order queued for the next request to the leader, and the future its caller awaits."""
 
-    order: _Order
+    order: OrderToPlace
     future: asyncio.Future[ObjectId]
 
 
-def _wire_request(order: _Order) -> dict[str, Any]:
+def _wire_request(order: OrderToPlace) -> dict[str, Any]:
     claim, limits = order.claim, order.limits
     return {
         "order_id": str(order.order_id),
@@ -99,17 +85,13 @@ def _wire_request(order: _Order) -> dict[str, Any]:
         "placed_by": order.placed_by,
         "lines": [{"product_id": str(line.product_id), "size": line.size, "qty": line.qty} for line in order.lines],
         "claim": None if claim is None else {"record_id": str(claim.record_id), "token": claim.token},
-        "limits": {
-            "max_pending": limits.max_pending,
-            "max_pending_units": limits.max_pending_units,
-            "max_units_per_line": limits.max_units_per_line,
-        },
+        "limits": asdict(limits),
     }
 
 
-def _order_from_wire(body: dict[str, Any]) -> _Order:
+def _order_from_wire(body: dict[str, Any]) -> OrderToPlace:
     claim = body.get("claim")
-    return _Order(
+    return OrderToPlace(
         order_id=ObjectId(body["order_id"]),
         user_id=str(body["user_id"]),
         placed_by=str(body["placed_by"]),
@@ -232,8 +214,13 @@ class PlacementLeader:
     async def _elect(self) -> None:
         while True:
             try:
-                self._lease = await leases.take_or_renew(
-                    self.db, name=self.lease_name, holder=self.holder, address=self.address, ttl_s=LEASE_TTL_S
+                self._lease = await leases.refresh(
+                    self.db,
+                    name=self.lease_name,
+                    holder=self.holder,
+                    address=self.address,
+                    ttl_s=LEASE_TTL_S,
+                    known=self._lease,
                 )
             except Exception:  # the database is down: place locally until it answers again
                 self._lease = None
@@ -263,16 +250,8 @@ class PlacementLeader:
             return None
         return lease.address
 
-    async def place(
-        self,
-        *,
-        user_id: str,
-        placed_by: str,
-        lines: list[Line],
-        claim: idempotency.Claim | None,
-        limits: Limits,
-    ) -> ObjectId:
-        """Place one order through the leader (or here), and return its ``_id``.
+    async def place(self, order: OrderToPlace) -> ObjectId:
+        """Place ``order`` through the leader (or here), and return its ``_id``.
 
         The orders a follower receives in one turn of its event loop go to the
         leader in one request (up to :data:`MAX_FORWARDED` each), sent at once
@@ -283,7 +262,6 @@ class PlacementLeader:
         Raises:
             the order's refusal, as the batcher raises it (whichever process placed it).
         """
-        order = _Order(ObjectId(), user_id, placed_by, lines, claim, limits)
         if self.leader_address() is None:
             return await self._here(order)
         loop = asyncio.get_running_loop()
@@ -303,10 +281,8 @@ class PlacementLeader:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _here(self, order: _Order) -> ObjectId:
-        return await self._place_locally(
-            self.db, order.order_id, order.user_id, order.placed_by, order.lines, order.claim, order.limits
-        )
+    async def _here(self, order: OrderToPlace) -> ObjectId:
+        return await self._place_locally(self.db, order)
 
     async def _send(self, batch: list[_Waiting]) -> None:
         """Forward ``batch`` in one request; whatever the leader did not settle is placed here."""
@@ -375,7 +351,7 @@ class PlacementLeader:
         results = await asyncio.gather(*[self._place_sent(_order_from_wire(o)) for o in body["orders"]])
         return JSONResponse(jsonable_encoder({"results": results}))
 
-    async def _place_sent(self, order: _Order) -> dict[str, Any]:
+    async def _place_sent(self, order: OrderToPlace) -> dict[str, Any]:
         try:
             return {"order_id": str(await self._here(order))}
         except DomainError as exc:

@@ -33,10 +33,10 @@ from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.idempotency.exceptions import IdempotencyInFlightError
 from backend_app.orders import faults, holds_repository, repository
-from backend_app.orders.allocation import Line, units_by_product
+from backend_app.orders.allocation import units_by_product
 from backend_app.orders.batch_checks import (
     AcceptedOrder,
-    Limits,
+    OrderToPlace,
     PendingOrder,
     check_batch,
     hold_changes,
@@ -67,21 +67,10 @@ class OrderBatcher:
         self._queue: list[PendingOrder] = []
         self._worker: asyncio.Task[None] | None = None
 
-    async def place(
-        self,
-        db: MongoDatabase,
-        *,
-        order_id: ObjectId | None = None,
-        user_id: str,
-        placed_by: str,
-        lines: list[Line],
-        claim: idempotency.Claim | None,
-        limits: Limits,
-    ) -> ObjectId:
-        """Queue one order and wait until its batch committed; returns the new order's ``_id``.
+    async def place(self, db: MongoDatabase, order: OrderToPlace) -> ObjectId:
+        """Queue ``order`` and wait until its batch committed; returns its ``_id``.
 
-        ``order_id`` is the ``_id`` to store it under (default: a new one). An
-        order whose ``_id`` is already stored was placed by another process
+        An order whose ``_id`` is already stored was placed by another process
         (``orders.forwarding``): it returns that ``_id`` and takes nothing.
 
         Raises:
@@ -89,7 +78,9 @@ class OrderBatcher:
             failure (e.g. ``DatabaseUnavailableError``).
         """
         future: asyncio.Future[ObjectId] = asyncio.get_running_loop().create_future()
-        self._queue.append(PendingOrder(order_id or ObjectId(), user_id, placed_by, lines, claim, limits, future))
+        self._queue.append(
+            PendingOrder(order.order_id, order.user_id, order.placed_by, order.lines, order.claim, order.limits, future)
+        )
         worker = self._worker
         if worker is None or worker.done() or worker.get_loop() is not asyncio.get_running_loop():
             self._worker = asyncio.create_task(self._drain(db))
@@ -269,16 +260,6 @@ def batcher_for(db: MongoDatabase) -> OrderBatcher:
     return batcher
 
 
-async def place_here(
-    db: MongoDatabase,
-    order_id: ObjectId,
-    user_id: str,
-    placed_by: str,
-    lines: list[Line],
-    claim: idempotency.Claim | None,
-    limits: Limits,
-) -> ObjectId:
-    """Place one order with ``_id`` ``order_id`` in this process's next batch (``orders.forwarding.PlaceLocally``)."""
-    return await batcher_for(db).place(
-        db, order_id=order_id, user_id=user_id, placed_by=placed_by, lines=lines, claim=claim, limits=limits
-    )
+async def place_here(db: MongoDatabase, order: OrderToPlace) -> ObjectId:
+    """Place ``order`` in this process's next batch (``orders.forwarding.PlaceLocally``)."""
+    return await batcher_for(db).place(db, order)

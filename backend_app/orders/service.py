@@ -31,7 +31,7 @@ from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, forwarding, holds_repository, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
-from backend_app.orders.batch_checks import DEFAULT_LIMITS, REFUSALS, Limits
+from backend_app.orders.batch_checks import DEFAULT_LIMITS, REFUSALS, Limits, OrderToPlace
 from backend_app.orders.exceptions import (
     InvalidStatusTransitionError,
     LineUnitsExceededError,
@@ -125,15 +125,9 @@ async def place_order(
     lines = merge_lines(items)
     try:
         check_units_per_line(lines, max_units=limits.max_units_per_line)
+        order = OrderToPlace(ObjectId(), user_id, placed_by or user_id, lines, claim, limits)
         leader = forwarding.leader_for(db)
-        if leader is None:
-            order_id = await batcher_for(db).place(
-                db, user_id=user_id, placed_by=placed_by or user_id, lines=lines, claim=claim, limits=limits
-            )
-        else:
-            order_id = await leader.place(
-                user_id=user_id, placed_by=placed_by or user_id, lines=lines, claim=claim, limits=limits
-            )
+        order_id = await (leader.place(order) if leader is not None else batcher_for(db).place(db, order))
     except (*REFUSALS, LineUnitsExceededError) as exc:
         _refused(exc, user_id=user_id)
         raise

@@ -23,7 +23,7 @@ from backend_app.core import leases
 from backend_app.main import create_app
 from backend_app.orders import forwarding
 from backend_app.orders.allocation import Line
-from backend_app.orders.batch_checks import DEFAULT_LIMITS
+from backend_app.orders.batch_checks import DEFAULT_LIMITS, OrderToPlace
 from backend_app.orders.placement import batcher_for
 from config import Settings
 from tests.support.helpers import create_product, public_stock
@@ -116,15 +116,7 @@ async def test_an_order_already_placed_under_its_id_is_not_placed_again(
     batcher = batcher_for(app.state.db)
 
     async def place() -> ObjectId:
-        return await batcher.place(
-            app.state.db,
-            order_id=order_id,
-            user_id="alice",
-            placed_by="alice",
-            lines=lines,
-            claim=None,
-            limits=DEFAULT_LIMITS,
-        )
+        return await batcher.place(app.state.db, OrderToPlace(order_id, "alice", "alice", lines, None, DEFAULT_LIMITS))
 
     first = await place()
     again, concurrent = await asyncio.gather(place(), place())
@@ -178,3 +170,23 @@ async def test_a_loopback_leader_on_another_host_is_not_forwarded_to(
     responses = await asyncio.gather(*[_order(http, alice, pid) for http in (client, other_http)])
     assert [r.status_code for r in responses] == [201, 201]
     assert await public_stock(client, pid) == 8
+
+
+async def test_when_the_leader_shuts_down_another_process_takes_the_lease(
+    app: FastAPI, client: httpx.AsyncClient, second: Any, admin_headers: Headers, alice: Headers
+) -> None:
+    other, other_http = second
+    leader, follower = await _wait_for_one_leader(app, other)
+    await forwarding.stop_leader(forwarding.leader_for(leader.state.db))  # gives the lease up
+    survivor = forwarding.leader_for(follower.state.db)
+    assert survivor is not None
+    for _ in range(40):  # the survivor reads the lease every second and takes it once it lapsed
+        if survivor.lease is not None and survivor.lease.holder == survivor.holder:
+            break
+        await asyncio.sleep(0.1)
+    assert survivor.lease is not None and survivor.lease.holder == survivor.holder
+    assert survivor.leader_address() is None  # it places its orders itself now
+    pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 3}])
+    http = client if follower is app else other_http
+    assert (await _order(http, alice, pid)).status_code == 201
+    assert await public_stock(client, pid) == 2
