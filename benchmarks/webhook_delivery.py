@@ -19,21 +19,30 @@ in this process (``backend_app.devtools.webhook_receiver``, answering 200):
    chunk, 1,000 ``product.created`` events in one commit) and the time until the
    receiver has accepted all of them.
 
+Before the rounds every buyer makes one authenticated request, so every round runs with the
+buyers' login sessions cached (otherwise a round reaching buyers not seen yet pays two reads per
+order more than the others, whatever its mode).
+
+``--app-dir DIR`` also serves another checkout (e.g. ``git archive`` of the previous ``main``)
+from its own database on the same server, and interleaves its rounds with this checkout's
+(every checkout and mode once per round, the order reversed every other round).
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/webhook_delivery.py                  # 4 rounds of 5 s per mode
     .venv/bin/python benchmarks/webhook_delivery.py --seconds 3 --rounds 2
+    .venv/bin/python benchmarks/webhook_delivery.py --app-dir /tmp/previous-main
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,6 +147,19 @@ async def orders_round(
     return len(latencies), time.monotonic() - started, latencies
 
 
+async def warm_sessions(base: str, buyers: list[dict[str, str]]) -> None:
+    """One authenticated request per buyer (``GET /auth/me``), ``CLIENTS`` at a time."""
+    queue = list(buyers)
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        while queue:
+            response = await http.get("/auth/me", headers=queue.pop())
+            assert response.status_code == 200, response.text
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        await asyncio.gather(*[worker(http) for _ in range(CLIENTS)])
+
+
 async def wait_until(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -158,6 +180,54 @@ def first_arrivals(receiver: Receiver) -> dict[str, tuple[float, float, dict]]:
     return first
 
 
+class App:
+    """One checkout served for the benchmark: its own database on the shared server, its API process, its results."""
+
+    def __init__(self, title: str, app_dir: Path, db_name: str) -> None:
+        self.title, self.app_dir, self.db_name = title, app_dir, db_name
+        self.results: dict[str, list[tuple[int, float, list[float]]]] = {"none": [], "subscribed": []}
+        self.subscribed_orders: dict[str, float] = {}
+        self.turn = [0] * CLIENTS
+        self.bulk: tuple[int, float, bool] = (0, 0.0, False)
+
+
+async def one_round(
+    app: App, server: ApiServer, api: httpx.AsyncClient, mode: str, receiver: Receiver, seconds: float
+) -> None:
+    """One round of ``mode`` for ``app``: with an endpoint subscribed to ``*`` (removed afterwards) or none."""
+    placed: dict[str, float] = {}
+    endpoint_id = None
+    if mode == "subscribed":
+        created = await api.post("/webhooks/endpoints", json={"url": receiver.url, "events": ["*"]}, headers=app.admin)
+        assert created.status_code == 201, created.text
+        endpoint_id = created.json()["id"]
+        placed = app.subscribed_orders
+    app.results[mode].append(
+        await orders_round(server.base_url, app.product_ids, app.buyers, seconds, app.turn, placed)
+    )
+    if endpoint_id is not None:
+        await wait_until(lambda: set(app.subscribed_orders) <= set(first_arrivals(receiver)), 60)
+        assert (await api.delete(f"/webhooks/endpoints/{endpoint_id}", headers=app.admin)).status_code == 204
+    n, elapsed, _l = app.results[mode][-1]
+    print(f"  {app.title} {mode}: {n / elapsed:.1f} orders/s", file=sys.stderr, flush=True)
+
+
+async def bulk_delivery(app: App, api: httpx.AsyncClient, receiver: Receiver) -> None:
+    """1,000 ``product.created`` events in one commit, and the time until the receiver accepted them all."""
+    created = await api.post(
+        "/webhooks/endpoints", json={"url": receiver.url, "events": ["product.created"]}, headers=app.admin
+    )
+    assert created.status_code == 201, created.text
+    before = len(receiver.accepted())
+    items = [{"name": f"Bulk {i}", "price": 1.5, "sizes": [{"size": "m", "quantity": 1}]} for i in range(BULK_EVENTS)]
+    batch = await api.post("/products/batch", json=items, headers=app.admin)
+    assert batch.status_code == 207 and batch.json()["created"] == BULK_EVENTS, batch.text[:300]
+    committed = time.monotonic()
+    done = await wait_until(lambda: len(receiver.accepted()) - before >= BULK_EVENTS, 600)
+    app.bulk = (len(receiver.accepted()) - before, time.monotonic() - committed, done)
+    assert (await api.delete(f"/webhooks/endpoints/{created.json()['id']}", headers=app.admin)).status_code == 204
+
+
 async def run(args: argparse.Namespace) -> None:
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
@@ -165,80 +235,53 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.machine()} {os.cpu_count()} cores (shared)"
     )
+    apps = [App("this checkout", ROOT, DB_NAME)]
+    if args.app_dir:
+        apps.append(App(f"--app-dir {args.app_dir}", Path(args.app_dir), DB_NAME + "_other"))
     with (
         tempfile.TemporaryDirectory(prefix="webhook-bench-") as data_dir,
         EmbeddedMongo(storage_path=data_dir) as embedded,
         Receiver() as receiver,
+        contextlib.ExitStack() as stack,
     ):
         print(f"SecantusDB: {' '.join(embedded.command()[3:])}")
         secret = secrets.token_urlsafe(48)
-        settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=DB_NAME, jwt_secret=secret)
-        mongo: AsyncMongoClient = AsyncMongoClient(embedded.uri, tz_aware=True)
-        try:
-            product_ids, buyers, admin = await seed(mongo[DB_NAME], settings)
-        finally:
-            await mongo.close()
-        env = {
-            "MONGODB_URI": embedded.uri, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
-            "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
-        }  # fmt: skip
+        servers: list[ApiServer] = []
+        for app in apps:
+            settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=app.db_name, jwt_secret=secret)
+            mongo: AsyncMongoClient = AsyncMongoClient(embedded.uri, tz_aware=True)
+            try:
+                app.product_ids, app.buyers, app.admin = await seed(mongo[app.db_name], settings)
+            finally:
+                await mongo.close()
+            env = {
+                "MONGODB_URI": embedded.uri, "MONGODB_DB": app.db_name, "JWT_SECRET": secret,
+                "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            }  # fmt: skip
+            server = ApiServer(env=env)
+            server.cwd = str(app.app_dir)
+            servers.append(stack.enter_context(server))
         print(
             f"webhook settings: defaults (poll {Settings.model_fields['webhook_poll_interval_seconds'].default} s, concurrency {Settings.model_fields['webhook_concurrency'].default}), loopback allowed"
         )
-        with ApiServer(env=env) as server:
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as api:
-                turn = [0] * CLIENTS
-                results: dict[str, list[tuple[int, float, list[float]]]] = {"none": [], "subscribed": []}
-                subscribed_orders: dict[str, float] = {}
-                await orders_round(server.base_url, product_ids, buyers, 1.0, turn, {})  # warm-up
-                endpoint_id = None
-                for r in range(args.rounds):
-                    for mode in ("none", "subscribed") if r % 2 == 0 else ("subscribed", "none"):
-                        if mode == "subscribed":
-                            created = await api.post(
-                                "/webhooks/endpoints", json={"url": receiver.url, "events": ["*"]}, headers=admin
-                            )
-                            assert created.status_code == 201, created.text
-                            endpoint_id = created.json()["id"]
-                            placed = subscribed_orders
-                        else:
-                            placed = {}
-                        results[mode].append(
-                            await orders_round(server.base_url, product_ids, buyers, args.seconds, turn, placed)
-                        )
-                        if mode == "subscribed":
-                            await wait_until(lambda: set(subscribed_orders) <= set(first_arrivals(receiver)), 60)
-                            assert (
-                                await api.delete(f"/webhooks/endpoints/{endpoint_id}", headers=admin)
-                            ).status_code == 204
-                        print(
-                            f"  round {r + 1} {mode}: {results[mode][-1][0] / results[mode][-1][1]:.1f} orders/s",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                arrivals = first_arrivals(receiver)
-                lower = [arrivals[o][0] - t for o, t in subscribed_orders.items() if o in arrivals]
-                upper = [
-                    arrivals[o][1] - datetime.fromisoformat(arrivals[o][2]["created_at"].replace("Z", "+00:00")).timestamp()
-                    for o in subscribed_orders if o in arrivals
-                ]  # fmt: skip
-                missing = [o for o in subscribed_orders if o not in arrivals]
-
-                # 1,000 events in one commit, delivered.
-                created = await api.post(
-                    "/webhooks/endpoints", json={"url": receiver.url, "events": ["product.created"]}, headers=admin
-                )
-                before = len(receiver.accepted())
-                items = [
-                    {"name": f"Bulk {i}", "price": 1.5, "sizes": [{"size": "m", "quantity": 1}]}
-                    for i in range(BULK_EVENTS)
-                ]
-                batch = await api.post("/products/batch", json=items, headers=admin)
-                assert batch.status_code == 207 and batch.json()["created"] == BULK_EVENTS, batch.text[:300]
-                committed = time.monotonic()
-                done = await wait_until(lambda: len(receiver.accepted()) - before >= BULK_EVENTS, 600)
-                bulk_elapsed = time.monotonic() - committed
-                bulk_delivered = len(receiver.accepted()) - before
+        async with contextlib.AsyncExitStack() as clients:
+            apis = [
+                await clients.enter_async_context(httpx.AsyncClient(base_url=server.base_url, timeout=120))
+                for server in servers
+            ]
+            for app, server in zip(apps, servers, strict=True):
+                await orders_round(server.base_url, app.product_ids, app.buyers, 1.0, app.turn, {})  # warm-up
+                # Every buyer's login session in the API's session cache before the first round: otherwise
+                # the rounds that reach buyers not yet seen pay two more reads per order than the others.
+                await warm_sessions(server.base_url, app.buyers)
+            # Every (checkout, mode) pair once per round, the order reversed every other round (ABBA).
+            pairs = [(i, mode) for i in range(len(apps)) for mode in ("none", "subscribed")]
+            for r in range(args.rounds):
+                for i, mode in pairs if r % 2 == 0 else pairs[::-1]:
+                    await one_round(apps[i], servers[i], apis[i], mode, receiver, args.seconds)
+            arrivals = first_arrivals(receiver)
+            for app, api in zip(apps, apis, strict=True):
+                await bulk_delivery(app, api, receiver)
 
     def rate(rows):
         return sum(n for n, _e, _l in rows) / sum(e for _n, e, _l in rows)
@@ -246,42 +289,49 @@ async def run(args: argparse.Namespace) -> None:
     def lat(rows):
         return [x for _n, _e, ls in rows for x in ls]
 
-    none, sub = rate(results["none"]), rate(results["subscribed"])
     print()
     print(f"**POST /orders, {CLIENTS} clients, {args.rounds} alternating rounds of {args.seconds:g} s per mode**")
     print()
-    print("| mode | orders | orders/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
-    for mode in ("none", "subscribed"):
-        rows = results[mode]
-        print(
-            f"| {mode} | {sum(n for n, _e, _l in rows)} | {rate(rows):.1f} | {percentile(lat(rows), 0.5) * 1000:.1f} | "
-            f"{percentile(lat(rows), 0.99) * 1000:.1f} |"
-        )
-    print(
-        f"\nsubscribed / none = **{sub / none:.2f}×** (per round: "
-        + ", ".join(
+    print("| checkout | mode | orders | orders/s | p50 ms | p99 ms |")
+    print("|---|---|---:|---:|---:|---:|")
+    for app in apps:
+        for mode in ("none", "subscribed"):
+            rows = app.results[mode]
+            print(
+                f"| {app.title} | {mode} | {sum(n for n, _e, _l in rows)} | {rate(rows):.1f} | "
+                f"{percentile(lat(rows), 0.5) * 1000:.1f} | {percentile(lat(rows), 0.99) * 1000:.1f} |"
+            )
+    for app in apps:
+        none, sub = rate(app.results["none"]), rate(app.results["subscribed"])
+        per_round = ", ".join(
             f"{a[0] / a[1]:.1f} vs {b[0] / b[1]:.1f}"
-            for a, b in zip(results["subscribed"], results["none"], strict=True)
+            for a, b in zip(app.results["subscribed"], app.results["none"], strict=True)
         )
-        + ")"
-    )
-    print(
-        f"\ncommit → first attempt, {len(lower)} order events (missing {len(missing)}): "
-        f"from the 201: p50 {percentile(lower, 0.5) * 1000:.0f} ms, **p95 {percentile(lower, 0.95) * 1000:.0f} ms**, max {max(lower, default=0) * 1000:.0f} ms; "
-        f"from created_at (before commit): p50 {percentile(upper, 0.5) * 1000:.0f} ms, p95 {percentile(upper, 0.95) * 1000:.0f} ms"
-    )
-    print(
-        f"\n{BULK_EVENTS} events (one bulk chunk) delivered: {bulk_delivered} in {bulk_elapsed:.2f} s = "
-        f"**{bulk_delivered / bulk_elapsed:.0f} deliveries/s**{'' if done else ' (TIMED OUT)'}"
-    )
-    print(
-        f"mean order latency none {statistics.fmean(lat(results['none'])) * 1000:.1f} ms, subscribed {statistics.fmean(lat(results['subscribed'])) * 1000:.1f} ms"
-    )
+        lower = [arrivals[o][0] - t for o, t in app.subscribed_orders.items() if o in arrivals]
+        upper = [
+            arrivals[o][1] - datetime.fromisoformat(arrivals[o][2]["created_at"].replace("Z", "+00:00")).timestamp()
+            for o in app.subscribed_orders if o in arrivals
+        ]  # fmt: skip
+        missing = [o for o in app.subscribed_orders if o not in arrivals]
+        delivered, elapsed, done = app.bulk
+        print(f"\n**{app.title}**: subscribed / none = **{sub / none:.2f}×** (per round: {per_round})")
+        print(
+            f"commit → first attempt, {len(lower)} order events (missing {len(missing)}): "
+            f"from the 201: p50 {percentile(lower, 0.5) * 1000:.0f} ms, **p95 {percentile(lower, 0.95) * 1000:.0f} ms**, "
+            f"max {max(lower, default=0) * 1000:.0f} ms; from created_at (before commit): "
+            f"p50 {percentile(upper, 0.5) * 1000:.0f} ms, p95 {percentile(upper, 0.95) * 1000:.0f} ms"
+        )
+        print(
+            f"{BULK_EVENTS} events (one bulk chunk) delivered: {delivered} in {elapsed:.2f} s = "
+            f"**{delivered / elapsed:.0f} deliveries/s**{'' if done else ' (TIMED OUT)'}"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per mode (alternating)")
+    parser.add_argument(
+        "--app-dir", default=None, help="also serve this checkout's backend_app, interleaved (e.g. main)"
+    )
     asyncio.run(run(parser.parse_args()))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated, Any
 
@@ -37,6 +39,10 @@ DURABLE = WriteConcern("majority", j=True)
 #: How long :func:`run_in_transaction` keeps re-running a transaction that lost a write conflict, in seconds.
 TRANSACTION_RETRY_SECONDS = 10.0
 IndexInstaller = Callable[[MongoDatabase], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+#: Callbacks of the transaction attempt each session is running (:func:`after_commit`).
+_after_commit: weakref.WeakKeyDictionary[AsyncClientSession, list[Callable[[], None]]] = weakref.WeakKeyDictionary()
 
 
 def create_client(
@@ -122,6 +128,8 @@ async def run_in_transaction(
         while True:
             attempt += 1
             await session.start_transaction(write_concern=write_concern)
+            # A re-run is a new attempt: what an aborted attempt registered is dropped with it.
+            callbacks = _after_commit[session] = []
             try:
                 result = await work(session)
                 await _commit(session, deadline)
@@ -139,7 +147,35 @@ async def run_in_transaction(
             except BaseException:
                 await _abandon(session)
                 raise
+            finally:
+                _after_commit.pop(session, None)
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # the commit stands: a failing callback must not turn it into an error
+                    logger.exception("after-commit callback failed")
             return result
+
+
+def after_commit(session: AsyncClientSession, callback: Callable[[], None]) -> bool:
+    """Call ``callback()`` once the transaction ``session`` is running has committed (never if it aborts).
+
+    Only for transactions run by :func:`run_in_transaction`: the driver itself
+    signals no commit. The callback runs on the event loop right after the
+    commit is acknowledged, before ``run_in_transaction`` returns; it must not
+    block. A commit whose outcome stayed unknown counts as not committed (the
+    callback is not called), so a caller must tolerate a committed change whose
+    callback never ran.
+
+    Returns:
+        Whether the callback was registered (``False``: ``session`` is not in a
+        transaction run by :func:`run_in_transaction`; nothing will be called).
+    """
+    callbacks = _after_commit.get(session) if session.in_transaction else None
+    if callbacks is None:
+        return False
+    callbacks.append(callback)
+    return True
 
 
 async def _commit(session: AsyncClientSession, deadline: float) -> None:

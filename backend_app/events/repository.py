@@ -3,20 +3,24 @@
 Document shapes::
 
     events:          {_id: ObjectId, type: str, created_at: datetime, entity_type: str, entity_id: str,
-                      entity_version: int, data: dict, pending_fanout: true (until fanned out)}
+                      entity_version: int, data: dict,
+                      pending_fanout: true, fanout_token: str, fanout_lease_until: datetime  (until fanned out)}
     event_versions:  {_id: "<entity_type>:<entity_id>", later: int}   # events after the entity's first
 
 An event is inserted in the transaction of the change it describes, so it
 exists if and only if that change committed. ``pending_fanout`` marks the
-outbox: the webhook dispatcher turns such an event into deliveries and then
-removes the flag (index ``outbox``, partial, so delivered history costs nothing).
+outbox: the webhook dispatcher sends the event to its endpoints, records each
+first attempt's outcome as a delivery, and then removes the flag (index
+``outbox``, partial, so delivered history costs nothing). ``fanout_token`` and
+``fanout_lease_until`` are the lease of the one dispatcher that may do so: the
+recording process's, or whoever claims the event after that lease ran out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -119,35 +123,67 @@ class EventFilter:
 
 async def list_events(db: MongoDatabase, *, filters: EventFilter, window: PageWindow) -> list[dict[str, Any]]:
     """Up to ``window.fetch`` events matching ``filters`` in feed order at the window's position."""
-    return await find_window(db[COLLECTION], filters.to_query(), window, projection={"pending_fanout": 0})
+    return await find_window(db[COLLECTION], filters.to_query(), window, projection=OUTBOX_FIELDS)
 
 
 async def get_event(db: MongoDatabase, *, event_id: ObjectId) -> dict[str, Any] | None:
     """One event by ``_id``, or ``None``."""
-    return await db[COLLECTION].find_one({"_id": event_id}, {"pending_fanout": 0})
+    return await db[COLLECTION].find_one({"_id": event_id}, OUTBOX_FIELDS)
 
 
 async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
     """The events among ``event_ids`` that still exist, by ``_id``."""
-    cursor = db[COLLECTION].find({"_id": {"$in": event_ids}}, {"pending_fanout": 0})
+    cursor = db[COLLECTION].find({"_id": {"$in": event_ids}}, OUTBOX_FIELDS)
     return {doc["_id"]: doc async for doc in cursor}
 
 
-async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` whole events not yet fanned out, oldest first (index ``outbox``)."""
+#: ``fanout_lease_until`` of an event nobody holds (also what a missing lease means).
+NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
+#: The outbox fields, left out of every read but the dispatcher's.
+OUTBOX_FIELDS = {"pending_fanout": 0, "fanout_token": 0, "fanout_lease_until": 0}
+
+
+async def claim_outbox(
+    db: MongoDatabase, *, now: datetime, lease_until: datetime, token: str, limit: int
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` outbox events nobody holds (oldest first) to ``token`` until ``lease_until``; returns them.
+
+    Candidates are read through the partial index ``outbox`` (only events not
+    fanned out yet); one conditional ``update_many`` takes those whose lease is
+    over or missing (an event another process claimed meanwhile no longer
+    matches), and a read returns what this token won. Three round trips
+    however many are claimed.
+    """
+    free = {"pending_fanout": True, "fanout_lease_until": {"$not": {"$gt": now}}}
     cursor = (
-        db[COLLECTION]
-        .find({"pending_fanout": True}, {"pending_fanout": 0})
-        .sort([("pending_fanout", ASCENDING), ("_id", ASCENDING)])
-        .limit(limit)
+        db[COLLECTION].find(free, {"_id": 1}).sort([("pending_fanout", ASCENDING), ("_id", ASCENDING)]).limit(limit)
     )
+    ids = [doc["_id"] async for doc in cursor]
+    if not ids:
+        return []
+    await db[COLLECTION].update_many(
+        {**free, "_id": {"$in": ids}}, {"$set": {"fanout_token": token, "fanout_lease_until": lease_until}}
+    )
+    cursor = db[COLLECTION].find({"_id": {"$in": ids}, "pending_fanout": True, "fanout_token": token})
     return await cursor.to_list(length=limit)
 
 
 async def mark_fanned_out(db: MongoDatabase, *, event_ids: list[ObjectId]) -> None:
-    """Take ``event_ids`` out of the outbox (their deliveries exist)."""
+    """Take ``event_ids`` out of the outbox (every first attempt's outcome is recorded)."""
     if event_ids:
-        await db[COLLECTION].update_many({"_id": {"$in": event_ids}}, {"$unset": {"pending_fanout": ""}})
+        await db[COLLECTION].update_many(
+            {"_id": {"$in": event_ids}},
+            {"$unset": {"pending_fanout": "", "fanout_token": "", "fanout_lease_until": ""}},
+        )
+
+
+async def release_fanout(db: MongoDatabase, *, event_ids: list[ObjectId], token: str) -> None:
+    """End ``token``'s lease on ``event_ids`` still in the outbox, so any dispatcher may claim them at once."""
+    if event_ids:
+        await db[COLLECTION].update_many(
+            {"_id": {"$in": event_ids}, "pending_fanout": True, "fanout_token": token},
+            {"$set": {"fanout_lease_until": NO_LEASE}},
+        )
 
 
 async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.cursors import SortOrder
-from backend_app.core.db import MongoDatabase
+from backend_app.core.db import MongoDatabase, after_commit
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
@@ -56,56 +57,56 @@ PRODUCT_ACTIONS = {
     "product.set_quantity": "product.stock_changed",
 }
 
-#: Called (with no argument) each time events are recorded in this process: the local dispatcher's wake-up.
-_wakeups: list[Callable[[], None]] = []
+
+@dataclass(frozen=True, slots=True)
+class LocalConsumer:
+    """This process's consumer of the outbox (the webhook dispatcher), registered by :func:`consume_locally`."""
+
+    db: MongoDatabase
+    token: str
+    lease: timedelta
+    hand_off: Callable[[list[dict[str, Any]]], None]
 
 
-def on_recorded(callback: Callable[[], None]) -> Callable[[], None]:
-    """Register ``callback`` to run when this process records events; returns a function that unregisters it."""
-    _wakeups.append(callback)
-    return lambda: _wakeups.remove(callback) if callback in _wakeups else None
+_consumers: list[LocalConsumer] = []
 
 
-#: Longest a wake-up waits for the recording transaction to end, in seconds.
-WAKE_WAIT_S = 30.0
-_watchers: set[asyncio.Task[None]] = set()
+def consume_locally(
+    db: MongoDatabase, *, token: str, lease_seconds: float, hand_off: Callable[[list[dict[str, Any]]], None]
+) -> Callable[[], None]:
+    """Have the events this process records in ``db`` leased to ``token`` and handed to ``hand_off`` after their commit.
 
+    Each such event is stored with ``fanout_token`` = ``token`` and
+    ``fanout_lease_until`` = now + ``lease_seconds``, in the transaction of its
+    change; once that transaction has committed, ``hand_off(events)`` receives
+    the stored documents (on the event loop; it must not block). So the
+    committing process sends an event's first attempts without reading the
+    outbox, and no other process takes the event before the lease ends. Events
+    of a commit whose outcome stayed unknown are never handed off: their lease
+    runs out and any dispatcher claims them (:func:`claim_outbox`).
 
-def _recorded(session: AsyncClientSession | None) -> None:
-    """Wake this process's dispatcher once the transaction that recorded events has ended.
-
-    The events are visible to the dispatcher only after the commit, so it is
-    woken then (the session is watched locally, no database call), not when
-    they are written.
+    Returns a function that unregisters the consumer.
     """
-    if not _wakeups:
-        return
-    if session is None or not session.in_transaction:
-        for wake in _wakeups:
-            wake()
-        return
+    consumer = LocalConsumer(db=db, token=token, lease=timedelta(seconds=lease_seconds), hand_off=hand_off)
+    _consumers.append(consumer)
+    return lambda: _consumers.remove(consumer) if consumer in _consumers else None
 
-    async def after_transaction() -> None:
-        deadline = asyncio.get_running_loop().time() + WAKE_WAIT_S
-        # The driver signals no end of transaction, so it is polled.
-        while session.in_transaction and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.002)
-        for wake in _wakeups:
-            wake()
 
-    task = asyncio.get_running_loop().create_task(after_transaction())
-    _watchers.add(task)
-    task.add_done_callback(_watchers.discard)
+def _local_consumer(db: MongoDatabase) -> LocalConsumer | None:
+    # By client and name: tests run several apps (each with its own client) in one process.
+    return next((c for c in _consumers if c.db.client is db.client and c.db.name == db.name), None)
 
 
 def new_event(
     *, type: str, entity_type: str, entity_id: str, version: int, data: Mapping[str, Any], now: datetime | None = None
 ) -> dict[str, Any]:
     """The stored form of one event (``data`` thinned when the envelope would exceed 20 KB)."""
+    created = now or datetime.now(UTC)
     doc = {
         "_id": ObjectId(),
         "type": type,
-        "created_at": now or datetime.now(UTC),
+        # BSON dates hold milliseconds: the document handed to the local dispatcher must equal the stored one.
+        "created_at": created.replace(microsecond=created.microsecond // 1000 * 1000),
         "entity_type": entity_type,
         "entity_id": entity_id,
         "entity_version": version,
@@ -131,8 +132,20 @@ def envelope(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _insert(db: MongoDatabase, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
+    """Insert ``events`` into the outbox, leased to this process's dispatcher when one runs (:func:`consume_locally`)."""
+    consumer = _local_consumer(db)
+    in_transaction = session is not None and session.in_transaction
+    if consumer is not None and in_transaction:
+        hand_off = consumer.hand_off
+        if not after_commit(session, lambda: hand_off(events)):  # type: ignore[arg-type]
+            consumer = None  # nobody would hand them off: leave them unleased, for any dispatcher to claim
+    if consumer is not None:
+        until = datetime.now(UTC) + consumer.lease
+        for event in events:
+            event["fanout_token"], event["fanout_lease_until"] = consumer.token, until
     await repository.insert_events(db, events=events, session=session)
-    _recorded(session)
+    if consumer is not None and not in_transaction:
+        consumer.hand_off(events)
 
 
 # --------------------------------------------------------------------------- hooks of the write paths
@@ -315,14 +328,21 @@ async def get_event(db: MongoDatabase, *, event_id: str) -> EventPublic:
 # --------------------------------------------------------------------------- the outbox, for the dispatcher
 
 
-async def pending_fanout(db: MongoDatabase, *, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` stored events not yet turned into deliveries, oldest first."""
-    return await repository.pending_fanout(db, limit=limit)
+async def claim_outbox(
+    db: MongoDatabase, *, now: datetime, lease_until: datetime, token: str, limit: int
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` outbox events whose lease is over (their recorder died, or ran no dispatcher); returns them."""
+    return await repository.claim_outbox(db, now=now, lease_until=lease_until, token=token, limit=limit)
 
 
 async def mark_fanned_out(db: MongoDatabase, *, event_ids: list[ObjectId]) -> None:
-    """Take events out of the outbox once their deliveries exist."""
+    """Take events out of the outbox once the outcome of each of their first attempts is recorded."""
     await repository.mark_fanned_out(db, event_ids=event_ids)
+
+
+async def release_fanout(db: MongoDatabase, *, event_ids: list[ObjectId], token: str) -> None:
+    """Hand back ``token``'s outbox events (a dispatcher shutting down), so another may claim them at once."""
+    await repository.release_fanout(db, event_ids=event_ids, token=token)
 
 
 async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:

@@ -2,38 +2,42 @@
 
 Each round (``Dispatcher.step``):
 
-1. **Fan-out**: events still in the outbox (``pending_fanout``) become one
-   delivery per endpoint subscribed to their type that existed when the event
-   was recorded, upserted on the unique ``(event_id, endpoint_id)``, then leave
-   the outbox. Idempotent: two processes fanning out one event queue it once.
-   The deliveries this call creates are created already leased to this
-   process (as many as it has room for), so a fresh event is attempted without
-   a separate claim.
-2. **Claim**: other due pending deliveries (retries, replays, those a dead
-   process held) are leased to this process (``lease_until`` = now +
-   ``WEBHOOK_LEASE_SECONDS``, a fresh token) by one conditional update; another
-   process's live lease does not match. Held deliveries wait in a local backlog
-   (at most 8 × ``WEBHOOK_CONCURRENCY``) for a sending slot; one whose lease
-   would end before an attempt could finish is handed back, never sent.
+1. **Fan-out**: an event recorded in this process is stored leased to this
+   dispatcher (``events.service.consume_locally``) and handed to it right after
+   its commit, with no read of the outbox. Events whose lease ran out (their
+   process died, or ran no dispatcher) are claimed from the outbox once per
+   poll interval by one conditional update. Each event becomes one first
+   attempt per endpoint subscribed to its type that existed when it was
+   recorded, held under the event's lease; pairs already recorded (a claimed
+   event whose previous holder died half-way) are skipped.
+2. **Claim**: due deliveries (retries, replays, those a dead process held) are
+   leased to this process (``lease_until`` = now + ``WEBHOOK_LEASE_SECONDS``,
+   a fresh token) by one conditional update; another process's live lease
+   does not match. Held attempts wait in a local backlog for a sending slot;
+   one whose lease would end before an attempt could finish is handed back,
+   never sent.
 3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
    (``webhooks.sender``), each signed with every valid secret of its endpoint.
-4. **Settle**: the outcome is written only under this process's token:
-   ``2xx`` delivered; ``410`` failed and the endpoint disabled; ``429``/``503``
-   with ``Retry-After`` wait that long; any other failure waits the next
-   value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when the schedule
-   is spent, fails and disables the endpoint. An endpoint whose attempt
-   failed is ``failing`` until one succeeds. Every endpoint status change is
-   written with its audit entry (actor ``system:webhooks``) in one transaction,
-   after the outcome (so a transaction a dead process left open on the
-   endpoint cannot hold the sending slots; a change that still cannot be
-   written within 2 s is logged and made by the endpoint's next outcome).
+4. **Settle**: ``2xx`` delivered; ``410`` failed and the endpoint disabled;
+   ``429``/``503`` with ``Retry-After`` wait that long; any other failure
+   waits the next value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when
+   the schedule is spent, fails and disables the endpoint. A first attempt's
+   outcome creates its delivery (one insert: the one write a delivered event
+   costs); once all of an event's first outcomes are stored, the event leaves
+   the outbox. A later attempt's outcome is written only under its lease
+   token. An endpoint whose attempt failed is ``failing`` until one succeeds.
+   Every endpoint status change is written with its audit entry (actor
+   ``system:webhooks``) in one transaction, after the outcome (so a
+   transaction a dead process left open on the endpoint cannot hold the
+   sending slots; a change that still cannot be written within 2 s is logged
+   and made by the endpoint's next outcome).
 
 At least once: a process that dies after sending and before settling leaves
-the lease to run out; another process then sends the delivery again (same
-``webhook-id``, so receivers can de-duplicate). The lease is longer than an
+the lease (the event's, for a first attempt) to run out; another process then
+sends it again (same ``webhook-id``, so receivers can de-duplicate). The lease is longer than an
 attempt can take (``WEBHOOK_LEASE_SECONDS`` > ``WEBHOOK_TIMEOUT_SECONDS``,
 checked by the settings), so a live process's delivery is never taken over.
-A process that stops cleanly releases the leases of attempts it cancels.
+A process that stops cleanly releases the leases of what it held and did not send.
 
 Events reach an endpoint in no guaranteed order (retries, several
 processes); each envelope carries ``entity.version`` to order them per entity.
@@ -53,6 +57,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.audit import service as audit
@@ -61,6 +66,7 @@ from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.events import entities
 from backend_app.events import service as events
 from backend_app.webhooks import repository, sender, signing, urlguard
+from backend_app.webhooks.repository import NO_LEASE
 from backend_app.webhooks.schemas import ALL_EVENTS
 from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
@@ -69,7 +75,7 @@ logger = logging.getLogger(__name__)
 
 #: Actor of the endpoint status changes the dispatcher makes, in the audit trail.
 SYSTEM_ACTOR = "system:webhooks"
-#: Events fanned out per round at most.
+#: Outbox events claimed per round at most.
 FANOUT_BATCH = 500
 #: How often the outbox lag gauge is refreshed, in seconds.
 LAG_INTERVAL_S = 5.0
@@ -89,6 +95,8 @@ class _Held:
     endpoint: dict[str, Any] | None
     token: str
     lease_until: datetime
+    #: A first attempt: the delivery is created by its outcome, under the event's outbox lease.
+    first: bool = False
 
 
 def subscribed(endpoint: Mapping[str, Any], event_type: str) -> bool:
@@ -131,17 +139,23 @@ class Dispatcher:
         self._claim_again = False
         self._clients = sender.ClientPool()
         self._settles = SettleBatch(db)
+        #: This process's outbox lease token (``events.service.consume_locally``).
+        self.token = uuid.uuid4().hex
+        #: Events recorded here and committed, not fanned out yet.
+        self._fresh: collections.deque[dict[str, Any]] = collections.deque()
+
+    def _take(self, recorded: list[dict[str, Any]]) -> None:
+        """Receive events this process just committed (called on the event loop, right after the commit)."""
+        self._fresh.extend(recorded)
+        self._wake.set()
 
     # ----------------------------------------------------------------------- loop
 
     async def run(self) -> None:
         """Dispatch until cancelled; errors (e.g. the database is down) are logged and the loop goes on."""
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:
-            loop.call_soon(self._wake.set)
-
-        unregister = events.on_recorded(wake)
+        unregister = events.consume_locally(
+            self.db, token=self.token, lease_seconds=self.settings.webhook_lease_seconds, hand_off=self._take
+        )
         try:
             while True:
                 try:
@@ -162,13 +176,14 @@ class Dispatcher:
             await self.close()
 
     async def close(self) -> None:
-        """Hand back held deliveries, cancel attempts in flight (their leases are released), close the HTTP client."""
+        """Hand back held deliveries and events, cancel attempts in flight (their leases are released), close the HTTP client."""
+        fresh = [event["_id"] for event in self._fresh]
+        self._fresh.clear()
+        with contextlib.suppress(Exception):
+            await events.release_fanout(self.db, event_ids=fresh, token=self.token)
         while self._backlog:
-            held = self._backlog.popleft()
             with contextlib.suppress(Exception):
-                await repository.settle(
-                    self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
-                )
+                await self._hand_back(self._backlog.popleft())
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
@@ -191,6 +206,8 @@ class Dispatcher:
                 )
                 if waker in done or not done:
                     return
+                if self._fresh and self._room() > 0:
+                    return  # room for events waiting to be fanned out: a round is due
                 await self.start_held()
         finally:
             waker.cancel()
@@ -199,22 +216,24 @@ class Dispatcher:
     async def step(self) -> bool:
         """One round: fan out, claim (at most once per poll interval unless work is waiting), start attempts.
 
-        Returns whether more work may be waiting right now (a full fan-out batch,
-        or a claim that filled this process's room), so the caller runs another
-        round at once instead of idling.
+        Returns whether more work may be waiting right now (a full claim of the
+        outbox or of due deliveries, or events recorded here waiting while
+        there is room), so the caller runs another round at once instead of idling.
         """
-        fanned, overflow = await self.fan_out()
+        claiming = self._claim_again or time.monotonic() >= self._next_claim
+        if claiming:
+            self._next_claim = time.monotonic() + self.settings.webhook_poll_interval_seconds
+        full_outbox = await self.fan_out(claim=claiming)
         started = await self.start_held()
         claimed = False
-        if overflow or self._claim_again or time.monotonic() >= self._next_claim:
-            self._next_claim = time.monotonic() + self.settings.webhook_poll_interval_seconds
+        if claiming:
             claimed = await self.claim()
-            self._claim_again = claimed
+            self._claim_again = claimed or full_outbox
             await self.start_held()
         if time.monotonic() >= self._next_lag:
             self._next_lag = time.monotonic() + LAG_INTERVAL_S
             await self.refresh_lag()
-        return fanned >= FANOUT_BATCH or claimed or (started and bool(self._backlog))
+        return full_outbox or claimed or (bool(self._fresh) and self._room() > 0) or (started and bool(self._backlog))
 
     async def drain(self, *, timeout_s: float = 30.0) -> None:
         """Run rounds until nothing is due and no attempt is in flight (tests and benchmarks), at most ``timeout_s``."""
@@ -226,7 +245,7 @@ class Dispatcher:
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=max(deadline - time.monotonic(), 0))
                 idle_rounds = 0
-            elif not worked and not self._backlog:
+            elif not worked and not self._backlog and not self._fresh:
                 idle_rounds += 1
                 if idle_rounds >= 2:
                     return
@@ -237,45 +256,55 @@ class Dispatcher:
         """How many more deliveries this process may hold (leased, waiting or in flight)."""
         return max(self.settings.webhook_concurrency * BACKLOG_FACTOR - len(self._backlog) - len(self._in_flight), 0)
 
-    async def fan_out(self) -> tuple[int, bool]:
-        """Turn the outbox's oldest events into deliveries; returns (events fanned out, whether some
-        deliveries were queued unleased for a later claim).
+    async def fan_out(self, *, claim: bool = True) -> bool:
+        """Turn events into first attempts in the backlog; returns whether the outbox claim was full.
 
-        The first deliveries (as many as this process has room for) are
-        created already leased to it and go straight to its backlog: no claim
-        round trips between an event's commit and its first attempt.
+        Takes the events recorded here (leased to this process since their
+        transaction), as many as there is room for, and, when ``claim``, the
+        outbox events whose lease is over (one conditional update). Events
+        subscribed by no endpoint leave the outbox at once (one update).
         """
-        pending = await events.pending_fanout(self.db, limit=FANOUT_BATCH)
-        if not pending:
-            return 0, False
+        room = self._room()
+        fresh: list[dict[str, Any]] = []
+        while self._fresh and len(fresh) < room:
+            fresh.append(self._fresh.popleft())
+        room -= len(fresh)
+        claimed: list[dict[str, Any]] = []
+        if claim and room > 0:
+            now = datetime.now(UTC)
+            claimed = await events.claim_outbox(
+                self.db, now=now, lease_until=now + self.lease, token=uuid.uuid4().hex, limit=min(room, FANOUT_BATCH)
+            )
+        if not fresh and not claimed:
+            return False
         endpoints = await repository.endpoints_for_dispatch(self.db)
-        pairs = [
-            (event, endpoint)
-            for event in pending
-            for endpoint in endpoints
-            if subscribed(endpoint, event["type"]) and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
-        ]
-        now = datetime.now(UTC)
-        token, lease_until = uuid.uuid4().hex, now + self.lease
-        owned = await repository.queue_deliveries(
-            self.db,
-            pairs=[(event, endpoint["_id"]) for event, endpoint in pairs],
-            now=now,
-            leased=self._room(),
-            lease_until=lease_until,
-            token=token,
-        )
-        for index, delivery_id in owned.items():
-            event, endpoint = pairs[index]
-            delivery = {
-                "_id": delivery_id,
-                "event_id": event["_id"],
-                "endpoint_id": endpoint["_id"],
-                "schedule_step": 0,
-            }
-            self._backlog.append(_Held(delivery, event, endpoint, token, lease_until))
-        await events.mark_fanned_out(self.db, event_ids=[event["_id"] for event in pending])
-        return len(pending), len(owned) < len(pairs)
+        recorded = await repository.existing_pairs(self.db, event_ids=[e["_id"] for e in claimed])
+        no_attempts: list[ObjectId] = []
+        for event in [*fresh, *claimed]:
+            targets = [
+                endpoint
+                for endpoint in endpoints
+                if subscribed(endpoint, event["type"])
+                and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
+                and (event["_id"], endpoint["_id"]) not in recorded
+            ]
+            if not targets:
+                no_attempts.append(event["_id"])
+                continue
+            self._settles.expect(event["_id"], len(targets))
+            for endpoint in targets:
+                delivery = {
+                    "_id": ObjectId(),
+                    "event_id": event["_id"],
+                    "endpoint_id": endpoint["_id"],
+                    "schedule_step": 0,
+                }
+                lease_until = _utc(event.get("fanout_lease_until") or NO_LEASE)
+                self._backlog.append(
+                    _Held(delivery, event, endpoint, event.get("fanout_token", ""), lease_until, first=True)
+                )
+        await events.mark_fanned_out(self.db, event_ids=no_attempts)
+        return bool(claimed) and len(claimed) == min(room, FANOUT_BATCH)
 
     # ----------------------------------------------------------------------- claim and send
 
@@ -316,36 +345,42 @@ class Dispatcher:
         while self._backlog and len(self._in_flight) < self.settings.webhook_concurrency:
             held = self._backlog.popleft()
             if held.lease_until - datetime.now(UTC) < margin:
-                await repository.settle(
-                    self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
-                )
+                await self._hand_back(held)
                 continue
-            task = asyncio.create_task(self._deliver(held.delivery, held.event, held.endpoint, held.token))
+            task = asyncio.create_task(self._deliver(held))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
             started = True
         return started
 
-    async def _deliver(
-        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
-    ) -> None:
+    async def _hand_back(self, held: _Held) -> None:
+        """Give up a held attempt unsent: release the delivery's lease, or leave a first attempt's event to be claimed."""
+        if held.first:
+            self._settles.abandon(held.delivery["event_id"])
+            await events.release_fanout(self.db, event_ids=[held.delivery["event_id"]], token=held.token)
+        else:
+            await repository.settle(
+                self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
+            )
+
+    async def _deliver(self, held: _Held) -> None:
         try:
-            await self._attempt(delivery, event, endpoint, token)
+            await self._attempt(held)
         except asyncio.CancelledError:
             # Shutting down: hand the delivery back at once instead of after its lease.
             with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    repository.settle(self.db, delivery_id=delivery["_id"], token=token, changes={}, attempt=None)
-                )
+                await asyncio.shield(self._hand_back(held))
             raise
         except Exception:
-            logger.warning("webhook delivery %s failed to settle", delivery["_id"], exc_info=True)
+            if held.first:
+                self._settles.abandon(held.delivery["event_id"])
+            logger.warning("webhook delivery %s failed to settle", held.delivery["_id"], exc_info=True)
 
-    async def _attempt(
-        self, delivery: dict[str, Any], event: dict[str, Any] | None, endpoint: dict[str, Any] | None, token: str
-    ) -> None:
+    async def _attempt(self, held: _Held) -> None:
+        delivery, event, endpoint, token = held.delivery, held.event, held.endpoint, held.token
         now = datetime.now(UTC)
         if endpoint is None or endpoint.get("status") == "disabled" or event is None:
+            # Only a later attempt gets here: a first attempt's event and endpoint were just read.
             reason = "event removed after its retention" if event is None else "endpoint disabled"
             await repository.settle(
                 self.db,
@@ -372,18 +407,11 @@ class Dispatcher:
             https_only=self.settings.app_env == "production",
             timeout_s=self.settings.webhook_timeout_seconds,
         )
-        await self._settle(delivery, event, endpoint, token, result, started=now)
+        await self._settle(held, result, started=now)
 
-    async def _settle(
-        self,
-        delivery: dict[str, Any],
-        event: dict[str, Any],
-        endpoint: dict[str, Any],
-        token: str,
-        result: sender.AttemptResult,
-        *,
-        started: datetime,
-    ) -> None:
+    async def _settle(self, held: _Held, result: sender.AttemptResult, *, started: datetime) -> None:
+        delivery, event, endpoint, token = held.delivery, held.event, held.endpoint, held.token
+        assert event is not None and endpoint is not None  # _attempt returned before sending otherwise
         now = datetime.now(UTC)
         step = int(delivery.get("schedule_step", 0))
         new_status: str | None = None  # the endpoint's, when this outcome changes it
@@ -416,7 +444,16 @@ class Dispatcher:
         }
         latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
         metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
-        settled = await self._settles.settle(delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt)
+        if held.first:
+            document = repository.first_outcome_document(
+                delivery_id=delivery["_id"], event=event, endpoint_id=endpoint["_id"], changes=changes,
+                attempt=attempt, now=now,
+            )  # fmt: skip
+            settled = await self._settles.record_first(document)
+        else:
+            settled = await self._settles.settle(
+                delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt
+            )
         if not settled:
             logger.warning("webhook delivery %s: lease lost before its outcome was written", delivery["_id"])
         if new_status is not None:

@@ -10,7 +10,9 @@ Document shapes::
                          lease_until, lease_token, attempts: [{at, status_code, error, duration_ms,
                          response, next_attempt_at}], created_at, updated_at, delivered_at}
 
-A delivery is *claimed* by setting ``lease_until`` in the future with a fresh
+A delivery is created by its first attempt's outcome (the event's outbox
+lease covered the attempt); later attempts (retries, replays) are sent under
+the delivery's own lease. A delivery is *claimed* by setting ``lease_until`` in the future with a fresh
 ``lease_token`` (one conditional ``update_many``: a document whose lease is
 live does not match, so two processes never hold one delivery); its outcome is
 written only under that token. ``lease_until`` is the epoch when nobody holds it.
@@ -164,47 +166,52 @@ def _unflagged_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
     return [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
 
 
-async def queue_deliveries(
-    db: MongoDatabase,
+def first_outcome_document(
     *,
-    pairs: list[tuple[dict[str, Any], ObjectId]],
+    delivery_id: ObjectId,
+    event: dict[str, Any],
+    endpoint_id: ObjectId,
+    changes: dict[str, Any],
+    attempt: dict[str, Any],
     now: datetime,
-    leased: int = 0,
-    lease_until: datetime = NO_LEASE,
-    token: str | None = None,
-) -> dict[int, ObjectId]:
-    """Make sure a delivery exists for each ``(event, endpoint_id)``; existing ones are left as they are.
+) -> dict[str, Any]:
+    """The delivery recording a first attempt's outcome (``changes`` as :func:`settle` takes them), lease-free."""
+    return {
+        "_id": delivery_id, "endpoint_id": endpoint_id, "event_id": event["_id"],
+        **_new_delivery_fields(event, now),
+        "status": "pending", "next_attempt_at": None, "schedule_step": 0,
+        **changes,
+        "attempts": [attempt], "updated_at": now,
+    }  # fmt: skip
 
-    One unordered ``insert_many`` on the unique ``(event_id, endpoint_id)``:
-    running it twice, or in two processes at once, queues each pair once (a
-    pair already queued is a duplicate-key error, ignored). Inserts, not
-    upserts: an insert is the cheapest write on both servers. The first
-    ``leased`` pairs are created already leased to ``token`` until
-    ``lease_until``, so the caller can send them without claiming them first.
 
-    Returns:
-        For each of the first ``leased`` pairs that this call created (so this
-        caller holds it), its index in ``pairs`` → the new delivery's ``_id``.
+async def record_first_outcomes(db: MongoDatabase, *, documents: list[dict[str, Any]]) -> set[int]:
+    """Insert deliveries made by :func:`first_outcome_document` (one unordered ``insert_many``).
+
+    One write per delivery whose first attempt decided it (the common case: a
+    ``2xx``): the delivery exists only from its first outcome on, and the
+    event's outbox lease covered it until then. Returns the indexes refused
+    as duplicates on ``(event_id, endpoint_id)``: another process recorded
+    that pair (it held the event after this process's lease ran out), and its
+    record stands.
     """
-    if not pairs:
-        return {}
-    docs = [
-        {
-            "_id": ObjectId(), "endpoint_id": endpoint_id, "event_id": event["_id"],
-            **_new_delivery_fields(event, now),
-            "status": "pending", "next_attempt_at": now, "schedule_step": 0, "updated_at": now,
-            **({"lease_until": lease_until, "lease_token": token} if i < leased else {}),
-        }
-        for i, (event, endpoint_id) in enumerate(pairs)
-    ]  # fmt: skip
-    refused: set[int] = set()
+    if not documents:
+        return set()
     try:
-        await db[DELIVERIES].insert_many(docs, ordered=False)
+        await db[DELIVERIES].insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         if _unflagged_errors(exc):
             raise
-        refused = {int(e["index"]) for e in exc.details.get("writeErrors", [])}
-    return {i: docs[i]["_id"] for i in range(min(leased, len(docs))) if i not in refused}
+        return {int(e["index"]) for e in exc.details.get("writeErrors", [])}
+    return set()
+
+
+async def existing_pairs(db: MongoDatabase, *, event_ids: list[ObjectId]) -> set[tuple[ObjectId, ObjectId]]:
+    """``(event_id, endpoint_id)`` of the deliveries that exist for ``event_ids`` (index ``event_endpoint_unique``)."""
+    if not event_ids:
+        return set()
+    cursor = db[DELIVERIES].find({"event_id": {"$in": event_ids}}, {"event_id": 1, "endpoint_id": 1, "_id": 0})
+    return {(doc["event_id"], doc["endpoint_id"]) async for doc in cursor}
 
 
 async def requeue_deliveries(
