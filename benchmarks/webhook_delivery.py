@@ -3,7 +3,7 @@
 One run, one on-disk SecantusDB started exactly as the app's embedded default
 (``EmbeddedMongo``: ``--sync-on-commit``, the same oplog bound), one uvicorn
 worker (``ApiServer``) with its dispatcher, and a webhook receiver on loopback
-in this process (``backend_app.devtools.webhook_receiver``, answering 200):
+in a process of its own (``backend_app.devtools.webhook_receiver``, answering 200):
 
 1. ``POST /orders`` at 16 clients (one-line orders of distinct products,
    rotating buyers so the pending cap stays on), in alternating rounds:
@@ -40,13 +40,17 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -59,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend_app.core.security import _hash_sync
 from backend_app.devtools.api_server import ApiServer
-from backend_app.devtools.embedded_db import EmbeddedMongo
+from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
 from backend_app.devtools.seed import seed_user
 from backend_app.devtools.webhook_receiver import Receiver
 from backend_app.main import INDEX_INSTALLERS
@@ -73,6 +77,79 @@ CLIENTS = 16
 BUYERS_PER_CLIENT = 40
 STOCK = 10_000_000
 BULK_EVENTS = 1000
+
+
+@dataclass
+class Arrival:
+    """One request the receiver process got (its clock is this machine's monotonic clock)."""
+
+    at: float
+    wall: float
+    body: bytes
+    status: int
+
+
+def _serve_receiver(port: int, out: multiprocessing.Queue) -> None:
+    """The receiver process: a loopback ``Receiver`` answering 200, reporting every request to ``out``."""
+    with Receiver(port=port) as receiver:
+        sent = 0
+        while True:
+            requests = receiver.snapshot()
+            for r in requests[sent:]:
+                out.put((r.at, r.wall, r.body, r.status))
+            sent = len(requests)
+            time.sleep(0.02)
+
+
+class ReceiverProcess:
+    """The webhook receiver in a process of its own, as a receiving service would be.
+
+    In this process it would share the interpreter with the 16 load clients,
+    and its work per delivery would slow the clients of the subscribed rounds
+    only: the rate measured would be the benchmark's, not the API's.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._arrivals: list[Arrival] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def __enter__(self) -> ReceiverProcess:
+        context = multiprocessing.get_context("spawn")
+        self._queue = context.Queue()
+        self._process = context.Process(target=_serve_receiver, args=(self.port, self._queue), daemon=True)
+        self._process.start()
+        threading.Thread(target=self._collect, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while True:  # wait until it listens
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the receiver process did not start") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.join(timeout=10)
+
+    def _collect(self) -> None:
+        while True:
+            at, wall, body, status = self._queue.get()
+            with self._lock:
+                self._arrivals.append(Arrival(at, wall, body, status))
+
+    def snapshot(self) -> list[Arrival]:
+        with self._lock:
+            return list(self._arrivals)
+
+    def accepted(self) -> list[Arrival]:
+        return [a for a in self.snapshot() if 200 <= a.status < 300]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -169,7 +246,7 @@ async def wait_until(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def first_arrivals(receiver: Receiver) -> dict[str, tuple[float, float, dict]]:
+def first_arrivals(receiver: ReceiverProcess) -> dict[str, tuple[float, float, dict]]:
     """event data id → (monotonic arrival of its first request, wall-clock arrival, envelope)."""
     first: dict[str, tuple[float, float, dict]] = {}
     for r in receiver.snapshot():
@@ -192,7 +269,7 @@ class App:
 
 
 async def one_round(
-    app: App, server: ApiServer, api: httpx.AsyncClient, mode: str, receiver: Receiver, seconds: float
+    app: App, server: ApiServer, api: httpx.AsyncClient, mode: str, receiver: ReceiverProcess, seconds: float
 ) -> None:
     """One round of ``mode`` for ``app``: with an endpoint subscribed to ``*`` (removed afterwards) or none."""
     placed: dict[str, float] = {}
@@ -212,7 +289,7 @@ async def one_round(
     print(f"  {app.title} {mode}: {n / elapsed:.1f} orders/s", file=sys.stderr, flush=True)
 
 
-async def bulk_delivery(app: App, api: httpx.AsyncClient, receiver: Receiver) -> None:
+async def bulk_delivery(app: App, api: httpx.AsyncClient, receiver: ReceiverProcess) -> None:
     """1,000 ``product.created`` events in one commit, and the time until the receiver accepted them all."""
     created = await api.post(
         "/webhooks/endpoints", json={"url": receiver.url, "events": ["product.created"]}, headers=app.admin
@@ -241,7 +318,7 @@ async def run(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="webhook-bench-") as data_dir,
         EmbeddedMongo(storage_path=data_dir) as embedded,
-        Receiver() as receiver,
+        ReceiverProcess() as receiver,
         contextlib.ExitStack() as stack,
     ):
         print(f"SecantusDB: {' '.join(embedded.command()[3:])}")

@@ -13,7 +13,8 @@ The write paths call one function each, passing their transaction's
 
 So an event exists if and only if its change committed: a transaction that
 aborts takes its events with it, and a committed one cannot lack them. The
-webhook dispatcher reads the outbox afterwards (``webhooks.dispatcher``).
+webhook dispatcher of the recording process receives them after the commit
+(``events.outbox``); any dispatcher claims those it never received.
 Stock taken by an order shows in ``order.created`` (its lines' ``taken``),
 and stock returned by a cancel or expiry in that order's event: no
 ``product.stock_changed`` per line.
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,11 +32,11 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.cursors import SortOrder
-from backend_app.core.db import MongoDatabase, after_commit
+from backend_app.core.db import MongoDatabase
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
-from backend_app.events import entities, repository
+from backend_app.events import entities, outbox, repository
 from backend_app.events.exceptions import EventNotFoundError
 from backend_app.events.repository import EventFilter
 from backend_app.events.schemas import EventPublic
@@ -56,45 +56,6 @@ PRODUCT_ACTIONS = {
     "product.delete": "product.deleted",
     "product.set_quantity": "product.stock_changed",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class LocalConsumer:
-    """This process's consumer of the outbox (the webhook dispatcher), registered by :func:`consume_locally`."""
-
-    db: MongoDatabase
-    token: str
-    lease: timedelta
-    hand_off: Callable[[list[dict[str, Any]]], None]
-
-
-_consumers: list[LocalConsumer] = []
-
-
-def consume_locally(
-    db: MongoDatabase, *, token: str, lease_seconds: float, hand_off: Callable[[list[dict[str, Any]]], None]
-) -> Callable[[], None]:
-    """Have the events this process records in ``db`` leased to ``token`` and handed to ``hand_off`` after their commit.
-
-    Each such event is stored with ``fanout_token`` = ``token`` and
-    ``fanout_lease_until`` = now + ``lease_seconds``, in the transaction of its
-    change; once that transaction has committed, ``hand_off(events)`` receives
-    the stored documents (on the event loop; it must not block). So the
-    committing process sends an event's first attempts without reading the
-    outbox, and no other process takes the event before the lease ends. Events
-    of a commit whose outcome stayed unknown are never handed off: their lease
-    runs out and any dispatcher claims them (:func:`claim_outbox`).
-
-    Returns a function that unregisters the consumer.
-    """
-    consumer = LocalConsumer(db=db, token=token, lease=timedelta(seconds=lease_seconds), hand_off=hand_off)
-    _consumers.append(consumer)
-    return lambda: _consumers.remove(consumer) if consumer in _consumers else None
-
-
-def _local_consumer(db: MongoDatabase) -> LocalConsumer | None:
-    # By client and name: tests run several apps (each with its own client) in one process.
-    return next((c for c in _consumers if c.db.client is db.client and c.db.name == db.name), None)
 
 
 def new_event(
@@ -131,23 +92,6 @@ def envelope(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _insert(db: MongoDatabase, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
-    """Insert ``events`` into the outbox, leased to this process's dispatcher when one runs (:func:`consume_locally`)."""
-    consumer = _local_consumer(db)
-    in_transaction = session is not None and session.in_transaction
-    if consumer is not None and in_transaction:
-        hand_off = consumer.hand_off
-        if not after_commit(session, lambda: hand_off(events)):  # type: ignore[arg-type]
-            consumer = None  # nobody would hand them off: leave them unleased, for any dispatcher to claim
-    if consumer is not None:
-        until = datetime.now(UTC) + consumer.lease
-        for event in events:
-            event["fanout_token"], event["fanout_lease_until"] = consumer.token, until
-    await repository.insert_events(db, events=events, session=session)
-    if consumer is not None and not in_transaction:
-        consumer.hand_off(events)
-
-
 # --------------------------------------------------------------------------- hooks of the write paths
 
 
@@ -162,7 +106,7 @@ async def orders_created(
     its version 1; its one terminal change (complete, cancel or expiry) is 2.
     """
     now = datetime.now(UTC)
-    await _insert(
+    await outbox.insert(
         db,
         [
             new_event(
@@ -188,7 +132,7 @@ async def order_status_changed(
     event = new_event(
         type=f"order.{status}", entity_type="order", entity_id=str(order["_id"]), version=2, data=data, now=now
     )
-    await _insert(db, [event], session)
+    await outbox.insert(db, [event], session)
 
 
 def _product_types(action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
@@ -233,7 +177,7 @@ async def product_written(
         new_event(type=t, entity_type="product", entity_id=product_id, version=first + i, data=data, now=now)
         for i, t in enumerate(types)
     ]
-    await _insert(db, events, session)
+    await outbox.insert(db, events, session)
 
 
 async def products_written(
@@ -286,7 +230,7 @@ async def products_written(
                 now=now,
             )
         )
-    await _insert(db, events, session)
+    await outbox.insert(db, events, session)
 
 
 # --------------------------------------------------------------------------- the feed
@@ -326,6 +270,9 @@ async def get_event(db: MongoDatabase, *, event_id: str) -> EventPublic:
 
 
 # --------------------------------------------------------------------------- the outbox, for the dispatcher
+
+#: Registers this process's dispatcher for the events it records (``events.outbox``).
+consume_locally = outbox.consume_locally
 
 
 async def claim_outbox(

@@ -18,19 +18,13 @@ Each round (``Dispatcher.step``):
    never sent.
 3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
    (``webhooks.sender``), each signed with every valid secret of its endpoint.
-4. **Settle**: ``2xx`` delivered; ``410`` failed and the endpoint disabled;
-   ``429``/``503`` with ``Retry-After`` wait that long; any other failure
-   waits the next value of ``WEBHOOK_RETRY_SCHEDULE`` (±10 % jitter), or, when
-   the schedule is spent, fails and disables the endpoint. A first attempt's
-   outcome creates its delivery (one insert: the one write a delivered event
-   costs); once all of an event's first outcomes are stored, the event leaves
-   the outbox. A later attempt's outcome is written only under its lease
-   token. An endpoint whose attempt failed is ``failing`` until one succeeds.
-   Every endpoint status change is written with its audit entry (actor
-   ``system:webhooks``) in one transaction, after the outcome (so a
-   transaction a dead process left open on the endpoint cannot hold the
-   sending slots; a change that still cannot be written within 2 s is logged
-   and made by the endpoint's next outcome).
+4. **Settle**: what the answer means (delivered, retried when, the endpoint's
+   health) is ``webhooks.outcomes``. A first attempt's outcome creates its
+   delivery (one insert: the one write a delivered event costs); once all of
+   an event's first outcomes are stored, the event leaves the outbox. A later
+   attempt's outcome is written only under its lease token. An endpoint status
+   change follows the outcome in its own transaction, so a transaction a dead
+   process left open on the endpoint cannot hold the sending slots.
 
 At least once: a process that dies after sending and before settling leaves
 the lease (the event's, for a first attempt) to run out; another process then
@@ -49,41 +43,31 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.asynchronous.client_session import AsyncClientSession
 
-from backend_app.audit import service as audit
 from backend_app.core import metrics
-from backend_app.core.db import MongoDatabase, run_in_transaction
+from backend_app.core.db import MongoDatabase
 from backend_app.events import entities
 from backend_app.events import service as events
-from backend_app.webhooks import repository, sender, signing, urlguard
+from backend_app.webhooks import outcomes, repository, sender, signing, urlguard
 from backend_app.webhooks.repository import NO_LEASE
-from backend_app.webhooks.schemas import ALL_EVENTS
 from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Actor of the endpoint status changes the dispatcher makes, in the audit trail.
-SYSTEM_ACTOR = "system:webhooks"
 #: Outbox events claimed per round at most.
 FANOUT_BATCH = 500
 #: How often the outbox lag gauge is refreshed, in seconds.
 LAG_INTERVAL_S = 5.0
-JITTER = 0.1
 #: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
 BACKLOG_FACTOR = 8
-#: How long an endpoint status change re-runs on write conflicts, in seconds.
-STATUS_RETRY_S = 2.0
 
 
 @dataclass(slots=True)
@@ -99,21 +83,8 @@ class _Held:
     first: bool = False
 
 
-def subscribed(endpoint: Mapping[str, Any], event_type: str) -> bool:
-    """Whether ``endpoint`` receives events of ``event_type`` (``ping`` only through its test call)."""
-    if event_type == "ping":
-        return False
-    types = endpoint.get("events", [])
-    return ALL_EVENTS in types or event_type in types
-
-
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def jittered(seconds: float) -> float:
-    """``seconds`` ± 10 % (the specification asks for jitter, so failing receivers are not hit in waves)."""
-    return seconds * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - jitter, not cryptographic
 
 
 class Dispatcher:
@@ -284,7 +255,7 @@ class Dispatcher:
             targets = [
                 endpoint
                 for endpoint in endpoints
-                if subscribed(endpoint, event["type"])
+                if outcomes.subscribed(endpoint, event["type"])
                 and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
                 and (event["_id"], endpoint["_id"]) not in recorded
             ]
@@ -413,35 +384,12 @@ class Dispatcher:
         delivery, event, endpoint, token = held.delivery, held.event, held.endpoint, held.token
         assert event is not None and endpoint is not None  # _attempt returned before sending otherwise
         now = datetime.now(UTC)
-        step = int(delivery.get("schedule_step", 0))
-        new_status: str | None = None  # the endpoint's, when this outcome changes it
-        changes: dict[str, Any]
-        reason: str | None = None
-        if result.delivered:
-            outcome, changes = "delivered", {"status": "delivered", "next_attempt_at": None, "delivered_at": now}
-            if endpoint.get("status") == "failing":
-                new_status = "enabled"
-        elif result.status_code == 410:
-            outcome, changes = "gone", {"status": "failed", "next_attempt_at": None}
-            new_status, reason = "disabled", "the receiver answered 410 Gone"
-        elif step < len(self.delays):
-            wait = result.retry_after if result.retry_after is not None else jittered(self.delays[step])
-            outcome = "retrying"
-            changes = {"status": "pending", "next_attempt_at": now + timedelta(seconds=wait), "schedule_step": step + 1}
-            if endpoint.get("status") == "enabled":
-                new_status = "failing"
-        else:
-            outcome, changes = "failed", {"status": "failed", "next_attempt_at": None}
-            new_status, reason = "disabled", "every attempt of the retry schedule failed"
-        changes["updated_at"] = now
-        attempt = {
-            "at": started,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-            "response": result.response,
-            "next_attempt_at": changes.get("next_attempt_at"),
-        }
+        decided = outcomes.decide(
+            result, step=int(delivery.get("schedule_step", 0)), delays=self.delays,
+            endpoint_status=endpoint.get("status"), now=now,
+        )  # fmt: skip
+        outcome, changes, new_status = decided.outcome, decided.changes, decided.new_status
+        attempt = outcomes.attempt_record(result, started=started, next_attempt_at=changes.get("next_attempt_at"))
         latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
         metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
         if held.first:
@@ -460,42 +408,13 @@ class Dispatcher:
             # After the outcome, never holding the delivery: a transaction a dead process left open on the
             # endpoint (until the server reaps it) must not keep this process's sending slots busy.
             try:
-                await self._change_status(endpoint, new_status=new_status, reason=reason, now=now)
+                await outcomes.change_endpoint_status(
+                    self.db, endpoint_id=endpoint["_id"], new_status=new_status, reason=decided.reason, now=now
+                )
             except Exception:
                 logger.warning(
                     "webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True
                 )
-
-    async def _change_status(
-        self, endpoint: dict[str, Any], *, new_status: str, reason: str | None, now: datetime
-    ) -> None:
-        """Move the endpoint to ``new_status`` (if it still is in a status that leads there) with its audit entry,
-        in one transaction; conflicts are re-run for 2 s at most."""
-        old_statuses = {"enabled": ["failing"], "failing": ["enabled"], "disabled": ["enabled", "failing"]}[new_status]
-        verb = {"enabled": "recovered", "failing": "failing", "disabled": "disabled"}[new_status]
-
-        async def work(session: AsyncClientSession) -> None:
-            before = await repository.get_endpoint(self.db, endpoint_id=endpoint["_id"], session=session)
-            after = await repository.update_endpoint(
-                self.db,
-                endpoint_id=endpoint["_id"],
-                changes={"status": new_status, "disabled_reason": reason, "updated_at": now},
-                only_if_status=old_statuses,
-                session=session,
-            )
-            if after is not None and before is not None:
-                await audit.record(
-                    self.db,
-                    actor=SYSTEM_ACTOR,
-                    action=f"webhook_endpoint.{verb}",
-                    entity_type="webhook_endpoint",
-                    entity_id=str(endpoint["_id"]),
-                    before={"status": before["status"]},
-                    after={"status": new_status, "disabled_reason": reason},
-                    session=session,
-                )
-
-        await run_in_transaction(self.db.client, work, retry_seconds=STATUS_RETRY_S)
 
     # ----------------------------------------------------------------------- lag
 

@@ -26,7 +26,6 @@ from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
 from backend_app.events import service as events
 from backend_app.webhooks import repository, signing, urlguard
-from backend_app.webhooks.dispatcher import subscribed
 from backend_app.webhooks.exceptions import (
     DeliveryInFlightError,
     DeliveryNotFoundError,
@@ -35,6 +34,7 @@ from backend_app.webhooks.exceptions import (
     ReplayTooLargeError,
     UnsafeWebhookUrlError,
 )
+from backend_app.webhooks.outcomes import subscribed
 from backend_app.webhooks.schemas import (
     AttemptPublic,
     DeliveryPublic,
