@@ -120,3 +120,40 @@ def test_the_leader_killed_mid_stream_loses_no_order_and_places_none_twice(
     assert len(placed) == len(set(placed))
     assert violations == []
     assert size["allocated"] == len(stored)  # one unit per stored order, each taken once
+
+
+def test_a_follower_killed_after_the_leader_placed_its_order_leaves_one_order_and_its_key_replays(
+    mongo_server: EmbeddedMongo, db_name: str, tmp_path: Path, password_hash: str
+) -> None:
+    """The follower forwards an order, the leader commits it, and the follower dies before its 201.
+
+    (Had the leader not answered, the follower would have placed the order itself before dying at
+    the same step: the property checked is the same either way.)
+
+    The order exists once, its stock is allocated once, and the shopper's retry with the same
+    ``Idempotency-Key`` (to the leader: the follower is gone) returns that order instead of a second one.
+    """
+    secret = secrets.token_urlsafe(48)
+    seen = asyncio.run(_prepare(mongo_server.uri, db_name, secret, password_hash))
+    env = api_env(mongo_server.uri, db_name, secret, tmp_path)
+    with ApiServer(env=env) as leader:
+        assert asyncio.run(_leader_pid(mongo_server.uri, db_name)) == leader.pid
+        follower = ApiServer(env={**env, "ORDER_FAULT_STEP": "committed"}).start()
+        try:
+            time.sleep(1.2)  # the follower has read the lease: it forwards
+            body = {"items": [{"productId": seen["product_id"], "qty": 3}]}
+            headers = {**seen["shopper"], "Idempotency-Key": "forwarded-then-lost"}
+            try:
+                lost = httpx.post(f"{follower.base_url}/orders", json=body, headers=headers, timeout=30)
+            except httpx.TransportError:
+                lost = None
+            assert lost is None, lost.text  # no answer: the follower exited after the leader's commit
+            assert follower.wait(timeout_s=10) == 70  # the injected fault's exit status
+        finally:
+            follower.kill()
+        orders, size, violations = asyncio.run(_stored(mongo_server.uri, db_name))
+        assert len(orders) == 1 and size["allocated"] == 3 and violations == []
+        replay = httpx.post(f"{leader.base_url}/orders", json=body, headers=headers, timeout=30)
+        assert replay.status_code == 201 and replay.json()["id"] == str(orders[0]["_id"])
+    orders, size, violations = asyncio.run(_stored(mongo_server.uri, db_name))
+    assert len(orders) == 1 and size["allocated"] == 3 and violations == []
