@@ -1,9 +1,10 @@
-"""One delivery attempt over HTTP (httpx): connect to a checked address, send, read at most 1 KiB back.
+"""One delivery attempt over HTTP (aiohttp): connect to a checked address, send, read at most 1 KiB back.
 
 - The host is resolved and every address checked at each attempt
-  (``urlguard.check_destination``), and the request goes to the first checked
-  address itself, with the URL's host in ``Host`` and, for ``https``, as the
-  TLS server name (SNI and certificate check), so a changed DNS answer cannot
+  (``urlguard.check_destination``), and the connection goes to the first
+  checked address itself: the client's resolver answers with that address
+  only, while the URL's host stays the ``Host`` header and, for ``https``, the
+  TLS server name (SNI and certificate check). So a changed DNS answer cannot
   redirect it (DNS rebinding).
 - Redirects are not followed (a ``3xx`` is a failed attempt: the
   specification asks senders not to follow them).
@@ -12,6 +13,11 @@
   (:class:`ClientPool`): a connection is only ever reused for the same host
   name at the same address it was opened to, so neither another endpoint's
   host nor a new DNS answer can ride on it.
+
+aiohttp rather than httpx (which the tests use as a client): an attempt is one
+small ``POST``, and aiohttp spends about a tenth of httpx's CPU time on it
+(``docs/benchmarks.md``, webhook delivery), time taken from the API requests
+served by the same process.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from backend_app.webhooks import urlguard
 
@@ -58,14 +66,37 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def new_client() -> httpx.AsyncClient:
-    """An HTTP client for one (host, address): no redirects, no proxy from the environment."""
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=30),
-        headers={"user-agent": USER_AGENT},
+class PinnedResolver(AbstractResolver):
+    """A resolver answering every name with one address: the one ``urlguard`` checked for this client."""
+
+    def __init__(self, address: urlguard.IPAddress) -> None:
+        self.address = address
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """``[address]`` for ``host`` (whatever ``family`` asks: the address is what may be connected to)."""
+        return [
+            {
+                "hostname": host,
+                "host": str(self.address),
+                "port": port,
+                "family": socket.AF_INET6 if self.address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def new_client(address: urlguard.IPAddress) -> aiohttp.ClientSession:
+    """An HTTP client that connects only to ``address``: no redirects, no proxy from the environment."""
+    connector = aiohttp.TCPConnector(
+        resolver=PinnedResolver(address), use_dns_cache=False, limit=32, keepalive_timeout=30
     )
+    return aiohttp.ClientSession(connector=connector, trust_env=False, headers={"user-agent": USER_AGENT})
 
 
 class ClientPool:
@@ -73,23 +104,25 @@ class ClientPool:
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
-        self._clients: collections.OrderedDict[tuple[str, str, int, str], httpx.AsyncClient] = collections.OrderedDict()
+        self._clients: collections.OrderedDict[tuple[str, str, int, str], aiohttp.ClientSession] = (
+            collections.OrderedDict()
+        )
 
-    async def get(self, target: urlguard.Target, address: urlguard.IPAddress) -> httpx.AsyncClient:
+    async def get(self, target: urlguard.Target, address: urlguard.IPAddress) -> aiohttp.ClientSession:
         """The client for ``target`` connected to ``address``."""
         key = (target.url.scheme, target.host, target.port, str(address))
-        client = self._clients.pop(key, None) or new_client()
+        client = self._clients.pop(key, None) or new_client(address)
         self._clients[key] = client
         while len(self._clients) > self.size:
             _key, old = self._clients.popitem(last=False)
-            await old.aclose()
+            await old.close()
         return client
 
     async def aclose(self) -> None:
         """Close every client."""
         while self._clients:
             _key, client = self._clients.popitem()
-            await client.aclose()
+            await client.close()
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -129,45 +162,33 @@ async def attempt(
         async with asyncio.timeout(timeout_s):
             target = urlguard.parse(url, https_only=https_only)
             addresses = await urlguard.check_destination(target, resolver=resolver, allow_private=allow_private)
-            request_headers = {
-                **headers,
-                "content-type": "application/json",
-                "host": target.url.netloc.decode("ascii"),
-            }
-            extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
             client = await clients.get(target, addresses[0])
-            request = client.build_request(
-                "POST",
-                target.url.copy_with(host=str(addresses[0])),
-                content=body,
-                headers=request_headers,
-                extensions=extensions,
-                timeout=httpx.Timeout(timeout_s),
-            )
-            response = await client.send(request, stream=True)
-            try:
+            async with client.post(
+                str(target.url),
+                data=body,
+                headers={**headers, "content-type": "application/json"},
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
                 kept = bytearray()
-                async for chunk in response.aiter_bytes():
-                    kept.extend(chunk)
-                    if len(kept) >= RESPONSE_KEPT:
+                while len(kept) < RESPONSE_KEPT:
+                    chunk = await response.content.read(RESPONSE_KEPT - len(kept))
+                    if not chunk:
                         break
-            finally:
-                await response.aclose()
+                    kept.extend(chunk)
     except urlguard.UnsafeUrlError as exc:
         return AttemptResult(status_code=None, error=f"address refused: {exc}", duration_ms=elapsed())
-    except TimeoutError:
+    except TimeoutError:  # the attempt's own bound, and aiohttp's timeouts (subclasses of it)
         return AttemptResult(status_code=None, error=f"timeout after {timeout_s:g}s", duration_ms=elapsed())
-    except httpx.TimeoutException:
-        return AttemptResult(status_code=None, error=f"timeout after {timeout_s:g}s", duration_ms=elapsed())
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return AttemptResult(status_code=None, error=f"{type(exc).__name__}: {exc}"[:300], duration_ms=elapsed())
     except OSError as exc:
         return AttemptResult(status_code=None, error=f"connection error: {exc}"[:300], duration_ms=elapsed())
     retry_after = None
-    if response.status_code in (429, 503):
+    if response.status in (429, 503):
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=datetime.now(UTC))
     return AttemptResult(
-        status_code=response.status_code,
+        status_code=response.status,
         error=None,
         duration_ms=elapsed(),
         response=bytes(kept[:RESPONSE_KEPT]).decode("utf-8", errors="replace"),
