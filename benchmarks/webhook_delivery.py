@@ -23,9 +23,9 @@ Before the rounds every buyer makes one authenticated request, so every round ru
 buyers' login sessions cached (otherwise a round reaching buyers not seen yet pays two reads per
 order more than the others, whatever its mode).
 
-``--app-dir DIR`` also serves another checkout (e.g. ``git archive`` of the previous ``main``)
-from its own database on the same server, and interleaves its rounds with this checkout's
-(every checkout and mode once per round, the order reversed every other round).
+``--app-dir DIR`` (repeatable) also serves another checkout (e.g. ``git archive`` of the
+previous ``main``) from its own database on the same server, and interleaves its rounds with
+this checkout's (every checkout and mode once per round, the order reversed every other round).
 
 Run from the repository root::
 
@@ -313,8 +313,8 @@ async def run(args: argparse.Namespace) -> None:
         f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.machine()} {os.cpu_count()} cores (shared)"
     )
     apps = [App("this checkout", ROOT, DB_NAME)]
-    if args.app_dir:
-        apps.append(App(f"--app-dir {args.app_dir}", Path(args.app_dir), DB_NAME + "_other"))
+    for i, app_dir in enumerate(args.app_dir or []):
+        apps.append(App(f"--app-dir {app_dir}", Path(app_dir), f"{DB_NAME}_other{i}"))
     with (
         tempfile.TemporaryDirectory(prefix="webhook-bench-") as data_dir,
         EmbeddedMongo(storage_path=data_dir) as embedded,
@@ -409,6 +409,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per mode (alternating)")
     parser.add_argument(
-        "--app-dir", default=None, help="also serve this checkout's backend_app, interleaved (e.g. main)"
+        "--app-dir", action="append", help="also serve this checkout's backend_app, interleaved (repeatable)"
     )
     asyncio.run(run(parser.parse_args()))

@@ -154,7 +154,7 @@ class Dispatcher:
             await events.release_fanout(self.db, event_ids=fresh, token=self.token)
         while self._backlog:
             with contextlib.suppress(Exception):
-                await self._hand_back(self._backlog.popleft())
+                await self._hand_back(self._backlog.popleft(), stopping=True)
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
@@ -324,11 +324,19 @@ class Dispatcher:
             started = True
         return started
 
-    async def _hand_back(self, held: _Held) -> None:
-        """Give up a held attempt unsent: release the delivery's lease, or leave a first attempt's event to be claimed."""
+    async def _hand_back(self, held: _Held, *, stopping: bool = False) -> None:
+        """Give up a held attempt unsent: release the delivery's lease, or leave a first attempt's event to be claimed.
+
+        A first attempt's event lease is ended at once only when this process
+        is ``stopping`` (its other attempts are cancelled too). Otherwise other
+        attempts of the same event may still be in flight here, each started
+        only because the lease outlasts it: the lease is left to run out, so no
+        other process sends the event to those endpoints meanwhile.
+        """
         if held.first:
             self._settles.abandon(held.delivery["event_id"])
-            await events.release_fanout(self.db, event_ids=[held.delivery["event_id"]], token=held.token)
+            if stopping:
+                await events.release_fanout(self.db, event_ids=[held.delivery["event_id"]], token=held.token)
         else:
             await repository.settle(
                 self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
@@ -340,7 +348,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             # Shutting down: hand the delivery back at once instead of after its lease.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._hand_back(held))
+                await asyncio.shield(self._hand_back(held, stopping=True))
             raise
         except Exception:
             if held.first:
