@@ -96,7 +96,7 @@ def envelope(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def orders_created(
-    db: MongoDatabase, *, orders: Sequence[dict[str, Any]], view: entities.View, session: AsyncClientSession
+    db: MongoDatabase, *, orders: Sequence[Mapping[str, Any]], view: entities.View, session: AsyncClientSession
 ) -> None:
     """Record ``order.created`` for each just-inserted order (documents carrying their ``_id``), in ``session``.
 
@@ -120,7 +120,7 @@ async def orders_created(
 
 
 async def order_status_changed(
-    db: MongoDatabase, *, order: dict[str, Any], status: str, view: entities.View, session: AsyncClientSession
+    db: MongoDatabase, *, order: Mapping[str, Any], status: str, view: entities.View, session: AsyncClientSession
 ) -> None:
     """Record ``order.<status>`` (``completed``, ``cancelled``, ``expired``) for ``order`` as stored before the change.
 
@@ -139,7 +139,7 @@ def _product_types(action: str, before: Mapping[str, Any] | None, after: Mapping
     """The event types of one catalog write: its own, plus ``product.stock_changed`` when an update changed stock."""
     first = PRODUCT_ACTIONS[action]
     types = [first]
-    if first == "product.updated" and entities.stock_of(before) != entities.stock_of(after):  # type: ignore[arg-type]
+    if first == "product.updated" and entities.stock_of(before) != entities.stock_of(after):
         types.append("product.stock_changed")
     return types
 
@@ -148,8 +148,8 @@ async def product_written(
     db: MongoDatabase,
     *,
     action: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
     view: entities.View,
     session: AsyncClientSession,
 ) -> None:
@@ -184,7 +184,7 @@ async def products_written(
     db: MongoDatabase,
     *,
     entries: Sequence[Mapping[str, Any]],
-    documents: Mapping[ObjectId, dict[str, Any]],
+    documents: Mapping[ObjectId, Mapping[str, Any]],
     view: entities.View,
     session: AsyncClientSession,
 ) -> None:
