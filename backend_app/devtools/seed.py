@@ -78,6 +78,6 @@ async def seed_order_history(
         doc["_id"] = ObjectId(struct.pack(">I", int(when.timestamp())) + os.urandom(8))
         docs.append(doc)
     for start in range(0, len(docs), 1000):
-        chunk = cast("list[dict[str, Any]]", docs[start : start + 1000])  # the collection is untyped here
+        chunk = cast("list[dict[str, Any]]", docs[start : start + 1000])  # ``db[...]`` takes plain dicts
         await db[orders_repository.COLLECTION].insert_many(chunk, ordered=False)
     return [doc["_id"] for doc in docs]

@@ -263,6 +263,7 @@ def _regroup(rows: list[dict[str, Any]]) -> list[DetailedOrder]:
     for row in rows:
         order = orders.get(row["_id"])
         if order is None:
+            # The aggregation's rows are plain dicts; these are the fields a DetailedOrder names.
             fields: dict[str, Any] = {
                 key: row.get(key) for key in ("_id", "userId", "status", "total", "created_at", "updated_at")
             }
