@@ -49,6 +49,7 @@ from backend_app.core.security import (
 )
 from backend_app.core.throttle import FailureThrottle
 from backend_app.users import service as users_service
+from backend_app.users.documents import PublicUserDocument, UserDocument
 from backend_app.users.schemas import UserPublic
 from config import Settings
 
@@ -68,7 +69,7 @@ class Caller:
     session_id: str
 
 
-def _epoch(user_doc: dict[str, Any]) -> int:
+def _epoch(user_doc: PublicUserDocument) -> int:
     """A user's ``session_epoch`` (absent in documents older than the field: 0)."""
     return int(user_doc.get("session_epoch", 0) or 0)
 
@@ -81,7 +82,7 @@ def _session_ends(settings: Settings, session: dict[str, Any]) -> datetime:
     return created + timedelta(days=settings.session_max_age_days)
 
 
-def _session_valid(settings: Settings, session: dict[str, Any] | None, user_doc: dict[str, Any] | None) -> bool:
+def _session_valid(settings: Settings, session: dict[str, Any] | None, user_doc: PublicUserDocument | None) -> bool:
     """Whether an unrevoked ``session`` (already matched on sid and subject) still lets ``user_doc`` in."""
     return (
         session is not None
@@ -99,7 +100,7 @@ async def authenticate(
     username: str | None = None,
     email: str | None = None,
     password: str,
-) -> dict[str, Any]:
+) -> UserDocument:
     """The stored active user named by ``username`` (or ``email``) whose password is ``password``.
 
     Unknown users are checked against a dummy bcrypt hash, so that an unknown

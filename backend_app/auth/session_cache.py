@@ -44,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic, time
-from typing import Any
+from typing import Any, cast
 
 from pymongo import monitoring
 
@@ -52,12 +52,14 @@ from backend_app.auth.repository import COLLECTION as SESSIONS
 from backend_app.core.change_feed import ChangeFeed
 from backend_app.core.db import MongoDatabase
 from backend_app.core.security import TokenClaims
+from backend_app.users.documents import PublicUserDocument
 from backend_app.users.repository import COLLECTION as USERS
 from config import Settings
 
 logger = logging.getLogger(__name__)
 
-Documents = tuple[dict[str, Any] | None, dict[str, Any] | None]
+#: A user (without its password hash: what the cache keeps) and its session, either ``None`` when not stored.
+Documents = tuple[PublicUserDocument | None, dict[str, Any] | None]
 #: Fields of a user document never kept in memory.
 _SECRET_FIELDS = ("password_hash",)
 
@@ -66,7 +68,7 @@ _SECRET_FIELDS = ("password_hash",)
 class _Entry:
     username: str
     user_id: Any
-    user: dict[str, Any]
+    user: PublicUserDocument
     session: dict[str, Any]
     expires: float  # monotonic seconds
 
@@ -162,9 +164,9 @@ class SessionCache:
             self._store(sid, username, user, session)
         return user, session
 
-    def _store(self, sid: str, username: str, user: dict[str, Any], session: dict[str, Any]) -> None:
+    def _store(self, sid: str, username: str, user: PublicUserDocument, session: dict[str, Any]) -> None:
         self._drop(sid)
-        kept = {k: v for k, v in user.items() if k not in _SECRET_FIELDS}
+        kept = cast(PublicUserDocument, {k: v for k, v in user.items() if k not in _SECRET_FIELDS})
         self._entries[sid] = _Entry(username, user.get("_id"), kept, dict(session), monotonic() + self.ttl_s)
         self._by_user.setdefault(user.get("_id"), set()).add(sid)
         while len(self._entries) > self.max_entries:

@@ -23,6 +23,7 @@ from typing import Any
 from bson import ObjectId
 
 from backend_app.core.keyset import merge_filters
+from backend_app.core.pagination import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +166,6 @@ def key_windows(
         edge, step, end_open, last = lower, step + 1, False, width
 
 
-Rows = list[dict[str, Any]]
-
-
 class WindowReader:
     """Reads keyset stages window by window, carrying an offset across windows (and stages).
 
@@ -185,8 +183,8 @@ class WindowReader:
         self.skip_left = skip
 
     async def read(
-        self, stage: dict[str, Any], limit: int, find: Callable[[dict[str, Any], int], Awaitable[Rows]]
-    ) -> Rows:
+        self, stage: dict[str, Any], limit: int, find: Callable[[dict[str, Any], int], Awaitable[list[Row]]]
+    ) -> list[Row]:
         """Up to ``limit`` rows of ``stage`` after the offset left, in scan order.
 
         ``find(filter, n)`` must return the first ``n`` rows matching
@@ -197,7 +195,7 @@ class WindowReader:
         field = self.axis.field
         ranged = field not in stage or isinstance(stage[field], dict)
         pieces = key_windows(stage, self.axis, self.direction, self.extent) if ranged else _only(stage)
-        rows: Rows = []
+        rows: list[Row] = []
         piece = next(pieces)
         while True:
             want = self.skip_left + limit - len(rows)

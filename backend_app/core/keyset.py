@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import Decimal128
+from pymongo.asynchronous.collection import AsyncCollection
 
-from backend_app.core.pagination import PageWindow
+from backend_app.core.pagination import PageWindow, Row
 
 
 def _as_operators(condition: Any) -> dict[str, Any] | None:
@@ -113,14 +114,14 @@ def keyset_sort(window: PageWindow) -> dict[str, int]:
 async def read_window(
     base: Mapping[str, Any],
     window: PageWindow,
-    read: Callable[[dict[str, Any], int], Awaitable[list[dict[str, Any]]]],
-) -> list[dict[str, Any]]:
+    read: Callable[[dict[str, Any], int], Awaitable[list[Row]]],
+) -> list[Row]:
     """Call ``read(filter, limit)`` for each of :func:`keyset_stages` until ``window.fetch`` rows are read.
 
     ``read`` must return rows matching ``filter`` in :func:`keyset_sort` order,
     skipping ``window.skip``. At most two calls (one for ``_id`` order).
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     for stage in keyset_stages(base, window):
         need = window.fetch - len(rows)
         rows.extend(await read(stage, need))
@@ -130,25 +131,27 @@ async def read_window(
 
 
 async def find_window(
-    collection: Any,
+    collection: AsyncCollection[Row],
     base: Mapping[str, Any],
     window: PageWindow,
     *,
     projection: Mapping[str, Any] | None = None,
     max_time_ms: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """:func:`read_window` with ``find``: the rows of ``window`` over the list ``base`` in ``collection``.
+
+    Rows have ``collection``'s document type, so with a ``projection`` the
+    caller passes the collection typed as the projected shape.
 
     Raises whatever the driver raises (``ExecutionTimeout`` when
     ``max_time_ms`` is exceeded).
     """
     sort = list(keyset_sort(window).items())
 
-    async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    async def read(stage: dict[str, Any], limit: int) -> list[Row]:
         cursor = collection.find(stage, projection).sort(sort).skip(window.skip).limit(limit)
         if max_time_ms is not None:
             cursor = cursor.max_time_ms(max_time_ms)
-        rows: list[dict[str, Any]] = await cursor.to_list(length=limit)
-        return rows
+        return await cursor.to_list(length=limit)
 
     return await read_window(base, window, read)

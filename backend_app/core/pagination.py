@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import ConfigDict, Field
@@ -46,6 +46,9 @@ from backend_app.core.pages import DEFAULT_LIMIT, OffsetParams, PageMeta, offset
 
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
+
+#: A row of a list as a repository returns it: a stored document (or a projection of one) of any domain.
+Row = TypeVar("Row", bound=Mapping[str, Any])
 
 
 class PageParams(OffsetParams):
@@ -158,7 +161,7 @@ class PageWindow:
             fingerprint=self.fingerprint, sort=self.sort, position=CursorPosition(key=key, id=doc["_id"], before=before)
         )
 
-    def finish(self, rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], PageMeta]:
+    def finish(self, rows: Sequence[Row]) -> tuple[list[Row], PageMeta]:
         """Cut ``rows`` (up to :attr:`fetch`, in :attr:`scan_direction`) to the page, in list order.
 
         Returns:

@@ -7,20 +7,22 @@ import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 
 from backend_app.auth import service as auth_service
 from backend_app.core.db import MongoDatabase
 from backend_app.orders import repository as orders_repository
+from backend_app.orders.documents import OrderDocument
+from backend_app.orders.schemas import OrderStatus
 from backend_app.users import repository as users_repository
-from backend_app.users.schemas import UserPublic
+from backend_app.users.schemas import Role, UserPublic
 from config import Settings
 
 
 async def seed_user(
-    db: MongoDatabase, settings: Settings, *, username: str, role: str, password_hash: str
+    db: MongoDatabase, settings: Settings, *, username: str, role: Role, password_hash: str
 ) -> dict[str, str]:
     """Store a user (``<username>@example.com``) and start a login for it, as ``POST /auth/login`` would.
 
@@ -49,7 +51,7 @@ async def seed_order_history(
     product_name: str = "Seeded product",
     newest: datetime | None = None,
     spacing: timedelta = timedelta(minutes=30),
-    statuses: Sequence[str] = ("completed", "cancelled", "expired"),
+    statuses: Sequence[OrderStatus] = ("completed", "cancelled", "expired"),
 ) -> list[ObjectId]:
     """Insert ``count`` past orders of ``user_id`` straight into ``orders``, one ``spacing`` apart.
 
@@ -63,7 +65,7 @@ async def seed_order_history(
         the ``_id`` s, oldest first.
     """
     end = newest or datetime.now(UTC) - timedelta(minutes=1)
-    docs: list[dict[str, Any]] = []
+    docs: list[OrderDocument] = []
     for i in range(count):
         when = end - spacing * (count - 1 - i)
         line = orders_repository.NewOrderLine(
@@ -76,5 +78,6 @@ async def seed_order_history(
         doc["_id"] = ObjectId(struct.pack(">I", int(when.timestamp())) + os.urandom(8))
         docs.append(doc)
     for start in range(0, len(docs), 1000):
-        await db[orders_repository.COLLECTION].insert_many(docs[start : start + 1000], ordered=False)
+        chunk = cast("list[dict[str, Any]]", docs[start : start + 1000])  # ``db[...]`` takes plain dicts
+        await db[orders_repository.COLLECTION].insert_many(chunk, ordered=False)
     return [doc["_id"] for doc in docs]

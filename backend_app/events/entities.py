@@ -10,7 +10,7 @@ field those views do not (no password hash, no token).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +21,11 @@ MAX_ENVELOPE_BYTES = 20_000
 
 
 #: A domain's public mapping: a document (as its repository reads it) → its public model.
-View = Callable[[dict[str, Any]], BaseModel]
+View = Callable[[Mapping[str, Any]], BaseModel]
 
 
 def order_data(
-    order: dict[str, Any], *, view: View, status: str | None = None, updated_at: datetime | None = None
+    order: Mapping[str, Any], *, view: View, status: str | None = None, updated_at: datetime | None = None
 ) -> dict[str, Any]:
     """A stored order document in its public JSON form (``status``/``updated_at`` overriding the stored ones).
 
@@ -50,12 +50,12 @@ def _stored(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def product_data(product: dict[str, Any], *, view: View) -> dict[str, Any]:
+def product_data(product: Mapping[str, Any], *, view: View) -> dict[str, Any]:
     """A stored product document in the public JSON form of ``GET /products/{id}`` (``view`` maps it)."""
     return view(product).model_dump(mode="json")
 
 
-def stock_of(product: dict[str, Any] | None) -> dict[str, int]:
+def stock_of(product: Mapping[str, Any] | None) -> dict[str, int]:
     """``{size: quantity}`` of a stored product (empty for ``None``)."""
     return {s["size"]: s["quantity"] for s in (product or {}).get("sizes", [])}
 

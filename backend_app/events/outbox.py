@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase, after_commit
 from backend_app.events import repository
+from backend_app.events.documents import EventDocument
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +28,14 @@ class LocalConsumer:
     db: MongoDatabase
     token: str
     lease: timedelta
-    hand_off: Callable[[list[dict[str, Any]]], None]
+    hand_off: Callable[[list[EventDocument]], None]
 
 
 _consumers: list[LocalConsumer] = []
 
 
 def consume_locally(
-    db: MongoDatabase, *, token: str, lease_seconds: float, hand_off: Callable[[list[dict[str, Any]]], None]
+    db: MongoDatabase, *, token: str, lease_seconds: float, hand_off: Callable[[list[EventDocument]], None]
 ) -> Callable[[], None]:
     """Have the events this process records in ``db`` leased to ``token`` and handed to ``hand_off`` after their commit.
 
@@ -60,7 +60,7 @@ def _local_consumer(db: MongoDatabase) -> LocalConsumer | None:
     return next((c for c in _consumers if c.db.client is db.client and c.db.name == db.name), None)
 
 
-async def insert(db: MongoDatabase, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
+async def insert(db: MongoDatabase, events: list[EventDocument], session: AsyncClientSession | None) -> None:
     """Insert ``events`` into the outbox, leased to this process's dispatcher when one runs (:func:`consume_locally`)."""
     consumer = _local_consumer(db)
     in_transaction = session is not None and session.in_transaction

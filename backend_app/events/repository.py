@@ -1,19 +1,8 @@
 """MongoDB access for ``events`` (outbox and feed) and ``event_versions``: the only place building their filters.
 
-Document shapes::
-
-    events:          {_id: ObjectId, type: str, created_at: datetime, entity_type: str, entity_id: str,
-                      entity_version: int, data: dict,
-                      pending_fanout: true, fanout_token: str, fanout_lease_until: datetime  (until fanned out)}
-    event_versions:  {_id: "<entity_type>:<entity_id>", later: int}   # events after the entity's first
-
-An event is inserted in the transaction of the change it describes, so it
-exists if and only if that change committed. ``pending_fanout`` marks the
-outbox: the webhook dispatcher sends the event to its endpoints, records each
-first attempt's outcome as a delivery, and then removes the flag (index
-``outbox``, partial, so delivered history costs nothing). ``fanout_token`` and
-``fanout_lease_until`` are the lease of the one dispatcher that may do so: the
-recording process's, or whoever claims the event after that lease ran out.
+Stored documents are :class:`~backend_app.events.documents.EventDocument` (what
+the outbox fields mean is told there) and
+:class:`~backend_app.events.documents.VersionDocument`.
 """
 
 from __future__ import annotations
@@ -21,20 +10,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.keyset import find_window
-from backend_app.core.pagination import PageWindow
+from backend_app.core.pagination import PageWindow, Row
+from backend_app.events.documents import EventDocument, EventTimes, FeedEvent, VersionDocument
 
 COLLECTION = "events"
 VERSIONS = "event_versions"
 #: The feed's order: newest first (``created_at``, then ``_id``).
 SORT_TOKEN = "-created_at"  # noqa: S105 - a name, not a secret
+
+
+def _events(db: MongoDatabase, row: type[Row]) -> AsyncCollection[Row]:
+    """The ``events`` collection, its documents typed as ``row`` (the whole :class:`EventDocument` or what a read projects)."""
+    return cast("AsyncCollection[Row]", db[COLLECTION])
+
+
+def _versions(db: MongoDatabase) -> AsyncCollection[VersionDocument]:
+    """The ``event_versions`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[VersionDocument]", db[VERSIONS])
+
 
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("by_time", [("created_at", ASCENDING), ("_id", ASCENDING)], {}),
@@ -60,12 +62,12 @@ async def ensure_indexes(db: MongoDatabase) -> None:
         await coll.create_index(keys, name=name, **options)
 
 
-async def insert_events(db: MongoDatabase, *, events: list[dict[str, Any]], session: AsyncClientSession | None) -> None:
+async def insert_events(db: MongoDatabase, *, events: list[EventDocument], session: AsyncClientSession | None) -> None:
     """Insert ``events`` (inside ``session``'s transaction): one ``insert_one``, or one ordered ``insert_many``."""
     if len(events) == 1:
-        await db[COLLECTION].insert_one(events[0], session=session)
+        await _events(db, EventDocument).insert_one(events[0], session=session)
     elif events:
-        await db[COLLECTION].insert_many(events, ordered=True, session=session)
+        await _events(db, EventDocument).insert_many(events, ordered=True, session=session)
 
 
 async def next_versions(db: MongoDatabase, *, counts: dict[str, int], session: AsyncClientSession) -> dict[str, int]:
@@ -84,15 +86,15 @@ async def next_versions(db: MongoDatabase, *, counts: dict[str, int], session: A
     )
     if len(counts) == 1:
         key = next(iter(counts))
-        doc = await db[VERSIONS].find_one({"_id": key}, session=session)
+        doc = await _versions(db).find_one({"_id": key}, session=session)
         return {key: int(doc["later"])} if doc else {}
-    cursor = db[VERSIONS].find({"_id": {"$in": list(counts)}}, session=session)
+    cursor = _versions(db).find({"_id": {"$in": list(counts)}}, session=session)
     return {doc["_id"]: int(doc["later"]) async for doc in cursor}
 
 
 async def next_version(db: MongoDatabase, *, key: str, session: AsyncClientSession) -> int:
     """Reserve one more version of entity ``key``; returns its new ``later`` count (one round trip)."""
-    doc = await db[VERSIONS].find_one_and_update(
+    doc = await _versions(db).find_one_and_update(
         {"_id": key}, {"$inc": {"later": 1}}, upsert=True, return_document=ReturnDocument.AFTER, session=session
     )
     if doc is None:  # an upsert returning the document after it always has one
@@ -121,19 +123,19 @@ class EventFilter:
         return asdict(self)
 
 
-async def list_events(db: MongoDatabase, *, filters: EventFilter, window: PageWindow) -> list[dict[str, Any]]:
+async def list_events(db: MongoDatabase, *, filters: EventFilter, window: PageWindow) -> list[FeedEvent]:
     """Up to ``window.fetch`` events matching ``filters`` in feed order at the window's position."""
-    return await find_window(db[COLLECTION], filters.to_query(), window, projection=OUTBOX_FIELDS)
+    return await find_window(_events(db, FeedEvent), filters.to_query(), window, projection=OUTBOX_FIELDS)
 
 
-async def get_event(db: MongoDatabase, *, event_id: ObjectId) -> dict[str, Any] | None:
+async def get_event(db: MongoDatabase, *, event_id: ObjectId) -> FeedEvent | None:
     """One event by ``_id``, or ``None``."""
-    return await db[COLLECTION].find_one({"_id": event_id}, OUTBOX_FIELDS)
+    return await _events(db, FeedEvent).find_one({"_id": event_id}, OUTBOX_FIELDS)
 
 
-async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, FeedEvent]:
     """The events among ``event_ids`` that still exist, by ``_id``."""
-    cursor = db[COLLECTION].find({"_id": {"$in": event_ids}}, OUTBOX_FIELDS)
+    cursor = _events(db, FeedEvent).find({"_id": {"$in": event_ids}}, OUTBOX_FIELDS)
     return {doc["_id"]: doc async for doc in cursor}
 
 
@@ -145,7 +147,7 @@ OUTBOX_FIELDS = {"pending_fanout": 0, "fanout_token": 0, "fanout_lease_until": 0
 
 async def claim_outbox(
     db: MongoDatabase, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventDocument]:
     """Lease up to ``limit`` outbox events nobody holds (oldest first) to ``token`` until ``lease_until``; returns them.
 
     Candidates are read through the partial index ``outbox`` (only events not
@@ -164,8 +166,8 @@ async def claim_outbox(
     await db[COLLECTION].update_many(
         {**free, "_id": {"$in": ids}}, {"$set": {"fanout_token": token, "fanout_lease_until": lease_until}}
     )
-    cursor = db[COLLECTION].find({"_id": {"$in": ids}, "pending_fanout": True, "fanout_token": token})
-    return await cursor.to_list(length=limit)
+    claimed = _events(db, EventDocument).find({"_id": {"$in": ids}, "pending_fanout": True, "fanout_token": token})
+    return await claimed.to_list(length=limit)
 
 
 async def mark_fanned_out(db: MongoDatabase, *, event_ids: list[ObjectId]) -> None:
@@ -196,13 +198,13 @@ async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
 
 async def find_in_range(
     db: MongoDatabase, *, since: datetime, until: datetime, types: Sequence[str] | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventTimes]:
     """Ids, types and times of up to ``limit`` events created in ``[since, until)``, oldest first (index ``by_time``)."""
     query: dict[str, Any] = {"created_at": {"$gte": since, "$lt": until}}
     if types:
         query["type"] = {"$in": list(types)}
     cursor = (
-        db[COLLECTION]
+        _events(db, EventTimes)
         .find(query, {"type": 1, "created_at": 1})
         .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         .limit(limit)

@@ -37,6 +37,7 @@ from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
 from backend_app.events import entities, outbox, repository
+from backend_app.events.documents import EventDocument, EventTimes, FeedEvent
 from backend_app.events.exceptions import EventNotFoundError
 from backend_app.events.repository import EventFilter
 from backend_app.events.schemas import EventPublic
@@ -60,10 +61,10 @@ PRODUCT_ACTIONS = {
 
 def new_event(
     *, type: str, entity_type: str, entity_id: str, version: int, data: Mapping[str, Any], now: datetime | None = None
-) -> dict[str, Any]:
+) -> EventDocument:
     """The stored form of one event (``data`` thinned when the envelope would exceed 20 KB)."""
     created = now or datetime.now(UTC)
-    doc = {
+    doc: EventDocument = {
         "_id": ObjectId(),
         "type": type,
         # BSON dates hold milliseconds: the document handed to the local dispatcher must equal the stored one.
@@ -96,7 +97,7 @@ def envelope(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def orders_created(
-    db: MongoDatabase, *, orders: Sequence[dict[str, Any]], view: entities.View, session: AsyncClientSession
+    db: MongoDatabase, *, orders: Sequence[Mapping[str, Any]], view: entities.View, session: AsyncClientSession
 ) -> None:
     """Record ``order.created`` for each just-inserted order (documents carrying their ``_id``), in ``session``.
 
@@ -120,7 +121,7 @@ async def orders_created(
 
 
 async def order_status_changed(
-    db: MongoDatabase, *, order: dict[str, Any], status: str, view: entities.View, session: AsyncClientSession
+    db: MongoDatabase, *, order: Mapping[str, Any], status: str, view: entities.View, session: AsyncClientSession
 ) -> None:
     """Record ``order.<status>`` (``completed``, ``cancelled``, ``expired``) for ``order`` as stored before the change.
 
@@ -139,7 +140,7 @@ def _product_types(action: str, before: Mapping[str, Any] | None, after: Mapping
     """The event types of one catalog write: its own, plus ``product.stock_changed`` when an update changed stock."""
     first = PRODUCT_ACTIONS[action]
     types = [first]
-    if first == "product.updated" and entities.stock_of(before) != entities.stock_of(after):  # type: ignore[arg-type]
+    if first == "product.updated" and entities.stock_of(before) != entities.stock_of(after):
         types.append("product.stock_changed")
     return types
 
@@ -148,8 +149,8 @@ async def product_written(
     db: MongoDatabase,
     *,
     action: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
     view: entities.View,
     session: AsyncClientSession,
 ) -> None:
@@ -184,7 +185,7 @@ async def products_written(
     db: MongoDatabase,
     *,
     entries: Sequence[Mapping[str, Any]],
-    documents: Mapping[ObjectId, dict[str, Any]],
+    documents: Mapping[ObjectId, Mapping[str, Any]],
     view: entities.View,
     session: AsyncClientSession,
 ) -> None:
@@ -277,7 +278,7 @@ consume_locally = outbox.consume_locally
 
 async def claim_outbox(
     db: MongoDatabase, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventDocument]:
     """Lease up to ``limit`` outbox events whose lease is over (their recorder died, or ran no dispatcher); returns them."""
     return await repository.claim_outbox(db, now=now, lease_until=lease_until, token=token, limit=limit)
 
@@ -292,7 +293,7 @@ async def release_fanout(db: MongoDatabase, *, event_ids: list[ObjectId], token:
     await repository.release_fanout(db, event_ids=event_ids, token=token)
 
 
-async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+async def get_events(db: MongoDatabase, *, event_ids: list[ObjectId]) -> dict[ObjectId, FeedEvent]:
     """The stored events among ``event_ids`` still kept, by ``_id``."""
     return await repository.get_events(db, event_ids=event_ids)
 
@@ -304,12 +305,12 @@ async def oldest_pending_fanout(db: MongoDatabase) -> datetime | None:
 
 async def events_between(
     db: MongoDatabase, *, since: datetime, until: datetime, types: Sequence[str] | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventTimes]:
     """Stored events (``_id``, ``type``, ``created_at``) created in ``[since, until)``, oldest first, at most ``limit``."""
     return await repository.find_in_range(db, since=since, until=until, types=types, limit=limit)
 
 
-async def record_ping(db: MongoDatabase, *, endpoint_id: str, url: str, session: AsyncClientSession) -> dict[str, Any]:
+async def record_ping(db: MongoDatabase, *, endpoint_id: str, url: str, session: AsyncClientSession) -> EventDocument:
     """Record a ``ping`` event for one endpoint's test delivery (kept out of the outbox: it goes to that endpoint only)."""
     version = 1 + await repository.next_version(db, key=f"webhook_endpoint:{endpoint_id}", session=session)
     event = new_event(

@@ -19,6 +19,7 @@ from backend_app.core.types import from_bson_money
 from backend_app.idempotency import service as idempotency
 from backend_app.orders import repository
 from backend_app.orders.allocation import Line, allocate, units_by_product
+from backend_app.orders.documents import OrderDocument
 from backend_app.orders.exceptions import (
     InsufficientStockError,
     OrderedProductNotFoundError,
@@ -26,6 +27,7 @@ from backend_app.orders.exceptions import (
     TooManyPendingUnitsError,
     UnknownSizeError,
 )
+from backend_app.products.documents import OrderableProduct
 
 #: The refusals an order of a batch can meet on its own; the other orders go on.
 REFUSALS = (
@@ -89,13 +91,13 @@ class AcceptedOrder:
     """An order of a batch that passed every check: its document and the stock it allocates."""
 
     request: PendingOrder
-    document: dict[str, Any]
+    document: OrderDocument
     units: dict[ObjectId, dict[str, int]]
 
 
 def check_batch(
     batch: list[PendingOrder],
-    products: dict[ObjectId, dict[str, Any]],
+    products: dict[ObjectId, OrderableProduct],
     holds: dict[str, tuple[int, int]],
     refusals: dict[int, DomainError],
 ) -> list[AcceptedOrder]:
@@ -106,7 +108,9 @@ def check_batch(
     owner would pass ``max_pending`` orders or ``max_pending_units`` units
     counting the earlier orders of the batch.
     """
-    remaining = {pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()}
+    remaining: dict[ObjectId, dict[str, Any]] = {
+        pid: {**doc, "sizes": [dict(s) for s in doc.get("sizes", [])]} for pid, doc in products.items()
+    }
     held = dict(holds)
     accepted: list[AcceptedOrder] = []
     for i, request in enumerate(batch):
@@ -150,8 +154,8 @@ def hold_changes(accepted: list[AcceptedOrder]) -> dict[str, tuple[int, int]]:
 
 
 def order_document(
-    request: PendingOrder, *, taken: list[dict[str, int]], products: dict[ObjectId, dict[str, Any]]
-) -> dict[str, Any]:
+    request: PendingOrder, *, taken: list[dict[str, int]], products: dict[ObjectId, OrderableProduct]
+) -> OrderDocument:
     """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact.
 
     The rule is here (docs/contract.md §6); the stored shape is ``repository.new_order_document``'s.

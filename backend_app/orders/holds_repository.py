@@ -1,8 +1,8 @@
 """MongoDB access for ``order_holds``: what each owner's pending orders hold.
 
-Each owner with pending orders has a *holds* document in ``order_holds``:
-``{_id: userId, orders: int, units: int}``, the number of their pending
-orders and the units those hold. Every transaction that places an order for
+Each owner with pending orders has a *holds* document in ``order_holds``
+(:class:`~backend_app.orders.documents.HoldsDocument`): the number of their
+pending orders and the units those hold. Every transaction that places an order for
 the owner or moves one out of ``pending`` changes it, so two concurrent
 transactions for one owner cannot both commit what they read (the second
 writer gets ``WriteConflict`` and runs again): that makes the reservation caps
@@ -12,15 +12,23 @@ race-safe on every host (docs/architecture.md (Orders and stock), "Reservations"
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from backend_app.core.db import MongoDatabase
+from backend_app.orders.documents import HoldsDocument
 
 #: The owners' pending-order holds (module docstring).
 HOLDS = "order_holds"
+
+
+def _holds(db: MongoDatabase) -> AsyncCollection[HoldsDocument]:
+    """The ``order_holds`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[HoldsDocument]", db[HOLDS])
 
 
 async def ensure_holds(db: MongoDatabase, *, user_ids: list[str]) -> None:
@@ -45,7 +53,7 @@ async def find_holds(
     """``{user_id: (pending orders, units they hold)}`` for ``user_ids`` (``(0, 0)`` when none), by ``_id``."""
     found = {
         doc["_id"]: (int(doc.get("orders", 0)), int(doc.get("units", 0)))
-        async for doc in db[HOLDS].find({"_id": {"$in": user_ids}}, session=session)
+        async for doc in _holds(db).find({"_id": {"$in": user_ids}}, session=session)
     }
     return {user_id: found.get(user_id, (0, 0)) for user_id in user_ids}
 
@@ -73,9 +81,9 @@ async def insert_holds_if_missing(db: MongoDatabase, *, holds: Mapping[str, tupl
     """Create the holds document of each owner in ``holds`` that has none (existing ones are left as they are)."""
     if not holds:
         return
-    documents = [{"_id": u, "orders": o, "units": n} for u, (o, n) in holds.items()]
+    documents: list[HoldsDocument] = [{"_id": u, "orders": o, "units": n} for u, (o, n) in holds.items()]
     try:
-        await db[HOLDS].insert_many(documents, ordered=False)
+        await _holds(db).insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
             raise

@@ -1,14 +1,8 @@
 """MongoDB access for the ``orders`` collection: the only place that builds its filters and pipelines.
 
-Document shape::
-
-    {_id: ObjectId, userId: str, placed_by: str, status: "pending" | "completed" | "cancelled" | "expired",
-     items: [{productId: ObjectId, name: str, size: str | null, qty: int,
-              unit_price: Decimal128, taken: [{size: str, qty: int}]}],
-     total: Decimal128, created_at: datetime, updated_at: datetime}
-
-``placed_by`` is the username that placed the order (the owner, or an admin
-ordering for them). Orders stored before it existed lack it.
+Stored documents are :class:`~backend_app.orders.documents.OrderDocument`; the
+lists read them joined with their products
+(:class:`~backend_app.orders.documents.DetailedOrder`).
 """
 
 from __future__ import annotations
@@ -19,22 +13,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.key_windows import ID_AXIS, WindowReader
 from backend_app.core.keyset import keyset_sort, read_window
 from backend_app.core.pagination import PageWindow
 from backend_app.core.types import to_decimal128
+from backend_app.orders.documents import DetailedLine, DetailedOrder, OrderDocument
 from backend_app.products.repository import COLLECTION as PRODUCTS
 
 COLLECTION = "orders"
 #: One-off conversions already applied to this database (``{_id: name, applied_at}``).
 MIGRATIONS = "schema_migrations"
+
+
+def _orders(db: MongoDatabase) -> AsyncCollection[OrderDocument]:
+    """The ``orders`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[OrderDocument]", db[COLLECTION])
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -87,8 +88,8 @@ def new_order_document(
     lines: Sequence[NewOrderLine],
     total: Decimal,
     now: datetime,
-) -> dict[str, Any]:
-    """The stored form (module docstring) of a new ``pending`` order of ``user_id`` placed by ``placed_by``.
+) -> OrderDocument:
+    """The stored form of a new ``pending`` order of ``user_id`` placed by ``placed_by``.
 
     Money is stored as ``Decimal128``; ``created_at`` and ``updated_at`` are ``now`` (UTC).
     """
@@ -125,10 +126,10 @@ def order_filter(*, user_id: str | None = None, status: str | None = None) -> di
 
 
 async def insert_orders(
-    db: MongoDatabase, *, orders: list[dict[str, Any]], session: AsyncClientSession
+    db: MongoDatabase, *, orders: list[OrderDocument], session: AsyncClientSession
 ) -> list[ObjectId]:
     """Insert ``orders`` inside ``session``'s transaction (one ``insert_many``); their ``_id`` s in order."""
-    result = await db[COLLECTION].insert_many(orders, ordered=True, session=session)
+    result = await _orders(db).insert_many(orders, ordered=True, session=session)
     return list(result.inserted_ids)
 
 
@@ -197,16 +198,16 @@ async def find_expired_ids(db: MongoDatabase, *, older_than: datetime, limit: in
 
 async def get_by_id(
     db: MongoDatabase, *, order_id: ObjectId, session: AsyncClientSession | None
-) -> dict[str, Any] | None:
+) -> OrderDocument | None:
     """The stored order ``order_id`` (no join, any owner), read inside ``session`` (``None``: outside one)."""
-    return await db[COLLECTION].find_one({"_id": order_id}, session=session)
+    return await _orders(db).find_one({"_id": order_id}, session=session)
 
 
 async def get_order(
     db: MongoDatabase, *, user_id: str, order_id: ObjectId, session: AsyncClientSession | None = None
-) -> dict[str, Any] | None:
+) -> OrderDocument | None:
     """The stored order ``order_id`` of ``user_id`` (no join), or ``None``."""
-    return await db[COLLECTION].find_one({"_id": order_id, "userId": user_id}, session=session)
+    return await _orders(db).find_one({"_id": order_id, "userId": user_id}, session=session)
 
 
 async def set_status(
@@ -251,26 +252,28 @@ def _with_product_details(
     ]
 
 
-def _regroup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _regroup(rows: list[dict[str, Any]]) -> list[DetailedOrder]:
     """Orders from :func:`_with_product_details`'s rows (in order), each line with ``productDetails``.
 
     ``productDetails`` is ``{_id, name}`` of the product as stored now; a
     product that no longer exists falls back to the id and name captured at
     order time.
     """
-    orders: dict[Any, dict[str, Any]] = {}
+    orders: dict[Any, DetailedOrder] = {}
     for row in rows:
         order = orders.get(row["_id"])
         if order is None:
-            order = orders[row["_id"]] = {
+            # The aggregation's rows are plain dicts; these are the fields a DetailedOrder names.
+            fields: dict[str, Any] = {
                 key: row.get(key) for key in ("_id", "userId", "status", "total", "created_at", "updated_at")
             }
-            order["items"] = []
-        line = dict(row["items"])
+            fields["items"] = []
+            order = orders[row["_id"]] = cast(DetailedOrder, fields)
+        line: dict[str, Any] = dict(row["items"])
         joined = row.get("joined") or []
         product = joined[0] if joined else {"_id": line.get("productId"), "name": line.get("name")}
         line["productDetails"] = {"_id": product["_id"], "name": product.get("name")}
-        order["items"].append(line)
+        order["items"].append(cast(DetailedLine, line))
     return list(orders.values())
 
 
@@ -369,13 +372,13 @@ async def list_order_ids(db: MongoDatabase, *, query: dict[str, Any], window: Pa
     return ids
 
 
-async def _joined(db: MongoDatabase, match: dict[str, Any], window: PageWindow, limit: int) -> list[dict[str, Any]]:
+async def _joined(db: MongoDatabase, match: dict[str, Any], window: PageWindow, limit: int) -> list[DetailedOrder]:
     pipeline = _with_product_details(match, sort=keyset_sort(window), skip=0, limit=limit)
     cursor = await db[COLLECTION].aggregate(pipeline)
     return _regroup(await cursor.to_list(length=None))
 
 
-async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
+async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[DetailedOrder]:
     """Up to ``window.fetch`` orders matching ``query`` (see :func:`order_filter`), lines joined with products.
 
     A first page of a list that was under a page last time (or never seen by
@@ -394,7 +397,7 @@ async def list_orders(db: MongoDatabase, *, query: dict[str, Any], window: PageW
     return await _joined(db, {"_id": {"$in": ids}}, window, len(ids)) if ids else []
 
 
-async def get_order_with_details(db: MongoDatabase, *, user_id: str, order_id: ObjectId) -> dict[str, Any] | None:
+async def get_order_with_details(db: MongoDatabase, *, user_id: str, order_id: ObjectId) -> DetailedOrder | None:
     """The order ``order_id`` of ``user_id`` with each line's ``productDetails`` joined, or ``None``."""
     pipeline = _with_product_details({"_id": order_id, "userId": user_id}, sort={"_id": ASCENDING}, skip=0, limit=1)
     cursor = await db[COLLECTION].aggregate(pipeline)

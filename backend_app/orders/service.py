@@ -15,7 +15,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -32,6 +31,7 @@ from backend_app.idempotency import service as idempotency
 from backend_app.orders import faults, forwarding, holds_repository, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
 from backend_app.orders.batch_checks import DEFAULT_LIMITS, REFUSALS, Limits, OrderToPlace
+from backend_app.orders.documents import OrderDocument
 from backend_app.orders.exceptions import (
     InvalidStatusTransitionError,
     LineUnitsExceededError,
@@ -230,7 +230,7 @@ async def change_status(
 async def _leave_pending(
     db: MongoDatabase,
     *,
-    order: dict[str, Any],
+    order: OrderDocument,
     status: str,
     before_commit: Callable[[AsyncClientSession, str], Awaitable[None]] | None = None,
 ) -> bool:

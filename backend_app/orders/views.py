@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from backend_app.core.types import from_bson_money
 from backend_app.orders.schemas import OrderLinePublic, OrderPublic, ProductDetails, SizeTaken
 
 
-def to_public(doc: dict[str, Any]) -> OrderPublic:
+def to_public(doc: Mapping[str, Any]) -> OrderPublic:
     """Map an order joined by the repository's pipeline to its public form."""
     return OrderPublic(
         id=str(doc["_id"]),

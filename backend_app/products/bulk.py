@@ -22,6 +22,7 @@ from backend_app.core.errors import TransactionConflictError, ValidationIssue
 from backend_app.events import service as events
 from backend_app.products import repository, stock
 from backend_app.products.catalog_version import catalog_changed
+from backend_app.products.documents import ProductDocument
 from backend_app.products.exceptions import QuantityBelowAllocatedError
 from backend_app.products.schemas import BatchItemResult, BatchReport, ProductCreate
 from backend_app.products.service import product_audit_entry, to_public
@@ -133,10 +134,10 @@ async def _write_chunk(
         now = datetime.now(UTC)
         skus = list(dict.fromkeys(p.sku for _, p in chunk if p.sku is not None))
         held = await repository.find_holding_skus(db, skus=skus, session=session) if look_up else {}
-        current: dict[ObjectId, dict[str, Any]] = {}  # products this chunk writes, as they will stand
+        current: dict[ObjectId, ProductDocument] = {}  # products this chunk writes, as they will stand
         claimed: dict[str, ObjectId] = {}  # sku -> the product this chunk writes with it
-        inserts: list[dict[str, Any]] = []
-        replacements: dict[ObjectId, dict[str, Any]] = {}
+        inserts: list[ProductDocument] = []
+        replacements: dict[ObjectId, ProductDocument] = {}
         entries: list[dict[str, Any]] = []
         outcome: dict[int, BatchItemResult] = {}
         for index, product in chunk:
@@ -165,7 +166,7 @@ async def _write_chunk(
             elif target is not None or holder is not None:
                 outcome[index] = _refused(index, 409, SKU_TAKEN)
             else:
-                doc = {"_id": ObjectId(), **repository.new_product_document(product, now=now)}
+                doc: ProductDocument = {"_id": ObjectId(), **repository.new_product_document(product, now=now)}
                 if sku is not None:
                     claimed[sku] = doc["_id"]
                 current[doc["_id"]] = doc

@@ -11,13 +11,14 @@ returns.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 from bson import ObjectId
 
 from backend_app.core.db import MongoDatabase
 
-PRICE_KEY = "price_cents"
+PRICE_KEY: Final = "price_cents"
 CATALOG_META_COLLECTION = "catalog_meta"
 CATALOG_META_ID = "catalog"
 #: Version token of a catalog that has never been written through the API.
@@ -64,7 +65,7 @@ async def bump_catalog_version(db: MongoDatabase) -> None:
 EXTENT_KEYS = ("_id", "created_at")
 
 
-async def record_extent(db: MongoDatabase, documents: list[dict[str, Any]]) -> None:
+async def record_extent(db: MongoDatabase, documents: Sequence[Mapping[str, Any]]) -> None:
     """Widen the recorded extent of ``_id`` and ``created_at`` to cover ``documents`` (one ``$min``/``$max``).
 
     Called by every insert path after its write. The extent only steers

@@ -1,42 +1,37 @@
 """MongoDB access for the ``products`` collection: the only place that builds its filters.
 
-Document shape::
-
-    {_id: ObjectId, name: str, price: Decimal128, price_cents: int64, sku: str | null,
-     description, category, rating,
-     sizes: [{size: str, quantity: int, allocated: int, available: int}],
-     created_at, updated_at, deleted_at: datetime | null}
-
-Per size, ``quantity`` is on hand, ``allocated`` held by pending orders and
-``available = quantity − allocated`` (``products.stock`` keeps them; only
-``products.stock_repository`` changes ``allocated``).
-
-``deleted_at`` is the soft-delete marker (docs/contract.md §4); live products have ``null``.
-``price`` is the exact amount every reader uses (``core.types.from_bson_money``);
-``price_cents`` is the same amount in integer minor units, kept beside it by every
-write path here (and backfilled at start-up) only to filter and sort by price:
-the embedded server sorts int64 about 12x faster than ``Decimal128``
-(docs/architecture.md (Catalog at scale)). ``sku`` is unique when present (partial unique index).
+Stored documents are :class:`~backend_app.products.documents.ProductDocument`
+(what each size's numbers, ``price_cents`` and ``deleted_at`` mean is told there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, cast
 
 from bson import Int64, ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.key_windows import CREATED_AT_AXIS, ID_AXIS, KeyAxis, WindowReader
 from backend_app.core.keyset import keyset_sort, read_window
-from backend_app.core.pagination import PageWindow
+from backend_app.core.pagination import PageWindow, Row
 from backend_app.core.types import CENT, to_decimal128
 from backend_app.products import catalog_meta
 from backend_app.products.catalog_meta import record_extent
+from backend_app.products.documents import (
+    NewProductDocument,
+    OrderableProduct,
+    ProductContent,
+    ProductDocument,
+    ProductListRow,
+    StoredSize,
+)
 from backend_app.products.schemas import ProductCreate, ProductUpdate, SizeStock
 
 COLLECTION = "products"
@@ -45,7 +40,7 @@ COLLECTION = "products"
 #: ``created_at`` is read for the cursors of ``sort=created_at``.
 LIST_PROJECTION = {"name": 1, "price": 1, "price_cents": 1, "category": 1, "created_at": 1}
 #: The stored field ``sort=price`` and the price filters use (integer cents).
-PRICE_KEY = catalog_meta.PRICE_KEY
+PRICE_KEY: Final = catalog_meta.PRICE_KEY
 
 
 def to_cents(amount: Decimal) -> Int64:
@@ -102,21 +97,27 @@ class ProductFilter:
         return asdict(self)
 
 
-def _collection(db: MongoDatabase):
-    return db[COLLECTION]
+def _collection(db: MongoDatabase) -> AsyncCollection[ProductDocument]:
+    """The ``products`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[ProductDocument]", db[COLLECTION])
 
 
-def stored_size(size: str, *, quantity: int, allocated: int = 0) -> dict[str, Any]:
+def _projected(db: MongoDatabase, row: type[Row]) -> AsyncCollection[Row]:
+    """The ``products`` collection as read with a projection, its documents typed as ``row``."""
+    return cast("AsyncCollection[Row]", db[COLLECTION])
+
+
+def stored_size(size: str, *, quantity: int, allocated: int = 0) -> StoredSize:
     """A size as stored: ``{size, quantity, allocated, available}`` (``available = quantity − allocated``)."""
     return {"size": size, "quantity": quantity, "allocated": allocated, "available": quantity - allocated}
 
 
-def _new_sizes(sizes: list[SizeStock]) -> list[dict[str, Any]]:
+def _new_sizes(sizes: list[SizeStock]) -> list[StoredSize]:
     """The stored sizes of a product no order has allocated from yet."""
     return [stored_size(s.size, quantity=s.quantity) for s in sizes]
 
 
-def _content(product: ProductCreate, *, sizes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _content(product: ProductCreate, *, sizes: list[StoredSize] | None = None) -> ProductContent:
     """The stored content fields of ``product``; ``sizes`` are the stored sizes (default: nothing allocated)."""
     return {
         "name": product.name,
@@ -130,8 +131,8 @@ def _content(product: ProductCreate, *, sizes: list[dict[str, Any]] | None = Non
     }
 
 
-def new_product_document(product: ProductCreate, *, now: datetime) -> dict[str, Any]:
-    """The document a new live ``product`` is stored as (see the module docstring), created at ``now``."""
+def new_product_document(product: ProductCreate, *, now: datetime) -> NewProductDocument:
+    """The document a new live ``product`` is stored as, created at ``now`` (``_id`` not set yet)."""
     return {**_content(product), "created_at": now, "updated_at": now, "deleted_at": None}
 
 
@@ -144,7 +145,8 @@ async def insert_product(
     it only steers list speed, and keeping it out of the transaction keeps
     concurrent product creations from conflicting on the one meta document.
     """
-    document = new_product_document(product, now=datetime.now(UTC))
+    # The ``_id`` the driver would assign, set here so the document is whole from the start.
+    document: ProductDocument = {"_id": ObjectId(), **new_product_document(product, now=datetime.now(UTC))}
     result = await _collection(db).insert_one(document, session=session)
     await record_extent(db, [document])
     return result.inserted_id
@@ -155,9 +157,9 @@ async def replace_product(
     *,
     product_id: ObjectId,
     product: ProductCreate,
-    sizes: list[dict[str, Any]],
+    sizes: list[StoredSize],
     session: AsyncClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> ProductDocument | None:
     """Replace every editable field of a live product (``PUT``) with stored ``sizes``; the new document or ``None``.
 
     ``created_at`` and the soft-delete marker are kept.
@@ -175,9 +177,9 @@ async def update_product(
     *,
     product_id: ObjectId,
     changes: ProductUpdate,
-    sizes: list[dict[str, Any]] | None = None,
+    sizes: list[StoredSize] | None = None,
     session: AsyncClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> ProductDocument | None:
     """Set the fields given in ``changes`` on a live product (``PATCH``); returns the new document or ``None``.
 
     ``sizes``: the stored sizes to write when ``changes`` sends ``sizes``.
@@ -210,9 +212,9 @@ async def set_size_quantity(
     db: MongoDatabase,
     *,
     product_id: ObjectId,
-    size: dict[str, Any],
+    size: StoredSize,
     session: AsyncClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> ProductDocument | None:
     """Store ``size`` (a stored size) over the existing size of that name of a live product; the new document or ``None``.
 
     ``None`` when the product is not live or has no such size. The size is
@@ -265,7 +267,7 @@ async def key_extent(db: MongoDatabase, field: str) -> tuple[int, int] | None:
     return axis.coord(recorded[0]), axis.coord(recorded[1]) + 1
 
 
-async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: PageWindow) -> list[dict[str, Any]]:
+async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: PageWindow) -> list[ProductListRow]:
     """Up to ``window.fetch`` live products matching ``filters``, in the window's order and position.
 
     Each keyset stage whose condition on the sort key is a range (or absent) is
@@ -275,13 +277,13 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
     (a cursor's ties) is one ``find``. The caller bounds the whole read with a
     deadline (``core.db.query_deadline``).
     """
-    coll = _collection(db)
+    coll = _projected(db, ProductListRow)
     sort = list(keyset_sort(window).items())
     axis = AXES[window.sort.field]
     extent = await key_extent(db, axis.field)
     windows = WindowReader(axis, window.scan_direction, extent, skip=window.skip)
 
-    async def read(stage: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    async def read(stage: dict[str, Any], limit: int) -> list[ProductListRow]:
         return await windows.read(
             stage,
             limit,
@@ -293,7 +295,7 @@ async def list_products(db: MongoDatabase, *, filters: ProductFilter, window: Pa
 
 async def find_holding_skus(
     db: MongoDatabase, *, skus: list[str], session: AsyncClientSession | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ProductDocument]:
     """``{sku: product}`` of every product, live or soft-deleted, holding one of ``skus`` (index ``sku_unique``).
 
     A soft-deleted product keeps its ``sku`` (the unique index covers it), so
@@ -310,7 +312,7 @@ async def find_holding_skus(
 
 
 async def insert_product_documents(
-    db: MongoDatabase, *, documents: list[dict[str, Any]], session: AsyncClientSession
+    db: MongoDatabase, *, documents: list[ProductDocument], session: AsyncClientSession
 ) -> None:
     """Insert new product documents (``_id`` set by the caller) in ``session``'s transaction: one ``insert_many``.
 
@@ -327,8 +329,8 @@ async def insert_product_documents(
 
 
 def replaced_document(
-    current: dict[str, Any], product: ProductCreate, *, sizes: list[dict[str, Any]], now: datetime
-) -> dict[str, Any]:
+    current: ProductDocument, product: ProductCreate, *, sizes: list[StoredSize], now: datetime
+) -> ProductDocument:
     """``current`` with every content field replaced by ``product``'s and stored ``sizes`` (``created_at`` kept)."""
     return {**current, **_content(product, sizes=sizes), "updated_at": now}
 
@@ -337,7 +339,7 @@ def replaced_document(
 CONTENT_FIELDS = ("name", "price", PRICE_KEY, "sku", "description", "category", "rating", "sizes")
 
 
-def same_content(current: dict[str, Any], replacement: dict[str, Any]) -> bool:
+def same_content(current: Mapping[str, Any], replacement: Mapping[str, Any]) -> bool:
     """Whether ``replacement`` (see :func:`replaced_document`) would store exactly what ``current`` holds.
 
     Compared field by field as stored (``price_cents`` and each size's
@@ -347,19 +349,20 @@ def same_content(current: dict[str, Any], replacement: dict[str, Any]) -> bool:
 
 
 async def replace_live_contents(
-    db: MongoDatabase, *, replacements: list[dict[str, Any]], now: datetime, session: AsyncClientSession
+    db: MongoDatabase, *, replacements: list[ProductDocument], now: datetime, session: AsyncClientSession
 ) -> None:
     """Store the content fields of ``replacements`` (whole documents, see :func:`replaced_document`) over the
     live products of their ``_id`` s, in input order (one ordered ``bulk_write``), in ``session``."""
     if not replacements:
         return
+    contents: list[Mapping[str, Any]] = list(replacements)  # read by field name: a loop over CONTENT_FIELDS
     await _collection(db).bulk_write(
         [
             UpdateOne(
-                {"_id": doc["_id"], "deleted_at": None},
-                {"$set": {**{k: doc[k] for k in CONTENT_FIELDS}, "updated_at": now}},
+                {"_id": content["_id"], "deleted_at": None},
+                {"$set": {**{k: content[k] for k in CONTENT_FIELDS}, "updated_at": now}},
             )
-            for doc in replacements
+            for content in contents
         ],
         ordered=True,
         session=session,
@@ -368,16 +371,16 @@ async def replace_live_contents(
 
 async def get_live_product(
     db: MongoDatabase, *, product_id: ObjectId, session: AsyncClientSession | None = None
-) -> dict[str, Any] | None:
+) -> ProductDocument | None:
     """The live (not soft-deleted) product with ``product_id`` (read inside ``session`` if given), or ``None``."""
     return await _collection(db).find_one({"_id": product_id, "deleted_at": None}, session=session)
 
 
 async def find_live_by_ids(
     db: MongoDatabase, *, product_ids: list[ObjectId], session: AsyncClientSession | None = None
-) -> dict[ObjectId, dict[str, Any]]:
+) -> dict[ObjectId, OrderableProduct]:
     """Live products among ``product_ids``, keyed by ``_id`` (read inside ``session`` if given)."""
-    cursor = _collection(db).find(
+    cursor = _projected(db, OrderableProduct).find(
         {"_id": {"$in": product_ids}, "deleted_at": None},
         {"name": 1, "price": 1, "sizes": 1},
         session=session,

@@ -34,6 +34,7 @@ from backend_app.core.types import from_bson_money, oid
 from backend_app.events import service as events
 from backend_app.products import repository, stock
 from backend_app.products.catalog_version import catalog_changed
+from backend_app.products.documents import ProductDocument, ProductListRow
 from backend_app.products.exceptions import (
     InvalidNamePatternError,
     ProductNotFoundError,
@@ -86,7 +87,7 @@ def validate_name_pattern(pattern: str) -> str:
         raise InvalidNamePatternError(f"name: {exc}") from None
 
 
-def to_list_item(doc: dict[str, Any]) -> ProductListItem:
+def to_list_item(doc: ProductListRow) -> ProductListItem:
     """Map a stored product to a list record (no sizes)."""
     return ProductListItem(
         id=str(doc["_id"]),
@@ -96,7 +97,7 @@ def to_list_item(doc: dict[str, Any]) -> ProductListItem:
     )
 
 
-def to_public(doc: dict[str, Any]) -> ProductPublic:
+def to_public(doc: Mapping[str, Any]) -> ProductPublic:
     """Map a stored product to its full public form; ``stock`` = Σ ``available`` of its sizes."""
     sizes = stock.public_sizes(doc.get("sizes", []))
     return ProductPublic(
@@ -136,7 +137,7 @@ def _is_sku_conflict(exc: DuplicateKeyError) -> bool:
     return "sku" in key_pattern or "sku_unique" in str(details.get("errmsg", exc))
 
 
-def _found(doc: dict[str, Any] | None, product_id: str) -> ProductPublic:
+def _found(doc: ProductDocument | None, product_id: str) -> ProductPublic:
     """``doc`` in its public form; ``None`` (not live) → :class:`ProductNotFoundError` (404)."""
     if doc is None:
         raise ProductNotFoundError(product_id)
@@ -150,8 +151,8 @@ async def _audit(
     actor: str,
     action: str,
     product_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    before: ProductDocument | None,
+    after: ProductDocument | None,
 ) -> None:
     """Record a catalog write in the audit trail, in its transaction (public forms; changed fields only)."""
     entry = product_audit_entry(actor, action, product_id, before, after)
@@ -160,7 +161,7 @@ async def _audit(
 
 
 def product_audit_entry(
-    actor: str, action: str, product_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    actor: str, action: str, product_id: str, before: ProductDocument | None, after: ProductDocument | None
 ) -> dict[str, Any]:
     """The audit entry of one catalog write: the product's public forms, only the changed fields when both exist."""
     old = to_public(before).model_dump(mode="json") if before is not None else None
@@ -201,8 +202,8 @@ async def _change_live_product(
     product_id: str,
     actor: str,
     action: str,
-    change: Callable[[AsyncClientSession, dict[str, Any]], Awaitable[dict[str, Any] | None]],
-) -> dict[str, Any]:
+    change: Callable[[AsyncClientSession, ProductDocument], Awaitable[ProductDocument | None]],
+) -> ProductDocument:
     """Read a live product, apply ``change(session, before)`` and record both states, in one transaction.
 
     Reading the product inside the transaction makes a concurrent order's
@@ -216,7 +217,7 @@ async def _change_live_product(
         ProductNotFoundError: unknown or soft-deleted (404); nothing is written or recorded.
     """
 
-    async def work(session: AsyncClientSession) -> dict[str, Any]:
+    async def work(session: AsyncClientSession) -> ProductDocument:
         before = await repository.get_live_product(db, product_id=oid(product_id), session=session)
         after = await change(session, before) if before is not None else None
         if before is None or after is None:
@@ -246,7 +247,7 @@ async def replace_product(
         QuantityBelowAllocatedError: a size would hold less than its pending orders (409).
     """
 
-    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any] | None:
+    async def change(session: AsyncClientSession, before: ProductDocument) -> ProductDocument | None:
         sizes = stock.stored_sizes(product.sizes, current=before["sizes"], basis=basis, product_id=product_id)
         return await repository.replace_product(
             db, product_id=oid(product_id), product=product, sizes=sizes, session=session
@@ -278,7 +279,7 @@ async def update_product(
         QuantityBelowAllocatedError: a size would hold less than its pending orders (409).
     """
 
-    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any] | None:
+    async def change(session: AsyncClientSession, before: ProductDocument) -> ProductDocument | None:
         sizes = None
         if changes.sizes is not None:
             sizes = stock.stored_sizes(changes.sizes, current=before["sizes"], basis=basis, product_id=product_id)
@@ -331,7 +332,7 @@ async def set_quantity(
         QuantityBelowAllocatedError: the size would hold less than its pending orders (409).
     """
 
-    async def change(session: AsyncClientSession, before: dict[str, Any]) -> dict[str, Any]:
+    async def change(session: AsyncClientSession, before: ProductDocument) -> ProductDocument:
         current = [s for s in before["sizes"] if s["size"] == size.size]
         if not current:
             raise SizeNotFoundError(product_id, size.size)

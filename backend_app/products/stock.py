@@ -30,6 +30,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.core.db import MongoDatabase
 from backend_app.products import repository, stock_repository
+from backend_app.products.documents import OrderableProduct, StoredSize
 from backend_app.products.exceptions import QuantityBelowAllocatedError
 from backend_app.products.repository import stored_size
 from backend_app.products.schemas import SizePublic, SizeStock
@@ -54,7 +55,7 @@ def stored_sizes(
     current: Iterable[Mapping[str, Any]] = (),
     basis: StockBasis = StockBasis.ON_HAND,
     product_id: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StoredSize]:
     """The stored sizes of an admin write of ``sizes``, keeping what pending orders hold of ``current``.
 
     Args:
@@ -73,7 +74,7 @@ def stored_sizes(
     """
     held = {s["size"]: int(s.get("allocated", 0)) for s in current}
     conflicts: list[dict[str, Any]] = []
-    result: list[dict[str, Any]] = []
+    result: list[StoredSize] = []
     for entry in sizes:
         allocated = held.pop(entry.size, 0)
         quantity = entry.quantity + allocated if basis is StockBasis.AVAILABLE else entry.quantity
@@ -163,6 +164,6 @@ async def convert_legacy_stock(db: MongoDatabase, *, allocated: Mapping[tuple[Ob
 
 async def find_orderable(
     db: MongoDatabase, *, product_ids: list[ObjectId], session: AsyncClientSession
-) -> dict[ObjectId, dict[str, Any]]:
+) -> dict[ObjectId, OrderableProduct]:
     """``{_id: {name, price, sizes}}`` of the live products among ``product_ids``, read in ``session``."""
     return await repository.find_live_by_ids(db, product_ids=product_ids, session=session)

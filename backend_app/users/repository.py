@@ -1,16 +1,8 @@
 """MongoDB access for the ``users`` collection.
 
-Document shape::
-
-    {_id: ObjectId, username: str (unique), username_key: str (``username.casefold()``, unique),
-     email: str (unique, lower-case), password_hash: str, full_name: str | null,
-     role: "user" | "admin", is_active: bool, session_epoch: int (absent = 0),
-     created_at: datetime, updated_at: datetime}
-
-``username_key`` makes usernames unique regardless of case (``Admin`` after
-``admin`` is a duplicate). ``session_epoch`` is bumped in the same
-write as a password, role or deactivation change: every login session recorded
-at an older epoch stops working at once (``auth.repository``).
+Stored documents are :class:`~backend_app.users.documents.UserDocument` (which
+fields are unique, and what ``username_key`` and ``session_epoch`` mean, is
+told there).
 """
 
 from __future__ import annotations
@@ -18,15 +10,19 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.keyset import find_window
 from backend_app.core.pagination import PageWindow
+from backend_app.users.documents import PublicUserDocument, UserDocument
+from backend_app.users.schemas import Role
 
 COLLECTION = "users"
 
@@ -34,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 #: Every stored field but the password hash, for reads that only show users.
 PUBLIC_PROJECTION = {"password_hash": 0}
+
+
+def _users(db: MongoDatabase) -> AsyncCollection[UserDocument]:
+    """The ``users`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[UserDocument]", db[COLLECTION])
+
+
+def _public_users(db: MongoDatabase) -> AsyncCollection[PublicUserDocument]:
+    """The ``users`` collection as read with :data:`PUBLIC_PROJECTION` (no password hash)."""
+    return cast("AsyncCollection[PublicUserDocument]", db[COLLECTION])
 
 
 def username_key(username: str) -> str:
@@ -98,16 +104,17 @@ async def insert_user(
     email: str,
     password_hash: str,
     full_name: str | None,
-    role: str,
+    role: Role,
     session: AsyncClientSession | None = None,
-) -> dict[str, Any]:
+) -> UserDocument:
     """Insert a user (inside ``session``'s transaction if given) and return the stored document.
 
     Raises:
         pymongo.errors.DuplicateKeyError: the username or email is taken.
     """
     now = datetime.now(UTC)
-    doc: dict[str, Any] = {
+    doc: UserDocument = {
+        "_id": ObjectId(),  # what the driver would assign, set here so the document is whole from the start
         "username": username,
         "username_key": username_key(username),
         "email": email.lower(),
@@ -119,21 +126,20 @@ async def insert_user(
         "created_at": now,
         "updated_at": now,
     }
-    result = await db[COLLECTION].insert_one(doc, session=session)
-    doc["_id"] = result.inserted_id
+    await _users(db).insert_one(doc, session=session)
     return doc
 
 
 async def get_by_username(
     db: MongoDatabase, *, username: str, session: AsyncClientSession | None = None
-) -> dict[str, Any] | None:
+) -> UserDocument | None:
     """The user ``username`` (read inside ``session`` if given), or ``None``."""
-    return await db[COLLECTION].find_one({"username": username}, session=session)
+    return await _users(db).find_one({"username": username}, session=session)
 
 
-async def get_by_email(db: MongoDatabase, *, email: str) -> dict[str, Any] | None:
+async def get_by_email(db: MongoDatabase, *, email: str) -> UserDocument | None:
     """The user with ``email`` (compared lower-case), or ``None``."""
-    return await db[COLLECTION].find_one({"email": email.lower()})
+    return await _users(db).find_one({"email": email.lower()})
 
 
 def user_filter(*, username_prefix: str | None = None, email_prefix: str | None = None) -> dict[str, Any]:
@@ -150,20 +156,20 @@ def user_filter(*, username_prefix: str | None = None, email_prefix: str | None 
     return query
 
 
-async def list_users(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[dict[str, Any]]:
+async def list_users(db: MongoDatabase, *, query: dict[str, Any], window: PageWindow) -> list[PublicUserDocument]:
     """The rows of ``window`` (offset or keyset page, ``_id`` order) among users matching ``query``."""
-    return await find_window(db[COLLECTION], query, window, projection=PUBLIC_PROJECTION)
+    return await find_window(_public_users(db), query, window, projection=PUBLIC_PROJECTION)
 
 
 async def update_user(
     db: MongoDatabase,
     *,
     username: str,
-    role: str | None = None,
+    role: Role | None = None,
     is_active: bool | None = None,
     end_sessions: bool = False,
     session: AsyncClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> PublicUserDocument | None:
     """Set ``role`` and/or ``is_active`` of ``username`` (inside ``session`` if given); the updated user or ``None``.
 
     ``end_sessions``: also bump ``session_epoch`` in the same write, so every
@@ -177,7 +183,7 @@ async def update_user(
     update: dict[str, Any] = {"$set": changes}
     if end_sessions:
         update["$inc"] = {"session_epoch": 1}
-    return await db[COLLECTION].find_one_and_update(
+    return await _public_users(db).find_one_and_update(
         {"username": username},
         update,
         projection=PUBLIC_PROJECTION,
@@ -194,7 +200,7 @@ async def set_password(
     make_active_admin: bool = False,
     expected_hash: str | None = None,
     session: AsyncClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> PublicUserDocument | None:
     """Store a new ``password_hash`` for ``username`` and end every session of it, in one write (in ``session`` if given).
 
     ``expected_hash``: write only if the stored hash is still this one (the
@@ -214,7 +220,7 @@ async def set_password(
     query: dict[str, Any] = {"username": username}
     if expected_hash is not None:
         query["password_hash"] = expected_hash
-    return await db[COLLECTION].find_one_and_update(
+    return await _public_users(db).find_one_and_update(
         query,
         {"$set": changes, "$inc": {"session_epoch": 1}},
         projection=PUBLIC_PROJECTION,

@@ -15,6 +15,7 @@ from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
 from backend_app.core.security import hash_password
 from backend_app.users import repository
+from backend_app.users.documents import PublicUserDocument, UserDocument
 from backend_app.users.exceptions import (
     AccountExistsError,
     SelfLockoutError,
@@ -58,7 +59,7 @@ async def create_user(
     """
     password_hash = await hash_password(user.password)
 
-    async def work(session: AsyncClientSession | None) -> dict[str, Any]:
+    async def work(session: AsyncClientSession | None) -> UserDocument:
         doc = await repository.insert_user(
             db,
             username=user.username,
@@ -114,7 +115,7 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
     ):
         raise SelfLockoutError()
 
-    async def work(session: AsyncClientSession) -> dict[str, Any]:
+    async def work(session: AsyncClientSession) -> PublicUserDocument:
         before = await repository.get_by_username(db, username=username, session=session)
         if before is None:
             raise UserNotFoundError(username)
@@ -136,7 +137,7 @@ async def update_user(db: MongoDatabase, *, username: str, changes: UserUpdate, 
     return UserPublic.model_validate(await run_in_transaction(db.client, work))
 
 
-def _audited_fields(doc: dict[str, Any]) -> dict[str, Any]:
+def _audited_fields(doc: PublicUserDocument) -> dict[str, Any]:
     """What the audit trail records of a user: ``role`` and ``is_active`` (never the password hash)."""
     return {"role": doc["role"], "is_active": doc["is_active"]}
 
@@ -146,8 +147,8 @@ async def _audit_user_change(
     *,
     actor: str,
     action: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: PublicUserDocument | None,
+    after: PublicUserDocument,
     session: AsyncClientSession | None,
 ) -> None:
     """Record ``action`` on the user ``after`` inside ``session``'s transaction.
@@ -175,7 +176,7 @@ async def _audit_user_change(
 # --- Session revocation on account changes ---------------------------------------
 
 
-def ends_sessions(current: dict[str, Any], changes: UserUpdate) -> bool:
+def ends_sessions(current: PublicUserDocument, changes: UserUpdate) -> bool:
     """Whether ``changes`` to the stored user ``current`` end its login sessions.
 
     A deactivation or a reactivation, or a role different from the current
@@ -250,7 +251,7 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
         raise AccountExistsError(user.username)
     password_hash = await hash_password(user.password)
 
-    async def promote(session: AsyncClientSession) -> dict[str, Any]:
+    async def promote(session: AsyncClientSession) -> PublicUserDocument:
         before = await repository.get_by_username(db, username=user.username, session=session)
         doc = await repository.set_password(
             db, username=user.username, password_hash=password_hash, make_active_admin=True, session=session
@@ -270,7 +271,7 @@ async def ensure_admin(db: MongoDatabase, *, user: UserCreate, promote_existing:
 
 async def find_account(
     db: MongoDatabase, *, username: str | None = None, email: str | None = None
-) -> dict[str, Any] | None:
+) -> UserDocument | None:
     """The stored user (with its password hash and session epoch) by ``username``, else by ``email``; ``None`` if unknown."""
     if username is not None:
         return await repository.get_by_username(db, username=username)
@@ -281,7 +282,7 @@ async def find_account(
 
 async def set_password(
     db: MongoDatabase, *, username: str, password_hash: str, expected_hash: str | None = None
-) -> dict[str, Any] | None:
+) -> PublicUserDocument | None:
     """Store ``password_hash`` for ``username`` and end its sessions (``users.repository.set_password``).
 
     With ``expected_hash``, only while the stored hash is still that one (of two concurrent changes,

@@ -45,6 +45,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,7 +56,9 @@ from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase
 from backend_app.events import entities
 from backend_app.events import service as events
+from backend_app.events.documents import EventDocument, FeedEvent
 from backend_app.webhooks import outcomes, repository, sender, signing, urlguard
+from backend_app.webhooks.documents import EndpointDocument
 from backend_app.webhooks.repository import NO_LEASE
 from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
@@ -74,9 +77,10 @@ BACKLOG_FACTOR = 8
 class _Held:
     """A delivery this process holds the lease of, with what sending it needs."""
 
-    delivery: dict[str, Any]
-    event: dict[str, Any] | None
-    endpoint: dict[str, Any] | None
+    #: The claimed delivery, or for a first attempt the fields it will be created with.
+    delivery: Mapping[str, Any]
+    event: FeedEvent | None
+    endpoint: EndpointDocument | None
     token: str
     lease_until: datetime
     #: A first attempt: the delivery is created by its outcome, under the event's outbox lease.
@@ -113,9 +117,9 @@ class Dispatcher:
         #: This process's outbox lease token (``events.service.consume_locally``).
         self.token = uuid.uuid4().hex
         #: Events recorded here and committed, not fanned out yet.
-        self._fresh: collections.deque[dict[str, Any]] = collections.deque()
+        self._fresh: collections.deque[EventDocument] = collections.deque()
 
-    def _take(self, recorded: list[dict[str, Any]]) -> None:
+    def _take(self, recorded: list[EventDocument]) -> None:
         """Receive events this process just committed (called on the event loop, right after the commit)."""
         self._fresh.extend(recorded)
         self._wake.set()
@@ -236,11 +240,11 @@ class Dispatcher:
         subscribed by no endpoint leave the outbox at once (one update).
         """
         room = self._room()
-        fresh: list[dict[str, Any]] = []
+        fresh: list[EventDocument] = []
         while self._fresh and len(fresh) < room:
             fresh.append(self._fresh.popleft())
         room -= len(fresh)
-        claimed: list[dict[str, Any]] = []
+        claimed: list[EventDocument] = []
         if claim and room > 0:
             now = datetime.now(UTC)
             claimed = await events.claim_outbox(

@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from backend_app.audit import service as audit
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.webhooks import repository
+from backend_app.webhooks.documents import AttemptRecord
 from backend_app.webhooks.schemas import ALL_EVENTS
 from backend_app.webhooks.sender import AttemptResult
 
@@ -87,7 +88,7 @@ def decide(
     return decision
 
 
-def attempt_record(result: AttemptResult, *, started: datetime, next_attempt_at: datetime | None) -> dict[str, Any]:
+def attempt_record(result: AttemptResult, *, started: datetime, next_attempt_at: datetime | None) -> AttemptRecord:
     """The attempt as a delivery keeps it (``GET /webhooks/endpoints/{id}/deliveries`` shows it)."""
     return {
         "at": started,

@@ -1,38 +1,34 @@
 """MongoDB access for ``webhook_endpoints`` and ``webhook_deliveries``: the only place building their filters.
 
-Document shapes::
-
-    webhook_endpoints:  {_id, url, events: [type | "*"], description, status: "enabled" | "failing" | "disabled",
-                         disabled_reason, signing_keys: [{secret, created_at, expires_at | null}],
-                         created_at, updated_at}
-    webhook_deliveries: {_id, endpoint_id, event_id, event_type, event_created_at,
-                         status: "pending" | "delivered" | "failed", next_attempt_at, schedule_step,
-                         lease_until, lease_token, attempts: [{at, status_code, error, duration_ms,
-                         response, next_attempt_at}], created_at, updated_at, delivered_at}
-
-A delivery is created by its first attempt's outcome (the event's outbox
-lease covered the attempt); later attempts (retries, replays) are sent under
-the delivery's own lease. A delivery is *claimed* by setting ``lease_until`` in the future with a fresh
-``lease_token`` (one conditional ``update_many``: a document whose lease is
-live does not match, so two processes never hold one delivery); its outcome is
-written only under that token. ``lease_until`` is the epoch when nobody holds it.
-``signing_keys`` is read only by the dispatcher (:func:`endpoints_for_dispatch`);
-every other read leaves it out.
+Stored documents are :class:`~backend_app.webhooks.documents.EndpointDocument`
+and :class:`~backend_app.webhooks.documents.DeliveryDocument` (how deliveries
+are created and leased is told there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.keyset import find_window
-from backend_app.core.pagination import PageWindow
+from backend_app.core.pagination import PageWindow, Row
+from backend_app.events.documents import EventTimes
+from backend_app.webhooks.documents import (
+    AttemptRecord,
+    ClaimedDelivery,
+    DeliveryDocument,
+    EndpointDocument,
+    PublicEndpoint,
+    SigningKey,
+)
 
 ENDPOINTS = "webhook_endpoints"
 DELIVERIES = "webhook_deliveries"
@@ -43,6 +39,17 @@ MAX_ATTEMPTS_KEPT = 50
 DUPLICATE_KEY = 11000
 #: Never returned outside the dispatcher.
 NO_SECRETS = {"signing_keys": 0}
+
+
+def _endpoints(db: MongoDatabase, row: type[Row]) -> AsyncCollection[Row]:
+    """``webhook_endpoints``, its documents typed as ``row`` (:class:`EndpointDocument`, or :class:`PublicEndpoint`
+    when read with :data:`NO_SECRETS`)."""
+    return cast("AsyncCollection[Row]", db[ENDPOINTS])
+
+
+def _deliveries(db: MongoDatabase, row: type[Row]) -> AsyncCollection[Row]:
+    """``webhook_deliveries``, its documents typed as ``row`` (:class:`DeliveryDocument`, or what a read projects)."""
+    return cast("AsyncCollection[Row]", db[DELIVERIES])
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -69,21 +76,21 @@ async def ensure_indexes(db: MongoDatabase) -> None:
 # --------------------------------------------------------------------------- endpoints
 
 
-async def insert_endpoint(db: MongoDatabase, *, endpoint: dict[str, Any], session: AsyncClientSession) -> None:
+async def insert_endpoint(db: MongoDatabase, *, endpoint: EndpointDocument, session: AsyncClientSession) -> None:
     """Insert a new endpoint document (carrying its ``_id``)."""
-    await db[ENDPOINTS].insert_one(endpoint, session=session)
+    await _endpoints(db, EndpointDocument).insert_one(endpoint, session=session)
 
 
 async def get_endpoint(
     db: MongoDatabase, *, endpoint_id: ObjectId, session: AsyncClientSession | None = None
-) -> dict[str, Any] | None:
+) -> PublicEndpoint | None:
     """One endpoint without its signing keys, or ``None``."""
-    return await db[ENDPOINTS].find_one({"_id": endpoint_id}, NO_SECRETS, session=session)
+    return await _endpoints(db, PublicEndpoint).find_one({"_id": endpoint_id}, NO_SECRETS, session=session)
 
 
-async def list_endpoints(db: MongoDatabase, *, window: PageWindow) -> list[dict[str, Any]]:
+async def list_endpoints(db: MongoDatabase, *, window: PageWindow) -> list[PublicEndpoint]:
     """Up to ``window.fetch`` endpoints in ``_id`` order at the window's position, without signing keys."""
-    return await find_window(db[ENDPOINTS], {}, window, projection=NO_SECRETS)
+    return await find_window(_endpoints(db, PublicEndpoint), {}, window, projection=NO_SECRETS)
 
 
 async def update_endpoint(
@@ -93,7 +100,7 @@ async def update_endpoint(
     changes: dict[str, Any],
     session: AsyncClientSession,
     only_if_status: list[str] | None = None,
-) -> dict[str, Any] | None:
+) -> PublicEndpoint | None:
     """Set ``changes`` on an endpoint (optionally only while its status is one of ``only_if_status``).
 
     Returns the endpoint after the change (no signing keys), or ``None`` when nothing matched.
@@ -101,24 +108,24 @@ async def update_endpoint(
     query: dict[str, Any] = {"_id": endpoint_id}
     if only_if_status is not None:
         query["status"] = {"$in": only_if_status}
-    return await db[ENDPOINTS].find_one_and_update(
+    return await _endpoints(db, PublicEndpoint).find_one_and_update(
         query, {"$set": changes}, projection=NO_SECRETS, return_document=ReturnDocument.AFTER, session=session
     )
 
 
 async def signing_keys(
     db: MongoDatabase, *, endpoint_id: ObjectId, session: AsyncClientSession
-) -> list[dict[str, Any]] | None:
+) -> list[SigningKey] | None:
     """An endpoint's signing keys (for a rotation), or ``None`` when it does not exist."""
-    doc = await db[ENDPOINTS].find_one({"_id": endpoint_id}, {"signing_keys": 1}, session=session)
+    doc = await _endpoints(db, EndpointDocument).find_one({"_id": endpoint_id}, {"signing_keys": 1}, session=session)
     return None if doc is None else list(doc.get("signing_keys", []))
 
 
 async def set_signing_keys(
-    db: MongoDatabase, *, endpoint_id: ObjectId, keys: list[dict[str, Any]], now: datetime, session: AsyncClientSession
-) -> dict[str, Any] | None:
+    db: MongoDatabase, *, endpoint_id: ObjectId, keys: list[SigningKey], now: datetime, session: AsyncClientSession
+) -> PublicEndpoint | None:
     """Replace an endpoint's signing keys; returns the endpoint (no keys) or ``None``."""
-    return await db[ENDPOINTS].find_one_and_update(
+    return await _endpoints(db, PublicEndpoint).find_one_and_update(
         {"_id": endpoint_id},
         {"$set": {"signing_keys": keys, "updated_at": now}},
         projection=NO_SECRETS,
@@ -135,22 +142,34 @@ async def delete_endpoint(db: MongoDatabase, *, endpoint_id: ObjectId, session: 
     return bool(result.deleted_count)
 
 
-async def endpoints_for_dispatch(db: MongoDatabase) -> list[dict[str, Any]]:
+async def endpoints_for_dispatch(db: MongoDatabase) -> list[EndpointDocument]:
     """Every endpoint that is not disabled, signing keys included (the dispatcher's only read of them)."""
-    cursor = db[ENDPOINTS].find({"status": {"$in": ["enabled", "failing"]}})
+    cursor = _endpoints(db, EndpointDocument).find({"status": {"$in": ["enabled", "failing"]}})
     return await cursor.to_list(length=None)
 
 
-async def endpoints_by_ids(db: MongoDatabase, *, endpoint_ids: list[ObjectId]) -> list[dict[str, Any]]:
+async def endpoints_by_ids(db: MongoDatabase, *, endpoint_ids: list[ObjectId]) -> list[EndpointDocument]:
     """The endpoints among ``endpoint_ids``, signing keys included (the dispatcher, for the deliveries it claimed)."""
-    cursor = db[ENDPOINTS].find({"_id": {"$in": endpoint_ids}})
+    cursor = _endpoints(db, EndpointDocument).find({"_id": {"$in": endpoint_ids}})
     return await cursor.to_list(length=None)
 
 
 # --------------------------------------------------------------------------- deliveries
 
 
-def _new_delivery_fields(event: dict[str, Any], now: datetime) -> dict[str, Any]:
+class _NewDeliveryFields(TypedDict):
+    """What every new delivery starts with, however it is created."""
+
+    event_type: str
+    event_created_at: datetime
+    attempts: list[AttemptRecord]
+    created_at: datetime
+    lease_until: datetime
+    lease_token: str | None
+    delivered_at: datetime | None
+
+
+def _new_delivery_fields(event: EventTimes, now: datetime) -> _NewDeliveryFields:
     return {
         "event_type": event["type"],
         "event_created_at": event["created_at"],
@@ -169,23 +188,25 @@ def _unflagged_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
 def first_outcome_document(
     *,
     delivery_id: ObjectId,
-    event: dict[str, Any],
+    event: EventTimes,
     endpoint_id: ObjectId,
-    changes: dict[str, Any],
-    attempt: dict[str, Any],
+    changes: Mapping[str, Any],
+    attempt: AttemptRecord,
     now: datetime,
-) -> dict[str, Any]:
+) -> DeliveryDocument:
     """The delivery recording a first attempt's outcome (``changes`` as :func:`settle` takes them), lease-free."""
-    return {
+    # ``changes`` (an outcome's fields, ``webhooks.outcomes.decide``) is a plain mapping over some of these fields,
+    # so the whole is asserted to be a delivery.
+    return cast(DeliveryDocument, {
         "_id": delivery_id, "endpoint_id": endpoint_id, "event_id": event["_id"],
         **_new_delivery_fields(event, now),
         "status": "pending", "next_attempt_at": None, "schedule_step": 0,
         **changes,
         "attempts": [attempt], "updated_at": now,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
-async def record_first_outcomes(db: MongoDatabase, *, documents: list[dict[str, Any]]) -> set[int]:
+async def record_first_outcomes(db: MongoDatabase, *, documents: list[DeliveryDocument]) -> set[int]:
     """Insert deliveries made by :func:`first_outcome_document` (one unordered ``insert_many``).
 
     One write per delivery whose first attempt decided it (the common case: a
@@ -198,7 +219,7 @@ async def record_first_outcomes(db: MongoDatabase, *, documents: list[dict[str, 
     if not documents:
         return set()
     try:
-        await db[DELIVERIES].insert_many(documents, ordered=False)
+        await _deliveries(db, DeliveryDocument).insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         if _unflagged_errors(exc):
             raise
@@ -217,7 +238,7 @@ async def existing_pairs(db: MongoDatabase, *, event_ids: list[ObjectId]) -> set
 async def requeue_deliveries(
     db: MongoDatabase,
     *,
-    pairs: list[tuple[dict[str, Any], ObjectId]],
+    pairs: list[tuple[EventTimes, ObjectId]],
     now: datetime,
     session: AsyncClientSession | None = None,
 ) -> int:
@@ -250,10 +271,10 @@ async def requeue_deliveries(
 
 
 async def insert_delivery(
-    db: MongoDatabase, *, event: dict[str, Any], endpoint_id: ObjectId, now: datetime, session: AsyncClientSession
-) -> dict[str, Any]:
+    db: MongoDatabase, *, event: EventTimes, endpoint_id: ObjectId, now: datetime, session: AsyncClientSession
+) -> DeliveryDocument:
     """Insert a pending delivery of ``event`` to ``endpoint_id``, due now; returns it."""
-    doc = {
+    doc: DeliveryDocument = {
         "_id": ObjectId(),
         "endpoint_id": endpoint_id,
         "event_id": event["_id"],
@@ -263,23 +284,23 @@ async def insert_delivery(
         "schedule_step": 0,
         "updated_at": now,
     }
-    await db[DELIVERIES].insert_one(doc, session=session)
+    await _deliveries(db, DeliveryDocument).insert_one(doc, session=session)
     return doc
 
 
-async def get_delivery(db: MongoDatabase, *, delivery_id: ObjectId) -> dict[str, Any] | None:
+async def get_delivery(db: MongoDatabase, *, delivery_id: ObjectId) -> DeliveryDocument | None:
     """One delivery, or ``None``."""
-    return await db[DELIVERIES].find_one({"_id": delivery_id})
+    return await _deliveries(db, DeliveryDocument).find_one({"_id": delivery_id})
 
 
-async def list_deliveries(db: MongoDatabase, *, endpoint_id: ObjectId, window: PageWindow) -> list[dict[str, Any]]:
+async def list_deliveries(db: MongoDatabase, *, endpoint_id: ObjectId, window: PageWindow) -> list[DeliveryDocument]:
     """Up to ``window.fetch`` deliveries of one endpoint in the window's order (index ``by_endpoint``)."""
-    return await find_window(db[DELIVERIES], {"endpoint_id": endpoint_id}, window)
+    return await find_window(_deliveries(db, DeliveryDocument), {"endpoint_id": endpoint_id}, window)
 
 
-async def reset_for_retry(db: MongoDatabase, *, delivery_id: ObjectId, now: datetime) -> dict[str, Any] | None:
+async def reset_for_retry(db: MongoDatabase, *, delivery_id: ObjectId, now: datetime) -> DeliveryDocument | None:
     """Queue a delivery for an attempt now with a fresh schedule, unless it is being sent; returns it or ``None``."""
-    return await db[DELIVERIES].find_one_and_update(
+    return await _deliveries(db, DeliveryDocument).find_one_and_update(
         {"_id": delivery_id, "lease_until": {"$lte": now}},
         {"$set": {"status": "pending", "next_attempt_at": now, "schedule_step": 0, "updated_at": now}},
         return_document=ReturnDocument.AFTER,
@@ -288,7 +309,7 @@ async def reset_for_retry(db: MongoDatabase, *, delivery_id: ObjectId, now: date
 
 async def claim_due(
     db: MongoDatabase, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[dict[str, Any]]:
+) -> list[ClaimedDelivery]:
     """Claim up to ``limit`` due pending deliveries for this process (lease ``token`` until ``lease_until``).
 
     A candidate read, one conditional ``update_many`` (a delivery another
@@ -305,11 +326,11 @@ async def claim_due(
     await db[DELIVERIES].update_many(
         {**due, "_id": {"$in": ids}}, {"$set": {"lease_until": lease_until, "lease_token": token}}
     )
-    cursor = db[DELIVERIES].find({"_id": {"$in": ids}, "lease_token": token}, {"attempts": 0})
-    return await cursor.to_list(length=limit)
+    claimed = _deliveries(db, ClaimedDelivery).find({"_id": {"$in": ids}, "lease_token": token}, {"attempts": 0})
+    return await claimed.to_list(length=limit)
 
 
-def _settle_update(changes: dict[str, Any], attempt: dict[str, Any] | None) -> dict[str, Any]:
+def _settle_update(changes: Mapping[str, Any], attempt: AttemptRecord | None) -> dict[str, Any]:
     """The update writing an outcome: ``changes``, the lease released, the attempt appended (the newest 50 kept)."""
     update: dict[str, Any] = {"$set": {**changes, "lease_until": NO_LEASE, "lease_token": None}}
     if attempt is not None:
@@ -322,8 +343,8 @@ async def settle(
     *,
     delivery_id: ObjectId,
     token: str,
-    changes: dict[str, Any],
-    attempt: dict[str, Any] | None,
+    changes: Mapping[str, Any],
+    attempt: AttemptRecord | None,
     session: AsyncClientSession | None = None,
 ) -> bool:
     """Write an attempt's outcome and release the lease, only if ``token`` still holds it; False if it was lost."""

@@ -26,6 +26,7 @@ from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
 from backend_app.events import service as events
 from backend_app.webhooks import repository, signing, urlguard
+from backend_app.webhooks.documents import DeliveryDocument, EndpointDocument, PublicEndpoint, SigningKey
 from backend_app.webhooks.exceptions import (
     DeliveryInFlightError,
     DeliveryNotFoundError,
@@ -123,7 +124,7 @@ async def create_endpoint(
     await check_url(body.url, policy=policy)
     now = datetime.now(UTC)
     secret = signing.new_secret()
-    doc = {
+    doc: EndpointDocument = {
         "_id": ObjectId(),
         "url": body.url,
         "events": body.events,
@@ -273,12 +274,12 @@ async def rotate_secret(db: MongoDatabase, *, endpoint_id: str, actor: str) -> E
         keys = await repository.signing_keys(db, endpoint_id=endpoint_oid, session=session)
         if keys is None:
             raise EndpointNotFoundError(endpoint_id)
-        kept = [
+        kept: list[SigningKey] = [
             {**k, "expires_at": k.get("expires_at") or expires}
             for k in keys
-            if k.get("expires_at") is None or k["expires_at"].replace(tzinfo=UTC) > now
+            if (until := k.get("expires_at")) is None or until.replace(tzinfo=UTC) > now
         ]
-        new_keys = [{"secret": secret, "created_at": now, "expires_at": None}, *kept]
+        new_keys: list[SigningKey] = [{"secret": secret, "created_at": now, "expires_at": None}, *kept]
         after = await repository.set_signing_keys(db, endpoint_id=endpoint_oid, keys=new_keys, now=now, session=session)
         assert after is not None
         await _audit(
@@ -291,7 +292,7 @@ async def rotate_secret(db: MongoDatabase, *, endpoint_id: str, actor: str) -> E
     return EndpointWithSecret(**public.model_dump(), secret=secret)
 
 
-async def _live_endpoint(db: MongoDatabase, endpoint_id: str) -> dict[str, Any]:
+async def _live_endpoint(db: MongoDatabase, endpoint_id: str) -> PublicEndpoint:
     doc = await repository.get_endpoint(db, endpoint_id=oid(endpoint_id))
     if doc is None:
         raise EndpointNotFoundError(endpoint_id)
@@ -370,7 +371,7 @@ async def send_test(db: MongoDatabase, *, endpoint_id: str) -> DeliveryPublic:
     """
     endpoint = await _live_endpoint(db, endpoint_id)
 
-    async def work(session: AsyncClientSession) -> dict[str, Any]:
+    async def work(session: AsyncClientSession) -> DeliveryDocument:
         event = await events.record_ping(db, endpoint_id=endpoint_id, url=endpoint["url"], session=session)
         return await repository.insert_delivery(
             db, event=event, endpoint_id=endpoint["_id"], now=event["created_at"], session=session

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from bson import ObjectId
 
 from backend_app.core.db import MongoDatabase
 from backend_app.events import service as events
 from backend_app.webhooks import repository
+from backend_app.webhooks.documents import AttemptRecord, DeliveryDocument
+
+#: What one queue holds: an outcome to settle, or a first attempt's delivery to insert.
+_Item = TypeVar("_Item", bound=Mapping[str, Any])
 
 #: How long the first finished attempt waits for others to share its outcome's write, in seconds.
 SETTLE_GATHER_S = 0.01
@@ -37,7 +42,7 @@ class SettleBatch:
     def __init__(self, db: MongoDatabase) -> None:
         self.db = db
         self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._firsts: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._firsts: list[tuple[DeliveryDocument, asyncio.Future[bool]]] = []
         self._worker: asyncio.Task[None] | None = None
         #: Event id → first attempts not recorded yet; an event absent here is never taken out of the outbox.
         self._open: dict[ObjectId, int] = {}
@@ -55,20 +60,20 @@ class SettleBatch:
         return sum(self._open.values())
 
     async def settle(
-        self, *, delivery_id: Any, token: str, changes: dict[str, Any], attempt: dict[str, Any] | None
+        self, *, delivery_id: Any, token: str, changes: dict[str, Any], attempt: AttemptRecord | None
     ) -> bool:
         """Queue one outcome (see ``repository.settle``) and wait until it is written; False if the lease was lost."""
         item = {"delivery_id": delivery_id, "token": token, "changes": changes, "attempt": attempt}
         return await self._enqueue(self._queue, item)
 
-    async def record_first(self, document: dict[str, Any]) -> bool:
+    async def record_first(self, document: DeliveryDocument) -> bool:
         """Queue a first attempt's delivery (``repository.first_outcome_document``) and wait until it is stored.
 
         Returns False when another process had already recorded that pair.
         """
         return await self._enqueue(self._firsts, document)
 
-    async def _enqueue(self, queue: list[tuple[dict[str, Any], asyncio.Future[bool]]], item: dict[str, Any]) -> bool:
+    async def _enqueue(self, queue: list[tuple[_Item, asyncio.Future[bool]]], item: _Item) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queue.append((item, future))
         if self._worker is None or self._worker.done():
@@ -85,7 +90,7 @@ class SettleBatch:
                 batch, self._queue = self._queue, []
                 await self._write(batch, self._settle_many)
 
-    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], write: Any) -> None:
+    async def _write(self, batch: list[tuple[_Item, asyncio.Future[bool]]], write: Any) -> None:
         try:
             written = await write([item for item, _f in batch])
         except BaseException as exc:
@@ -102,7 +107,7 @@ class SettleBatch:
     async def _settle_many(self, items: list[dict[str, Any]]) -> list[bool]:
         return await repository.settle_many(self.db, outcomes=items)
 
-    async def _record_firsts(self, documents: list[dict[str, Any]]) -> list[bool]:
+    async def _record_firsts(self, documents: list[DeliveryDocument]) -> list[bool]:
         try:
             refused = await repository.record_first_outcomes(self.db, documents=documents)
         except BaseException:
