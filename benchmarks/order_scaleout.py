@@ -204,11 +204,26 @@ class Row:
     connections: list[str] = field(default_factory=list)
     check: str = ""
     check_passed: bool = False
+    #: CPU seconds the database server spent during the row's slices, and the machine's busy CPU seconds.
+    db_cpu: float = 0.0
+    machine_cpu: float = 0.0
 
     @property
     def result(self) -> Result:
         """The 201s' latencies over the row's measured time."""
         return Result(self.latencies, self.elapsed, 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (``/proc/PID/stat``; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle, not waiting on I/O) since boot (``/proc/stat``; Linux)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def settings_of(app_dir: Path) -> set[str]:
@@ -382,11 +397,13 @@ async def connections_per_process(ports: list[int]) -> str:
     return "+".join(str(n) for n in counts.values()) or "0"
 
 
-async def run_slice(servers: list[ServeProcess], row: Row, seconds: float) -> None:
+async def run_slice(servers: list[ServeProcess], row: Row, seconds: float, db_pid: int) -> None:
     """One slice of ``row``: :data:`CLIENTS` fresh connections (client *i* to server *i* mod n) for ``seconds``.
 
     Fresh connections per slice: every worker is up by now, and the kernel spreads the accepts
     among the workers sharing a port as it would for new clients; the spread is sampled mid-slice.
+    The database server's CPU time (process ``db_pid``) and the machine's are added to ``row``: a
+    server near one full core is the ceiling of every layout, whatever the API processes do.
     """
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [
@@ -400,7 +417,10 @@ async def run_slice(servers: list[ServeProcess], row: Row, seconds: float) -> No
 
     try:
         label = f"{row.layout} {row.workload}"
+        db_before, machine_before = cpu_seconds(db_pid), machine_busy_seconds()
         _, spread = await asyncio.gather(place_orders(clients, row, WORKLOADS[row.workload], seconds, label), sample())
+        row.db_cpu += cpu_seconds(db_pid) - db_before
+        row.machine_cpu += machine_busy_seconds() - machine_before
         row.connections.append(spread)
     finally:
         for c in clients:
@@ -437,7 +457,14 @@ async def seed_rows(
 
 
 async def run_app(
-    *, app_dir: Path, env: dict[str, str], db, settings: Settings, raw: RawInserts, args: argparse.Namespace
+    *,
+    app_dir: Path,
+    env: dict[str, str],
+    db,
+    db_pid: int,
+    settings: Settings,
+    raw: RawInserts,
+    args: argparse.Namespace,
 ) -> tuple[list[Result], list[Row]]:
     """Every layout of one checkout, up at once; each workload measured on every layout, interleaved.
 
@@ -461,12 +488,12 @@ async def run_app(
             warm, rows = await seed_rows(db, settings, http, layouts, workloads, args.seconds, pw)
         for key in layouts:
             print(f"  warm-up {key}", file=sys.stderr, flush=True)
-            await run_slice(servers[key], warm[key], WARMUP_SECONDS)
+            await run_slice(servers[key], warm[key], WARMUP_SECONDS, db_pid)
         raws = [await raw(CLIENTS)]
         for w in workloads:
             before = {key: await stock_of(db, rows[(w, key)].product_ids) for key in layouts}
             for key in layouts + layouts[::-1]:
-                await run_slice(servers[key], rows[(w, key)], args.seconds / 2)
+                await run_slice(servers[key], rows[(w, key)], args.seconds / 2, db_pid)
             for key in layouts:
                 row = rows[(w, key)]
                 row.check, row.check_passed = await oversell_check(db, row.product_ids, before[key], len(row.latencies))
@@ -486,9 +513,9 @@ def results_table(title: str, raws: list[Result], rows: list[Row], workloads: li
     out = [
         f"**{title}**",
         "",
-        "| workload | layout | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | conns/process "
-        "| zero oversell |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| workload | layout | orders/s | p50 ms | p99 ms | p99/p50 | 503s | other failed | × raw | db server CPU "
+        "| machine CPU | conns/process | zero oversell |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         r = row.result
@@ -499,6 +526,7 @@ def results_table(title: str, raws: list[Result], rows: list[Row], workloads: li
         out.append(
             f"| {WORKLOADS[row.workload].label} | {row.layout} | {r.rate:.1f}{bound} | {fmt(p50)} | {fmt(p99)} | "
             f"{fmt(p99 / p50)} | {row.n503} | {row.other} | {r.rate / raw_rate:.2f} | "
+            f"{row.db_cpu / row.elapsed:.0%} | {row.machine_cpu / row.elapsed:.0%} | "
             f"{' / '.join(row.connections)} | {row.check} |"
         )
     out += [
@@ -609,7 +637,9 @@ async def measure(args: argparse.Namespace) -> None:
                     flush=True,
                 )
                 print(f"{title}:", file=sys.stderr, flush=True)
-                raws, rows = await run_app(app_dir=app_dir, env=env, db=db, settings=settings, raw=raw, args=args)
+                raws, rows = await run_app(
+                    app_dir=app_dir, env=env, db=db, db_pid=embedded.pid or 0, settings=settings, raw=raw, args=args
+                )
                 tables = results_table(f"POST /orders, {title}", raws, rows, args.workloads)
                 print("\n".join([*tables, "", *targets_table(rows)]), flush=True)
         finally:
