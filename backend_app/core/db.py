@@ -82,7 +82,7 @@ async def ping(db: MongoDatabase, *, timeout_s: float = 2.0) -> bool:
 
 
 async def ensure_indexes(db: MongoDatabase, installers: list[IndexInstaller]) -> None:
-    """Run each domain's index installer; ``create_index`` is idempotent, so every list query has its index.
+    """Run each domain's index installer (every list query has its index); ``create_index`` is idempotent.
 
     Raises:
         ServiceUnavailableError: the database could not be reached.

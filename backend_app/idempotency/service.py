@@ -30,7 +30,7 @@ from backend_app.core.db import MongoDatabase
 from backend_app.idempotency import repository
 from backend_app.idempotency.exceptions import IdempotencyInFlightError, IdempotencyKeyReusedError
 
-#: How long a completed key is remembered (at least 24 h are promised).
+#: How long a completed key is remembered (the promise is at least 24 h).
 RETENTION = timedelta(hours=24)
 #: How long an in-flight claim is honoured before another request may take it over.
 LEASE = timedelta(seconds=60)
