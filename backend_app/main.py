@@ -57,7 +57,7 @@ from config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-#: Each domain's index installer, run at start-up (docs/contract.md §4: every list query has an index).
+#: Each domain's index installer, run at start-up, so every list query has an index.
 INDEX_INSTALLERS: list[IndexInstaller] = [
     products_indexes.ensure_indexes,
     orders_repository.ensure_indexes,
@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any | None 
     """
     settings = settings or get_settings()
     configure_logging(settings)
-    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc assets served by the app, no CDN (docs/contract.md §8).
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc assets served by the app, no CDN, so they work offline.
     app = FastAPIOffline(
         title="storefront",
         version=__version__,

@@ -3,7 +3,7 @@
 One mixin class per subsystem holds that subsystem's fields (each with its
 description); :class:`Settings` combines them into the one flat class callers
 use. ``config/.env.example`` lists every setting in the same groups and order;
-the names follow the API contract, docs/contract.md §8.
+the names are the ones the API contract promises.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017"
-#: Development-only signing key; refused in production (docs/contract.md §8). Never use it on a server.
+#: Development-only signing key; refused in production. Never use it on a server.
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - documented dev default
 MIN_JWT_SECRET_BYTES = 32
 #: Shortest ``JWT_SECRET`` per ``JWT_ALGORITHM`` in production: the HMAC's output size (RFC 7518 §3.2).
@@ -56,7 +56,7 @@ class ServerSettings(BaseModel):
 
     app_env: Literal["development", "production", "test"] = Field(
         default="development",
-        description="development, production or test; production refuses unsafe settings (docs/contract.md §8).",
+        description="development, production or test; production refuses unsafe settings.",
     )
     host: str = Field(default="127.0.0.1", description="Interface ``python -m backend_app serve`` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port ``python -m backend_app serve`` listens on.")
@@ -82,9 +82,7 @@ class DatabaseSettings(BaseModel):
         description="A MongoDB >= 6 replica set or Atlas cluster (alias ``DATABASE_URL``); unset: the local default.",
     )
     mongodb_db: str = Field(default="storefront", description="Name of the database the app uses.")
-    mongodb_max_time_ms: int = Field(
-        default=2000, ge=1, description="Server-side time limit of list queries, in ms (docs/contract.md §4)."
-    )
+    mongodb_max_time_ms: int = Field(default=2000, ge=1, description="Server-side time limit of list queries, in ms.")
     mongodb_server_selection_timeout_ms: int = Field(
         default=5000, ge=1, description="How long the driver waits to find a server before failing a call, in ms."
     )
@@ -107,12 +105,12 @@ class AuthSettings(BaseModel):
     jwt_issuer: str = Field(default="storefront", description="``iss`` claim of issued tokens.")
     jwt_audience: str = Field(default="storefront-api", description="``aud`` claim of issued tokens.")
     access_token_ttl_seconds: int = Field(
-        default=15 * 60, ge=60, description="Lifetime of access tokens, in seconds (docs/contract.md §3: 15 min)."
+        default=15 * 60, ge=60, description="Lifetime of access tokens, in seconds (15 min by default)."
     )
     refresh_token_ttl_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=60,
-        description="Lifetime of refresh tokens, in seconds (docs/contract.md §3: 7 days).",
+        description="Lifetime of refresh tokens, in seconds (7 days by default).",
     )
     session_max_age_days: float = Field(
         default=30, gt=0, description="Longest life of one login's refresh chain, in days, however often refreshed."
@@ -131,7 +129,7 @@ class AuthSettings(BaseModel):
         gt=0.2,
         le=1.0,
         description="Longest a cached session is served without the change stream confirming it is current, in "
-        "seconds: the revocation bound (docs/contract.md §3), so at most 1 s.",
+        "seconds: it bounds how long a revoked session still works on other processes, so at most 1 s.",
     )
     session_cache_ttl_seconds: float = Field(
         default=60.0, gt=0, description="Backstop: a cached session is re-read at least this often, in seconds."
@@ -437,7 +435,7 @@ class Settings(
 
     Raises:
         pydantic.ValidationError: a value has the wrong type, or (in
-            ``production``) a required setting is missing (docs/contract.md §8).
+            ``production``) a required setting is missing.
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)

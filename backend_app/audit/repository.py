@@ -89,7 +89,7 @@ class AuditFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values a cursor is bound to (docs/contract.md §2)."""
+        """The filter values a cursor is bound to."""
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
 
 

@@ -15,7 +15,7 @@ The user and session are as stored now: read from the database, or from the
 process's session cache, which is current within
 ``SESSION_CACHE_MAX_STALENESS_SECONDS`` (``auth.session_cache``), so a
 deactivated user's tokens, or a demoted admin's, stop working within that
-bound on every process (docs/contract.md §3).
+bound on every process (at most 1 s).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ async def require_admin(user: Annotated[UserPublic, Depends(get_current_user)]) 
 
 
 def ensure_self_or_admin(user: UserPublic, user_id: str) -> None:
-    """Allow a user to act on their own ``user_id``; admins on any (docs/contract.md §3 table).
+    """Allow a user to act on their own ``user_id``; admins on any.
 
     Called by the ownership dependencies below (:func:`get_owned_user_id`,
     ``orders.router``'s placement and list filters), never by a route itself.
@@ -119,7 +119,7 @@ async def get_owned_user_id(
     user_id: Annotated[Username, Path(description="The username owning the orders.")],
     user: Annotated[UserPublic, Depends(get_current_user)],
 ) -> str:
-    """The ``{user_id}`` path parameter, once the caller may act on it (docs/contract.md §3).
+    """The ``{user_id}`` path parameter, once the caller may act on it.
 
     Returns:
         the username from the path (the caller's own, or anyone's for an admin).

@@ -36,7 +36,7 @@ class InvalidTokenError(DomainError):
 
 
 class InvalidCredentialsError(DomainError):
-    """Unknown user or wrong password (the same answer for both; docs/contract.md §3): 401."""
+    """Unknown user or wrong password (the same answer for both): 401."""
 
     status = 401
     code = "invalid_credentials"

@@ -1,4 +1,4 @@
-"""Request and response models of the auth routes (docs/contract.md §3; RFC 6749 §5.1 token response)."""
+"""Request and response models of the auth routes (RFC 6749 §5.1 token response)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Authentication rules: credentials, token pairs, refresh rotation with reuse detection (docs/contract.md §3).
+"""Authentication rules: credentials, token pairs, refresh rotation with reuse detection.
 
 Every login opens a *session* (the ``sid`` claim of all tokens it yields).
 Only the newest refresh token of a session may be exchanged (RFC 9700
@@ -105,7 +105,7 @@ async def authenticate(
 
     Unknown users are checked against a dummy bcrypt hash, so that an unknown
     user, a wrong password and a deactivated account cost the same time and
-    give the same error (docs/contract.md §3). Every such failure is counted against the
+    give the same error. Every such failure is counted against the
     account (the case-folded username; for an unknown email, the email), and
     an account over ``SIGNIN_FAILURE_LIMIT`` is refused before its password
     is checked, whether it exists or not.
@@ -262,7 +262,7 @@ async def logout(db: MongoDatabase, settings: Settings, *, refresh_token: str) -
 async def caller_from_access_token(
     db: MongoDatabase, settings: Settings, *, token: str, cache: SessionCache | None = None
 ) -> Caller:
-    """The caller named by a bearer access token, as stored now (docs/contract.md §3).
+    """The caller named by a bearer access token, as stored now.
 
     The user and session documents come from ``cache`` when given (current
     within ``SESSION_CACHE_MAX_STALENESS_SECONDS``, ``auth.session_cache``),

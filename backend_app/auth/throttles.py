@@ -20,7 +20,7 @@ PER_ADDRESS_PREFIX = "/auth/"
 
 
 class SignInThrottle(FailureThrottle):
-    """Failed sign-ins per account (``SIGNIN_FAILURE_LIMIT``, a moving window; docs/contract.md §3).
+    """Failed sign-ins per account (``SIGNIN_FAILURE_LIMIT``, a moving window).
 
     The key is the account's username case-folded (an unknown email: the
     email), so ``ALICE`` and ``alice`` share one count. On even with

@@ -1,4 +1,4 @@
-"""Signed keyset cursors (docs/contract.md §2): the sort order, the boundary a cursor names, and the HMAC codec.
+"""Signed keyset cursors: the sort order, the boundary a cursor names, and the HMAC codec.
 
 A cursor is URL-safe base64 of ``{v, s: sort, f: filter fingerprint, k: last
 sort key, i: last _id, d: "next" | "prev"}`` (BSON canonical extended JSON so
@@ -34,7 +34,7 @@ _CURSOR_KEY_LABEL = b"storefront/cursor/v1"
 
 
 class InvalidCursorError(DomainError):
-    """A cursor is tampered, truncated, foreign, or reused with other filters or sort: 400 (docs/contract.md §2)."""
+    """A cursor is tampered, truncated, foreign, or reused with other filters or sort: 400."""
 
     status = 400
     code = "invalid_cursor"
@@ -139,7 +139,7 @@ class CursorCodec:
 
         Raises:
             InvalidCursorError: malformed, truncated, bad signature, another
-                version, or issued for other filters or another sort (docs/contract.md §2).
+                version, or issued for other filters or another sort.
         """
         try:
             payload_text, mac_text = token.split(".")

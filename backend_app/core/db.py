@@ -1,6 +1,6 @@
 """MongoDB access: one ``AsyncMongoClient`` per process, opened in the app lifespan.
 
-docs/contract.md §9: PyMongo's async API, one client per process, indexes ensured at
+PyMongo's async API, one client per process, indexes ensured at
 start-up. Repositories receive an ``AsyncDatabase`` through the ``Database``
 dependency alias; nothing else in the app creates clients.
 """
@@ -82,7 +82,7 @@ async def ping(db: MongoDatabase, *, timeout_s: float = 2.0) -> bool:
 
 
 async def ensure_indexes(db: MongoDatabase, installers: list[IndexInstaller]) -> None:
-    """Run each domain's index installer; ``create_index`` is idempotent (docs/contract.md §4).
+    """Run each domain's index installer (every list query has its index); ``create_index`` is idempotent.
 
     Raises:
         ServiceUnavailableError: the database could not be reached.

@@ -2,7 +2,7 @@
 
 Every error the API returns is ``application/problem+json`` with ``type``,
 ``title``, ``status``, ``detail`` and a stable snake_case ``code``; 422 adds
-``errors`` (docs/contract.md §8). Services raise :class:`DomainError` subclasses; this
+``errors``. Services raise :class:`DomainError` subclasses; this
 module is the only place that turns exceptions into HTTP responses.
 """
 
@@ -256,7 +256,7 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> JSO
 
 
 async def unhandled_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The 500 problem for an exception nothing else handled (docs/contract.md §8).
+    """The 500 problem for an exception nothing else handled, never revealing a traceback.
 
     The traceback goes to the log only.
     """
@@ -307,15 +307,15 @@ def _problem_response_spec(status: int, description: str | None = None) -> dict[
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries declaring problem+json bodies for ``statuses``.
 
-    Used on every route so the published schema lists its error responses
-    (docs/contract.md §8). Only ``application/problem+json`` is declared, the one media
+    Used on every route so the published schema lists its error responses.
+    Only ``application/problem+json`` is declared, the one media
     type errors are sent with; the ``Problem`` schema is added to the
     document's components by :func:`complete_problem_responses`.
     """
     return {status: _problem_response_spec(status) for status in statuses}
 
 
-#: Problems any operation can answer with, whatever its route declares (docs/contract.md §8).
+#: Problems any operation can answer with, whatever its route declares.
 _ALWAYS = {
     429: "Too many requests: the caller's rate limit is exhausted (see Retry-After).",
     500: "Internal server error.",

@@ -1,4 +1,4 @@
-"""Health endpoints: ``GET /health`` (docs/contract.md §8), ``GET /health/live`` and ``GET /health/ready`` (probes).
+"""Health endpoints: ``GET /health`` and the probes ``GET /health/live`` and ``GET /health/ready``.
 
 - ``/health/live``: the process answers (no database call). A liveness probe:
   failing it means "restart me", so it must not fail while only the database is down.

@@ -81,7 +81,7 @@ def keyset_stages(base: Mapping[str, Any], window: PageWindow) -> list[dict[str,
     - Sort by ``key`` then ``_id``: ``[base ∧ {key: last_key, _id: beyond last},
       base ∧ {key: beyond last_key}]`` — two plain ranges instead of one
       ``$or``, so each is an index range scan on ``{..., key, _id}`` (the
-      embedded server plans any ``$or`` as a collection scan; docs/contract.md §9).
+      embedded server plans any ``$or`` as a collection scan).
 
     Stages are disjoint and ordered, so concatenating their results in
     :func:`keyset_sort` order gives the page.

@@ -1,4 +1,4 @@
-"""JSON logs: one JSON object per line to stdout and to a size-rotated file (docs/contract.md §8).
+"""JSON logs: one JSON object per line to stdout and to a size-rotated file.
 
 - Format: python-json-logger, one line per record with ``timestamp`` (UTC,
   ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` (the request's

@@ -1,4 +1,4 @@
-"""HTTP hardening and observability middleware, and their order (docs/contract.md §8).
+"""HTTP hardening and observability middleware, and their order.
 
 :func:`install_middleware` wires, outermost first:
 
@@ -154,7 +154,7 @@ class ProblemCORSMiddleware(CORSMiddleware):
     """Starlette's CORS middleware; a refused preflight is a ``400`` problem (``cors_refused``), not plain text."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
-        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json (docs/contract.md §8)."""
+        """Starlette's preflight answer, with its ``400`` body rewritten as problem+json."""
         response = super().preflight_response(request_headers)
         if response.status_code != 400:
             return response

@@ -1,4 +1,4 @@
-"""List responses (docs/contract.md §1, §2): ``{"data": [...], "page": {...}}`` and the offset page's metadata.
+"""List responses: ``{"data": [...], "page": {...}}`` and the offset page's metadata.
 
 ``page`` is ``{"next": "<offset>" | null, "limit": <count in this page>,
 "previous": <offset> | null, "next_cursor": "<opaque>" | null,
@@ -26,7 +26,7 @@ class OffsetParams(BaseModel):
 
 
 class PageMeta(BaseModel):
-    """The brief's ``page`` object plus the cursors of docs/contract.md §2.
+    """The brief's ``page`` object plus the keyset cursors ``next_cursor`` and ``prev_cursor``.
 
     ``next`` is a string (the brief's type), ``previous`` an integer and
     ``limit`` the number of records in this page, not the requested limit.
@@ -41,7 +41,7 @@ class PageMeta(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    """A list response: ``{"data": [...], "page": {...}}`` (docs/contract.md §1)."""
+    """A list response: ``{"data": [...], "page": {...}}``."""
 
     data: list[T]
     page: PageMeta

@@ -1,4 +1,4 @@
-"""Pagination of list routes: the brief's offsets (docs/contract.md §1) and signed keyset cursors (§2).
+"""Pagination of list routes: the brief's offsets and signed keyset cursors.
 
 Lists fetch ``limit + 1`` records so the next page's existence is known without
 a ``count`` query. This module is the request side: the ``Pagination``
@@ -103,7 +103,7 @@ async def page_params(
         ),
     ] = None,
 ) -> PageParams:
-    """FastAPI dependency reading ``limit``, ``offset`` and ``cursor`` (docs/contract.md §1, §2).
+    """FastAPI dependency reading ``limit`` (1 to 100), ``offset`` (0 to 10,000) and ``cursor``.
 
     Raises:
         UnprocessableError: ``cursor`` and ``offset`` both given (422).
@@ -113,7 +113,7 @@ async def page_params(
     return PageParams(limit=limit, offset=offset or 0, cursor=cursor, codec=CursorCodec(settings.signing_key))
 
 
-#: ``limit`` + ``offset`` + ``cursor`` of a list route (docs/contract.md §1, §2).
+#: ``limit`` + ``offset`` + ``cursor`` of a list route.
 Pagination = Annotated[PageParams, Depends(page_params)]
 
 
@@ -167,7 +167,7 @@ class PageWindow:
         Returns:
             The page's documents and its :class:`PageMeta`: offsets in offset
             mode (with cursors to switch to keyset paging), ``next``/``previous``
-            null in cursor mode (docs/contract.md §2).
+            null in cursor mode.
         """
         if self.position is None:  # offset mode: the brief's page, plus cursors to switch to keyset paging
             data, meta = offset_page(rows, OffsetParams(limit=self.limit, offset=self.skip))

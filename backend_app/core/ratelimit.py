@@ -1,4 +1,4 @@
-"""Rate limiting with slowapi: per user when authenticated, per client IP otherwise (docs/contract.md §8).
+"""Rate limiting with slowapi: per user when authenticated, per client IP otherwise.
 
 :class:`RateLimitMiddleware` (pure ASGI) runs before routing, so it covers every route,
 unknown paths and oversized bodies. It counts each request with one of two slowapi

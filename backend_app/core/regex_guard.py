@@ -1,6 +1,6 @@
 """Refuse regular expressions that a backtracking engine could take exponential or high-polynomial time on.
 
-docs/contract.md §4: the embedded server evaluates ``$regex`` with a backtracking engine
+The embedded server evaluates ``$regex`` with a backtracking engine
 that no ``maxTimeMS`` interrupts (``(a+)+$`` against three 192-character names
 stalled it for over 20 s), so risky patterns are refused with 422 *before*
 they reach the database. Two readings of the pattern are checked:
@@ -242,7 +242,7 @@ def check_safe_regex(pattern: str, *, max_length: int = 100) -> str:
 
     Args:
         pattern: a regular expression (PCRE-compatible subset, as MongoDB's ``$regex``).
-        max_length: longest accepted pattern, in characters (docs/contract.md §4: 100).
+        max_length: longest accepted pattern, in characters (default 100, the catalog's limit).
 
     Raises:
         UnsafePatternError: too long, does not compile, or breaks a rule in this module's docstring.

@@ -1,6 +1,6 @@
 """Password hashing (bcrypt, off the event loop) and JWTs (PyJWT, pinned algorithm).
 
-docs/contract.md §3: passwords are 8..72 UTF-8 bytes and hashed with bcrypt in a thread
+Passwords are 8..72 UTF-8 bytes and hashed with bcrypt in a thread
 pool so a burst of logins does not stall other requests; tokens carry ``sub``,
 ``role``, ``type``, ``jti``, ``iat``, ``exp``, ``iss`` and ``aud`` (RFC 7519
 claim names) and are only ever decoded with an explicit ``algorithms`` list.
@@ -29,13 +29,13 @@ from config import Settings
 
 TokenType = Literal["access", "refresh"]
 
-#: bcrypt only reads the first 72 bytes of a password; longer ones are refused (docs/contract.md §3).
+#: bcrypt only reads the first 72 bytes of a password; longer ones are refused.
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_BYTES = 8
 BCRYPT_ROUNDS = 12
 #: bcrypt runs in its own small pool: one thread fewer than the CPUs (at least one), so a
 #: burst of logins queues there instead of taking every core from the event loop and the
-#: database (docs/contract.md §3, measured by ``benchmarks/login_load.py``).
+#: database (measured by ``benchmarks/login_load.py``).
 PASSWORD_HASH_WORKERS = max(
     1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)) - 1
 )
@@ -76,7 +76,7 @@ async def _run_in_password_pool(func: Callable[..., T], *args: Any) -> T:
 @functools.cache
 def _dummy_hash() -> str:
     """A hash of a random password, checked when the user does not exist so that
-    "unknown user" and "wrong password" take the same time (docs/contract.md §3)."""
+    "unknown user" and "wrong password" take the same time."""
     return bcrypt.hashpw(secrets.token_bytes(16).hex().encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 

@@ -1,4 +1,4 @@
-"""Shared field types: object ids and exact money (docs/contract.md §1, §6)."""
+"""Shared field types: object ids and exact money."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ObjectIdStr = Annotated[
 CENT = Decimal("0.01")
 
 #: Money as an exact decimal with at most 2 places, shown as a JSON number
-#: (``59.97``, never ``59.970000000000006``; docs/contract.md §6).
+#: (``59.97``, never ``59.970000000000006``).
 Money = Annotated[
     Decimal,
     PlainSerializer(lambda v: float(v), return_type=float, when_used="json"),

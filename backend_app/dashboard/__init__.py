@@ -1,1 +1,1 @@
-"""The admin dashboard: catalog and sales figures computed by aggregation pipelines (docs/contract.md §7)."""
+"""The admin dashboard: catalog and sales figures computed by aggregation pipelines."""

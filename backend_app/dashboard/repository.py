@@ -1,4 +1,4 @@
-"""Aggregation pipelines of the dashboard: one round trip per collection (docs/contract.md §7).
+"""Aggregation pipelines of the dashboard: one round trip per collection.
 
 Each pipeline is one ``$facet``, so every section of a collection is computed
 by the server in a single ``aggregate`` call; nothing loops over a whole

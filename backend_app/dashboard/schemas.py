@@ -1,4 +1,4 @@
-"""Response model of ``GET /dashboard/summary`` (docs/contract.md §7)."""
+"""Response model of ``GET /dashboard/summary``."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class OrdersByStatus(BaseModel):
 
 
 class DashboardSummary(BaseModel):
-    """Catalog and sales figures for admins (docs/contract.md §7)."""
+    """Catalog and sales figures for admins."""
 
     total_products: int = Field(description="Live (not deleted) products.")
     average_rating: float | None = Field(description="Mean rating of rated live products, 2 decimals; null if none.")

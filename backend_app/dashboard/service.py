@@ -1,4 +1,4 @@
-"""Dashboard figures (docs/contract.md §7): two aggregation round trips, shaped into :class:`DashboardSummary`."""
+"""Dashboard figures: two aggregation round trips, shaped into :class:`DashboardSummary`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Start and stop the embedded SecantusDB server as a separate process (docs/contract.md §9).
+"""Start and stop the embedded SecantusDB server as a separate process.
 
 Used by ``python -m backend_app dev`` (``make run``), the test suite and the
 benchmarks, so that the app always reaches its database over TCP through a
@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 
 from backend_app.devtools.process import ManagedProcess
 
-#: Oplog bound: the embedded server's write rate decays as the oplog grows (docs/contract.md §9).
+#: Oplog bound: the embedded server's write rate decays as the oplog grows.
 DEFAULT_OPLOG_MAX_ENTRIES = 20_000
 
 

@@ -119,7 +119,7 @@ class EventFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values a cursor is bound to (docs/contract.md §2)."""
+        """The filter values a cursor is bound to."""
         return asdict(self)
 
 

@@ -6,7 +6,7 @@ from backend_app.core.errors import ConflictError, UnprocessableError
 
 
 class IdempotencyKeyReusedError(UnprocessableError):
-    """The key was already used by this user with a different request body: 422 (docs/contract.md §5)."""
+    """The key was already used by this user with a different request body: 422."""
 
     code = "idempotency_key_reused"
     title = "Idempotency key reused"
@@ -19,7 +19,7 @@ class IdempotencyKeyReusedError(UnprocessableError):
 
 
 class IdempotencyInFlightError(ConflictError):
-    """A request with the same key is still being processed: 409 (docs/contract.md §5); retry later."""
+    """A request with the same key is still being processed: 409; retry later."""
 
     code = "idempotency_in_flight"
     title = "Request in progress"

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` semantics (docs/contract.md §5, after the IETF draft "The Idempotency-Key HTTP Header Field").
+"""``Idempotency-Key`` semantics (after the IETF draft "The Idempotency-Key HTTP Header Field").
 
 - The first request with a key creates an *in-flight* record, atomically
   (unique ``(owner, key)``), holding a fingerprint of the request.
@@ -30,7 +30,7 @@ from backend_app.core.db import MongoDatabase
 from backend_app.idempotency import repository
 from backend_app.idempotency.exceptions import IdempotencyInFlightError, IdempotencyKeyReusedError
 
-#: How long a completed key is remembered (docs/contract.md §5: at least 24 h).
+#: How long a completed key is remembered (the promise is at least 24 h).
 RETENTION = timedelta(hours=24)
 #: How long an in-flight claim is honoured before another request may take it over.
 LEASE = timedelta(seconds=60)

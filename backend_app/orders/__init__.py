@@ -1,1 +1,1 @@
-"""Orders: placing them without overselling, and listing a user's orders (docs/contract.md §1, §5)."""
+"""Orders: placing them without overselling, and listing a user's orders."""

@@ -1,7 +1,7 @@
 """The pure rules of an order's lines: merging them, limiting their units, choosing the sizes they take.
 
 No database here: :mod:`backend_app.orders.placement` applies these rules to
-what it read inside the order's transaction (docs/contract.md §5).
+what it read inside the order's transaction, so an order is all or nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Line:
 
 
 def merge_lines(items: list[OrderItemCreate]) -> list[Line]:
-    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order (docs/contract.md §5)."""
+    """Merge duplicate ``(productId, size)`` lines, keeping first-seen order."""
     merged: dict[tuple[str, str | None], Line] = {}
     for item in items:
         key = (item.productId.lower(), item.size)
@@ -57,7 +57,7 @@ def check_units_per_line(lines: list[Line], *, max_units: int) -> None:
 
 
 def allocate(lines: list[Line], products: Mapping[ObjectId, Mapping[str, Any]]) -> list[dict[str, int]]:
-    """Decide which sizes each line takes from, out of each size's ``available`` units (docs/contract.md §5).
+    """Decide which sizes each line takes from, out of each size's ``available`` units.
 
     Lines naming a size take from it; then a line without a size takes from a
     single-size product's only size, or across the sizes in listed order from

@@ -158,7 +158,7 @@ def order_document(
 ) -> OrderDocument:
     """The order to insert: unit prices and names captured now, ``total`` = Σ qty × unit price, exact.
 
-    The rule is here (docs/contract.md §6); the stored shape is ``repository.new_order_document``'s.
+    The rule is here; the stored shape is ``repository.new_order_document``'s.
     """
     total = Decimal(0)
     new_lines = []

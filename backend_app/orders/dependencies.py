@@ -1,4 +1,4 @@
-"""Ownership dependencies of the order routes: who may act on whose orders (docs/contract.md §3).
+"""Ownership dependencies of the order routes: who may act on whose orders (a user on their own, an admin on anyone's).
 
 Each order route declares one of these (or ``auth.dependencies.OwnedUserId``
 for ``{user_id}`` in the path); no route checks ownership by hand.

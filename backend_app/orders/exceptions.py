@@ -8,7 +8,7 @@ from backend_app.core.errors import ConflictError, NotFoundError, UnprocessableE
 
 
 class OrderedProductNotFoundError(NotFoundError):
-    """An ordered product is unknown or soft-deleted: 404 naming each ``productId`` (docs/contract.md §5)."""
+    """An ordered product is unknown or soft-deleted: 404 naming each ``productId``."""
 
     code = "product_not_found"
     title = "Product not found"
@@ -30,7 +30,7 @@ class UnknownSizeError(UnprocessableError):
 
 
 class InsufficientStockError(ConflictError):
-    """Some lines ask for more than is in stock: 409 ``insufficient_stock`` (docs/contract.md §5).
+    """Some lines ask for more than is in stock: 409 ``insufficient_stock``.
 
     ``lines`` lists each short line as
     ``{"productId", "size", "requested", "available"}``.
@@ -59,7 +59,7 @@ class OrderNotFoundError(NotFoundError):
 
 
 class InvalidStatusTransitionError(ConflictError):
-    """The order cannot move from its status to the requested one: 409 (docs/contract.md §5)."""
+    """The order cannot move from its status to the requested one: 409."""
 
     code = "invalid_status_transition"
     title = "Invalid status transition"

@@ -1,4 +1,4 @@
-"""Request and response models of orders (docs/contract.md §1, §5)."""
+"""Request and response models of orders."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class OrderItemCreate(BaseModel):
 class OrderCreate(BaseModel):
     """Body of ``POST /orders`` (brief): ``{"userId", "items": [{"productId", "qty"}]}``.
 
-    ``userId`` may be omitted: the order is then the caller's (docs/contract.md §3).
+    ``userId`` may be omitted: the order is then the caller's; a user may name only themselves (403 otherwise).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,7 +81,7 @@ class OrderPublic(BaseModel):
 
 
 class OrderUpdate(BaseModel):
-    """Body of ``PATCH /orders/{user_id}/{order_id}``: ``{"status": "completed" | "cancelled"}`` (docs/contract.md §5).
+    """Body of ``PATCH /orders/{user_id}/{order_id}``: ``{"status": "completed" | "cancelled"}``.
 
     Legal transitions are ``pending → completed`` (admin) and
     ``pending → cancelled`` (owner or admin); anything else → 409.

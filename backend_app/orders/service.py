@@ -1,4 +1,4 @@
-"""Order rules: placing, status changes, expiry, reading (docs/contract.md §1, §5, §6).
+"""Order rules: placing, status changes, expiry, reading.
 
 Placing runs in batches (``orders.placement``); the pure line rules are in
 ``orders.allocation``; stock is reached through ``products.stock``. Design,
@@ -51,11 +51,11 @@ logger = logging.getLogger(__name__)
 
 #: Cursor scope of the order lists (a cursor of another list is foreign here).
 LIST_SCOPE = "orders"
-#: Legal status changes (docs/contract.md §5); anything else → 409.
+#: Legal status changes; anything else → 409.
 TRANSITIONS: dict[str, frozenset[str]] = {"pending": frozenset({"completed", "cancelled"})}
 #: Orders expired per sweep round at most (the next round takes the rest).
 EXPIRY_BATCH = 100
-#: The transitions an order's owner may make without the admin role (docs/contract.md §3 table).
+#: The transitions an order's owner may make without the admin role: ``pending → cancelled``.
 OWNER_TRANSITIONS: frozenset[str] = frozenset({"cancelled"})
 #: Name under which the conversion to the inventory model is recorded (``schema_migrations``).
 INVENTORY_MIGRATION = "inventory-on-hand-allocated"
@@ -105,8 +105,8 @@ async def place_order(
     line's stock, raises the owner's holds, inserts the order (with
     ``placed_by``, and an audit entry when someone else placed it) and, with an
     idempotency ``claim``, completes the key. All of it commits or none of it
-    does (docs/contract.md §5). Unit prices and names are captured from the
-    database at order time; ``total`` = Σ qty × unit price, exact (§6).
+    does. Unit prices and names are captured from the
+    database at order time; ``total`` = Σ qty × unit price, exact.
 
     Args:
         placed_by: the username placing the order (default: ``user_id``).
@@ -145,7 +145,7 @@ async def place_order_idempotently(
     idempotency_key: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, bool]:
-    """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders`` (docs/contract.md §5).
+    """:func:`place_order` behind an ``Idempotency-Key``: the entry point of ``POST /orders``.
 
     Without a key it is :func:`place_order`. With one, a retry with the same
     key and body replays the first order's id instead of placing another.
@@ -187,7 +187,7 @@ async def place_order_idempotently(
 async def change_status(
     db: MongoDatabase, *, user_id: str, order_id: str, status: SettableStatus, as_admin: bool, actor: str
 ) -> OrderPublic:
-    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``; docs/contract.md §5).
+    """Move an order to ``status`` (``PATCH /orders/{user_id}/{order_id}``).
 
     ``pending → completed`` (admin) and ``pending → cancelled`` (owner or
     admin). Cancelling puts the order's allocated units back on sale;
@@ -382,7 +382,7 @@ async def list_orders(
 ) -> tuple[list[OrderPublic], PageMeta]:
     """One page of orders in ascending ``_id`` order, optionally of one user and/or one status.
 
-    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (docs/contract.md §3).
+    Serves ``GET /orders/{user_id}`` (brief) and ``GET /orders`` (a user's own orders, or everyone's for an admin).
 
     Raises:
         InvalidCursorError: the cursor is bad or was issued for other filters (400).

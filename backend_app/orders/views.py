@@ -1,4 +1,4 @@
-"""The public form of a stored order (docs/contract.md §1, §5): one mapping for the API, events and webhooks."""
+"""The public form of a stored order: one mapping for the API, events and webhooks."""
 
 from __future__ import annotations
 

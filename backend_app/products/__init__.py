@@ -1,1 +1,1 @@
-"""The catalog: products, their sizes and stock (docs/contract.md §1, §4)."""
+"""The catalog: products, their sizes and stock."""

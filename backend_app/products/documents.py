@@ -9,8 +9,8 @@ Per size, ``quantity`` is on hand, ``allocated`` held by pending orders and
 write path of ``products.repository`` (and backfilled at start-up) only to filter
 and sort by price: the embedded server sorts int64 about 12x faster than
 ``Decimal128`` (docs/architecture.md (Catalog at scale)). ``sku`` is unique when
-present (partial unique index). ``deleted_at`` is the soft-delete marker
-(docs/contract.md §4); live products have ``null``.
+present (partial unique index). ``deleted_at`` is the soft-delete marker;
+live products have ``null``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ class ProductNotFoundError(NotFoundError):
 
 
 class InvalidNamePatternError(UnprocessableError):
-    """The ``name`` filter is not an acceptable regular expression: 422 (docs/contract.md §4)."""
+    """The ``name`` filter is not an acceptable regular expression: 422."""
 
     code = "invalid_pattern"
     title = "Invalid name pattern"
@@ -58,7 +58,8 @@ class QuantityBelowAllocatedError(ConflictError):
     ``sizes`` lists each such size as ``{"size", "quantity", "allocated"}``
     (``quantity`` is ``null`` for a size the write leaves out). Cancel the
     pending orders first, or send the numbers as what is available
-    (``stock_basis=available``; docs/contract.md, products).
+    (``stock_basis=available``): each size's on hand becomes the number sent
+    plus its ``allocated`` units.
     """
 
     code = "quantity_below_allocated"

@@ -31,7 +31,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind every catalog query (idempotent; docs/contract.md §4).
+    """Create the indexes behind every catalog query (idempotent).
 
     - ``live_by_id``: the default listing and ``_id`` cursors.
     - ``live_by_price`` / ``live_by_created``: ``sort=price|created_at`` (either

@@ -50,7 +50,7 @@ def to_cents(amount: Decimal) -> Int64:
 
 @dataclass(frozen=True, slots=True)
 class ProductFilter:
-    """Filters of ``GET /products`` (docs/contract.md §1, §4).
+    """Filters of ``GET /products``.
 
     Attributes:
         name_pattern: a validated regular expression matched case-insensitively
@@ -82,7 +82,7 @@ class ProductFilter:
         if self.min_price is not None:
             price["$gte"] = to_cents(self.min_price)
         if self.max_price is not None:
-            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals, docs/contract.md §4): the
+            # price ≤ max as cents < max + 1 cent (prices have at most 2 decimals): the
             # embedded server's compound-index range drops rows equal to a ``$lte`` bound
             # when more index fields follow (seen on SecantusDB 0.7.0b3); ``$lt`` is exact.
             price["$lt"] = to_cents(self.max_price + CENT)
@@ -93,7 +93,7 @@ class ProductFilter:
         return query
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The filter values that a cursor is bound to (docs/contract.md §2)."""
+        """The filter values that a cursor is bound to."""
         return asdict(self)
 
 
@@ -218,7 +218,8 @@ async def set_size_quantity(
     """Store ``size`` (a stored size) over the existing size of that name of a live product; the new document or ``None``.
 
     ``None`` when the product is not live or has no such size. The size is
-    addressed with ``arrayFilters`` (docs/contract.md §9).
+    addressed with ``arrayFilters`` (the embedded server has no positional ``$``
+    together with ``$elemMatch``).
     """
     fields = {f"sizes.$[s].{key}": value for key, value in size.items() if key != "size"}
     return await _collection(db).find_one_and_update(
@@ -247,7 +248,7 @@ AXES: dict[str, KeyAxis] = {
     "_id": ID_AXIS,
     "created_at": CREATED_AT_AXIS,
 }
-#: Prices in cents that valid products have, ``[1, 100,000,001)`` (docs/contract.md §4: > 0, ≤ 1,000,000).
+#: Prices in cents that valid products have, ``[1, 100,000,001)`` (a price is > 0 and ≤ 1,000,000).
 PRICE_EXTENT = (1, 100_000_001)
 
 

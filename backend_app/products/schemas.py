@@ -1,4 +1,4 @@
-"""Request and response models of the catalog (docs/contract.md §1, §4)."""
+"""Request and response models of the catalog."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ Sku = Annotated[
     ),
 ]
 
-#: ``sort`` values of ``GET /products`` (docs/contract.md §4); ``-`` means descending, ``_id`` breaks ties.
+#: ``sort`` values of ``GET /products``; ``-`` means descending, ``_id`` breaks ties.
 ProductSort = Literal["_id", "price", "-price", "created_at", "-created_at"]
 
 
@@ -65,7 +65,7 @@ class ProductCreate(BaseModel):
 
     The brief's shape is ``{"name", "price", "sizes": [{"size", "quantity"}]}``;
     ``description``, ``category``, ``rating``, ``sku`` and ``stock`` are optional
-    (docs/contract.md §4; ``sku``: docs/architecture.md (Catalog at scale)). ``stock`` without ``sizes``
+    (``sku``: docs/architecture.md (Catalog at scale)). ``stock`` without ``sizes``
     stores one size ``"one-size"``.
     On ``PUT``, an omitted optional field is cleared. Unknown fields → 422.
     """
@@ -93,7 +93,7 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
-    """Body of ``PATCH /products/{id}``: only the fields given change (docs/contract.md §4).
+    """Body of ``PATCH /products/{id}``: only the fields given change.
 
     ``name``, ``price`` and ``sizes`` cannot be ``null``; ``description``,
     ``category`` and ``rating`` can (``null`` clears them). ``sizes``, when

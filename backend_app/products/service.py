@@ -1,4 +1,4 @@
-"""Catalog rules: validating filters, reading and writing products (docs/contract.md §1, §4).
+"""Catalog rules: validating filters, reading and writing products.
 
 Every product write goes through one of :func:`create_product`,
 :func:`replace_product`, :func:`update_product`, :func:`delete_product` and
@@ -53,7 +53,7 @@ from backend_app.products.schemas import (
 )
 from backend_app.products.stock import StockBasis
 
-#: Longest accepted ``name`` pattern, in characters (docs/contract.md §4).
+#: Longest accepted ``name`` pattern, in characters.
 MAX_PATTERN_LENGTH = 100
 #: Cursor scope of ``GET /products`` (a cursor of another list is foreign here).
 LIST_SCOPE = "products"
@@ -79,7 +79,7 @@ def validate_name_pattern(pattern: str) -> str:
 
     Raises:
         InvalidNamePatternError: too long, does not compile, or could
-            backtrack catastrophically (``core.regex_guard``; docs/contract.md §4).
+            backtrack catastrophically (``core.regex_guard``).
     """
     try:
         return check_safe_regex(pattern, max_length=MAX_PATTERN_LENGTH)
@@ -361,7 +361,7 @@ async def list_products(
     page: PageParams,
     max_time_ms: int,
 ) -> tuple[list[ProductListItem], PageMeta]:
-    """One page of live products (brief ``GET /products``; docs/contract.md §2, §4).
+    """One page of live products (brief ``GET /products``), by offset or by cursor.
 
     Raises:
         InvalidNamePatternError: ``name`` is not an acceptable pattern (422).

@@ -1,1 +1,1 @@
-"""User accounts: storage, admin management (docs/contract.md §3)."""
+"""User accounts: storage, admin management."""

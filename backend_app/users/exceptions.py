@@ -8,7 +8,7 @@ from backend_app.core.errors import ConflictError, NotFoundError
 
 
 class UserAlreadyExistsError(ConflictError):
-    """The username or the email is already registered: 409 (docs/contract.md §3), naming the field."""
+    """The username or the email is already registered: 409, naming the field."""
 
     code = "user_exists"
     title = "User already exists"

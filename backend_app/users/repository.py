@@ -69,7 +69,7 @@ async def backfill_username_keys(db: MongoDatabase) -> int:
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Unique ``username``, ``username_key`` (case-insensitive) and ``email`` (docs/contract.md §3); idempotent.
+    """Unique ``username``, ``username_key`` (case-insensitive) and ``email``; idempotent.
 
     ``username_key`` is backfilled first. If existing users already differ only
     by case, the case-insensitive index cannot be built: that is logged (ERROR,

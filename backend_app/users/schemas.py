@@ -1,4 +1,4 @@
-"""User models (docs/contract.md §3). ``UserPublic`` never has a password or hash field."""
+"""User models. ``UserPublic`` never has a password or hash field."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from backend_app.core.security import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
 
 Role = Literal["user", "admin"]
 
-#: The user id of URLs, ``userId`` and the token ``sub`` (docs/contract.md §3).
+#: The user id of URLs, ``userId`` and the token ``sub``; it never changes.
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{2,31}$", examples=["user_1"])]
 
 
 def check_password_bytes(value: str, *, min_bytes: int = MIN_PASSWORD_BYTES) -> str:
     """Accept ``min_bytes``..72 UTF-8 bytes (bcrypt's limit); raise ``ValueError`` otherwise (→ 422).
 
-    New passwords need 8 bytes (docs/contract.md §3); logins pass ``min_bytes=1``, since a
+    New passwords need 8 bytes; logins pass ``min_bytes=1``, since a
     short password there is simply wrong (401), while a long one could never
     be checked at all.
     """

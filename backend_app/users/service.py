@@ -1,4 +1,4 @@
-"""User rules: registration, admin listing and updates, the first admin (docs/contract.md §3)."""
+"""User rules: registration, admin listing and updates, the first admin."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ async def create_user(
             self-registration (``None``) records none.
 
     Raises:
-        UserAlreadyExistsError: the username or the email is taken (409, docs/contract.md §3).
+        UserAlreadyExistsError: the username (in any case) or the email is taken (409).
     """
     password_hash = await hash_password(user.password)
 
@@ -86,8 +86,8 @@ async def create_user(
 async def list_users(
     db: MongoDatabase, *, username: str | None, email: str | None, page: PageParams
 ) -> tuple[list[UserPublic], PageMeta]:
-    """One page of users in ascending ``_id`` order, filtered by username / email prefix (docs/contract.md §3),
-    by offset or by cursor (docs/contract.md §2).
+    """One page of users in ascending ``_id`` order, filtered by username / email prefix
+    (literal prefixes, ``email`` in any case), by offset or by cursor.
 
     Raises:
         InvalidCursorError: the cursor is forged or belongs to other filters or another list (400).
