@@ -14,7 +14,8 @@
   skips it; never with a configured ``MONGODB_URI``), then serve; Ctrl-C
   or SIGTERM stops uvicorn, then the database, cleanly.
 - ``create-admin --username NAME --email EMAIL [--full-name TEXT] [--promote-existing]``:
-  create that account as an active admin (docs/contract.md §3). The password comes from
+  create that account as an active admin (registration only ever makes a ``user``, so the
+  first admin comes from the command line). The password comes from
   ``ADMIN_PASSWORD`` or a prompt; running it again for an existing active
   admin changes nothing. Any other existing account with that name is
   refused (exit status 1: anyone could have registered it) unless

@@ -12,8 +12,9 @@ process layouts of ``python -m backend_app serve``, all started at once:
 
 Each layout is warmed up (:data:`WARMUP_SECONDS` of orders on a product of its own).
 Then, for each of four workloads at :data:`CLIENTS` concurrent clients (each client
-one HTTP connection, opened for each slice), every layout runs ``--seconds``/2, in
-order and then in reverse order (w1 w2 w4 two-serve two-serve w4 w2 w1): the
+one HTTP connection, opened for each slice), every layout runs ``--seconds``/(2 x
+``--rounds``) at a time, in order and then in reverse order (w1 w2 w4 two-serve
+two-serve w4 w2 w1), ``--rounds`` times: the
 server's write rate falls as its oplog fills and the shared machine's load
 changes by the minute, and a layout measured minutes after another would be
 judged on a different server; interleaved, a steady drift weighs on every layout
@@ -468,8 +469,8 @@ async def run_app(
 ) -> tuple[list[Result], list[Row]]:
     """Every layout of one checkout, up at once; each workload measured on every layout, interleaved.
 
-    For each workload the layouts run in order and then in reverse order (``--seconds``/2 each
-    time), so a steady drift of the shared machine or of the server's write rate weighs on every
+    For each workload the layouts run in order and then in reverse order, ``--rounds`` times
+    (``--seconds``/(2 x ``--rounds``) each time), so a steady drift of the shared machine or of the server's write rate weighs on every
     layout alike; raw ``insert_one`` runs before each workload and after the last. Returns the raw
     results (one more than the workloads) and the rows (in workload, then layout order).
     """
@@ -492,8 +493,8 @@ async def run_app(
         raws = [await raw(CLIENTS)]
         for w in workloads:
             before = {key: await stock_of(db, rows[(w, key)].product_ids) for key in layouts}
-            for key in layouts + layouts[::-1]:
-                await run_slice(servers[key], rows[(w, key)], args.seconds / 2, db_pid)
+            for key in (layouts + layouts[::-1]) * args.rounds:
+                await run_slice(servers[key], rows[(w, key)], args.seconds / (2 * args.rounds), db_pid)
             for key in layouts:
                 row = rows[(w, key)]
                 row.check, row.check_passed = await oversell_check(db, row.product_ids, before[key], len(row.latencies))
@@ -595,7 +596,8 @@ async def measure(args: argparse.Namespace) -> None:
     header = [
         f"- date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; benchmark commit {commit_of(ROOT)}; "
         f"{platform.machine()}, {os.cpu_count()} cores (shared); Python {platform.python_version()}",
-        f"- {args.seconds:g} s per row (two slices of {args.seconds / 2:g} s: layouts in order, then in reverse; "
+        f"- {args.seconds:g} s per row ({2 * args.rounds} slices of {args.seconds / (2 * args.rounds):g} s: "
+        f"layouts in order, then in reverse, {args.rounds} time(s); "
         f"at most {MAX_RATE_PER_CLIENT}/s per client), {CLIENTS} clients, one HTTP connection each; "
         f"warm-up {WARMUP_SECONDS:g} s per layout; layouts {', '.join(args.layouts)} all up at once",
     ]
@@ -651,6 +653,13 @@ def main() -> int:
     """Parse the options and run :func:`measure`; SIGTERM stops it like Ctrl-C (every child stopped)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each row (default 5)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times each row runs its layouts in order and in reverse (default 1): more rounds, more of the "
+        "machine's minute-to-minute changes cancel out of the ratios",
+    )
     parser.add_argument("--app-dir", default=None, help="also serve this checkout against the same server")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")

@@ -39,7 +39,7 @@ def _orders(db: MongoDatabase) -> AsyncCollection[OrderDocument]:
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
-    """Create the indexes behind the order lists (idempotent; docs/contract.md §4).
+    """Create the indexes behind the order lists (idempotent: ``create_index`` of an existing index is a no-op).
 
     - ``by_user`` ``{userId, _id}``: ``GET /orders/{user_id}`` and a user's ``GET /orders``.
     - ``by_status`` ``{status, _id}``: the admin's ``status`` filter, the dashboard's revenue, and the
@@ -235,7 +235,7 @@ def _with_product_details(
     Each line's product comes from one ``$lookup`` on ``products`` (brief: a
     ``$lookup``, no N+1 reads) into ``joined``. Items are unwound first
     because the embedded server cannot ``$lookup`` on an array
-    ``localField`` (docs/contract.md §9); :func:`_regroup` puts the lines
+    ``localField``; :func:`_regroup` puts the lines
     back together in this process. Regrouping here rather than with
     ``$sort``/``$group`` stages, and a plain ``localField``/``foreignField``
     join rather than a sub-pipeline, cut the database's work on a page to
