@@ -1,40 +1,15 @@
 """The webhook dispatcher: every API process runs one; leases make sure no delivery is sent twice at once.
 
-Each round (``Dispatcher.step``):
-
-1. **Fan-out**: an event recorded in this process is stored leased to this
-   dispatcher (``events.service.consume_locally``) and handed to it right after
-   its commit, with no read of the outbox. Events whose lease ran out (their
-   process died, or ran no dispatcher) are claimed from the outbox once per
-   poll interval by one conditional update. Each event becomes one first
-   attempt per endpoint subscribed to its type that existed when it was
-   recorded, held under the event's lease; pairs already recorded (a claimed
-   event whose previous holder died half-way) are skipped.
-2. **Claim**: due deliveries (retries, replays, those a dead process held) are
-   leased to this process (``lease_until`` = now + ``WEBHOOK_LEASE_SECONDS``,
-   a fresh token) by one conditional update; another process's live lease
-   does not match. Held attempts wait in a local backlog for a sending slot;
-   one whose lease would end before an attempt could finish is handed back,
-   never sent.
-3. **Send**: up to ``WEBHOOK_CONCURRENCY`` attempts at once
-   (``webhooks.sender``), each signed with every valid secret of its endpoint.
-4. **Settle**: what the answer means (delivered, retried when, the endpoint's
-   health) is ``webhooks.outcomes``. A first attempt's outcome creates its
-   delivery (one insert: the one write a delivered event costs); once all of
-   an event's first outcomes are stored, the event leaves the outbox. A later
-   attempt's outcome is written only under its lease token. An endpoint status
-   change follows the outcome in its own transaction, so a transaction a dead
-   process left open on the endpoint cannot hold the sending slots.
-
-At least once: a process that dies after sending and before settling leaves
-the lease (the event's, for a first attempt) to run out; another process then
-sends it again (same ``webhook-id``, so receivers can de-duplicate). The lease is longer than an
-attempt can take (``WEBHOOK_LEASE_SECONDS`` > ``WEBHOOK_TIMEOUT_SECONDS``,
-checked by the settings), so a live process's delivery is never taken over.
-A process that stops cleanly releases the leases of what it held and did not send.
-
-Events reach an endpoint in no guaranteed order (retries, several
-processes); each envelope carries ``entity.version`` to order them per entity.
+Each round (:meth:`Dispatcher.step`) fans out events into first attempts (those
+recorded here are handed over right after their commit; those whose lease ran
+out are claimed from the outbox), claims due retries, and starts attempts in
+the free sending slots (``webhooks.attempt``). Delivery is at least once: a
+process that dies between sending and settling leaves its lease to run out,
+and another process sends again with the same ``webhook-id``. The lease is
+longer than an attempt can take (checked by the settings), so a live process's
+delivery is never taken over. The design, its failure cases and its indexes:
+docs/architecture.md, "Events and webhooks" (its "At least once" and "Several
+workers and hosts: the dispatcher").
 """
 
 from __future__ import annotations
@@ -45,20 +20,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase
-from backend_app.events import entities
 from backend_app.events import service as events
-from backend_app.events.documents import EventDocument, FeedEvent
-from backend_app.webhooks import outcomes, repository, sender, signing, urlguard
-from backend_app.webhooks.documents import EndpointDocument
+from backend_app.events.documents import EventDocument
+from backend_app.webhooks import outcomes, repository, urlguard
+from backend_app.webhooks.attempt import Attempts, Held, utc
 from backend_app.webhooks.repository import NO_LEASE
 from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
@@ -71,24 +42,6 @@ FANOUT_BATCH = 500
 LAG_INTERVAL_S = 5.0
 #: Deliveries one process holds at most: ``WEBHOOK_CONCURRENCY`` × this (in flight and waiting for a slot).
 BACKLOG_FACTOR = 8
-
-
-@dataclass(slots=True)
-class _Held:
-    """A delivery this process holds the lease of, with what sending it needs."""
-
-    #: The claimed delivery, or for a first attempt the fields it will be created with.
-    delivery: Mapping[str, Any]
-    event: FeedEvent | None
-    endpoint: EndpointDocument | None
-    token: str
-    lease_until: datetime
-    #: A first attempt: the delivery is created by its outcome, under the event's outbox lease.
-    first: bool = False
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class Dispatcher:
@@ -104,16 +57,15 @@ class Dispatcher:
         self.db = db
         self.settings = settings
         self.resolver = resolver
-        self.delays = settings.webhook_retry_delays
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._backlog: collections.deque[_Held] = collections.deque()
+        self._backlog: collections.deque[Held] = collections.deque()
         self._next_lag = 0.0
         self._next_claim = 0.0
         self._claim_again = False
-        self._clients = sender.ClientPool()
         self._settles = SettleBatch(db)
+        self._attempts = Attempts(db, settings, resolver=resolver, settles=self._settles)
         #: This process's outbox lease token (``events.service.consume_locally``).
         self.token = uuid.uuid4().hex
         #: Events recorded here and committed, not fanned out yet.
@@ -163,7 +115,7 @@ class Dispatcher:
             task.cancel()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        await self._clients.aclose()
+        await self._attempts.aclose()
 
     async def _idle(self) -> None:
         """Wait for a local event or the poll interval; meanwhile fill freed sending slots from the backlog.
@@ -260,7 +212,7 @@ class Dispatcher:
                 endpoint
                 for endpoint in endpoints
                 if outcomes.subscribed(endpoint, event["type"])
-                and _utc(endpoint["created_at"]) <= _utc(event["created_at"])
+                and utc(endpoint["created_at"]) <= utc(event["created_at"])
                 and (event["_id"], endpoint["_id"]) not in recorded
             ]
             if not targets:
@@ -274,9 +226,9 @@ class Dispatcher:
                     "endpoint_id": endpoint["_id"],
                     "schedule_step": 0,
                 }
-                lease_until = _utc(event.get("fanout_lease_until") or NO_LEASE)
+                lease_until = utc(event.get("fanout_lease_until") or NO_LEASE)
                 self._backlog.append(
-                    _Held(delivery, event, endpoint, event.get("fanout_token", ""), lease_until, first=True)
+                    Held(delivery, event, endpoint, event.get("fanout_token", ""), lease_until, first=True)
                 )
         await events.mark_fanned_out(self.db, event_ids=no_attempts)
         return bool(claimed) and len(claimed) == min(room, FANOUT_BATCH)
@@ -298,7 +250,7 @@ class Dispatcher:
         endpoints = {e["_id"]: e for e in await repository.endpoints_by_ids(self.db, endpoint_ids=endpoint_ids)}
         for delivery in claimed:
             self._backlog.append(
-                _Held(
+                Held(
                     delivery,
                     found.get(delivery["event_id"]),
                     endpoints.get(delivery["endpoint_id"]),
@@ -328,7 +280,7 @@ class Dispatcher:
             started = True
         return started
 
-    async def _hand_back(self, held: _Held, *, stopping: bool = False) -> None:
+    async def _hand_back(self, held: Held, *, stopping: bool = False) -> None:
         """Give up a held attempt unsent: release the delivery's lease, or leave a first attempt's event to be claimed.
 
         A first attempt's event lease is ended at once only when this process
@@ -346,9 +298,9 @@ class Dispatcher:
                 self.db, delivery_id=held.delivery["_id"], token=held.token, changes={}, attempt=None
             )
 
-    async def _deliver(self, held: _Held) -> None:
+    async def _deliver(self, held: Held) -> None:
         try:
-            await self._attempt(held)
+            await self._attempts.run(held)
         except asyncio.CancelledError:
             # Shutting down: hand the delivery back at once instead of after its lease.
             with contextlib.suppress(Exception):
@@ -359,81 +311,12 @@ class Dispatcher:
                 self._settles.abandon(held.delivery["event_id"])
             logger.warning("webhook delivery %s failed to settle", held.delivery["_id"], exc_info=True)
 
-    async def _attempt(self, held: _Held) -> None:
-        delivery, event, endpoint, token = held.delivery, held.event, held.endpoint, held.token
-        now = datetime.now(UTC)
-        if endpoint is None or endpoint.get("status") == "disabled" or event is None:
-            # Only a later attempt gets here: a first attempt's event and endpoint were just read.
-            reason = "event removed after its retention" if event is None else "endpoint disabled"
-            await repository.settle(
-                self.db,
-                delivery_id=delivery["_id"],
-                token=token,
-                changes={"status": "failed", "next_attempt_at": None, "updated_at": now, "last_error": reason},
-                attempt=None,
-            )
-            return
-        body = entities.envelope_bytes(events.envelope(event)).decode()
-        headers = signing.headers(
-            message_id=str(event["_id"]),
-            body=body,
-            secrets_=signing.valid_keys(endpoint.get("signing_keys", []), now=now),
-            now=now,
-        )
-        result = await sender.attempt(
-            self._clients,
-            url=endpoint["url"],
-            body=body.encode(),
-            headers=headers,
-            resolver=self.resolver,
-            allow_private=self.settings.webhook_allow_private_urls,
-            https_only=self.settings.app_env == "production",
-            timeout_s=self.settings.webhook_timeout_seconds,
-        )
-        await self._settle(held, result, started=now)
-
-    async def _settle(self, held: _Held, result: sender.AttemptResult, *, started: datetime) -> None:
-        delivery, event, endpoint, token = held.delivery, held.event, held.endpoint, held.token
-        assert event is not None and endpoint is not None  # _attempt returned before sending otherwise
-        now = datetime.now(UTC)
-        decided = outcomes.decide(
-            result, step=int(delivery.get("schedule_step", 0)), delays=self.delays,
-            endpoint_status=endpoint.get("status"), now=now,
-        )  # fmt: skip
-        outcome, changes, new_status = decided.outcome, decided.changes, decided.new_status
-        attempt = outcomes.attempt_record(result, started=started, next_attempt_at=changes.get("next_attempt_at"))
-        latency = (now - _utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
-        metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
-        if held.first:
-            document = repository.first_outcome_document(
-                delivery_id=delivery["_id"], event=event, endpoint_id=endpoint["_id"], changes=changes,
-                attempt=attempt, now=now,
-            )  # fmt: skip
-            settled = await self._settles.record_first(document)
-        else:
-            settled = await self._settles.settle(
-                delivery_id=delivery["_id"], token=token, changes=changes, attempt=attempt
-            )
-        if not settled:
-            logger.warning("webhook delivery %s: lease lost before its outcome was written", delivery["_id"])
-        if new_status is not None:
-            # After the outcome, never holding the delivery: a transaction a dead process left open on the
-            # endpoint (until the server reaps it) must not keep this process's sending slots busy.
-            try:
-                await outcomes.change_endpoint_status(
-                    self.db, endpoint_id=endpoint["_id"], new_status=new_status, reason=decided.reason, now=now
-                )
-            except Exception:
-                logger.warning(
-                    "webhook endpoint %s: status change to %s not written", endpoint["_id"], new_status, exc_info=True
-                )
-
     # ----------------------------------------------------------------------- lag
 
     async def refresh_lag(self) -> float:
         """Set and return the outbox lag: age of the oldest event not yet fanned out or delivered, in seconds."""
         candidates = [await events.oldest_pending_fanout(self.db), await repository.oldest_undelivered(self.db)]
-        oldest = min((_utc(c) for c in candidates if c is not None), default=None)
+        oldest = min((utc(c) for c in candidates if c is not None), default=None)
         lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
         metrics.outbox_lag(lag)
         return lag
