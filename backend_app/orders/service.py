@@ -28,7 +28,7 @@ from backend_app.core.pagination import PageParams
 from backend_app.core.types import oid
 from backend_app.events import service as events
 from backend_app.idempotency import service as idempotency
-from backend_app.orders import faults, forwarding, holds_repository, repository
+from backend_app.orders import faults, forwarding, history_repository, holds_repository, repository
 from backend_app.orders.allocation import check_units_per_line, merge_lines, order_units
 from backend_app.orders.batch_checks import DEFAULT_LIMITS, REFUSALS, Limits, OrderToPlace
 from backend_app.orders.documents import OrderDocument
@@ -371,7 +371,7 @@ async def get_order(db: MongoDatabase, *, user_id: str, order_id: str) -> OrderP
     Raises:
         OrderNotFoundError: no such order of ``user_id`` (404).
     """
-    doc = await repository.get_order_with_details(db, user_id=user_id, order_id=oid(order_id))
+    doc = await history_repository.get_order_with_details(db, user_id=user_id, order_id=oid(order_id))
     if doc is None:
         raise OrderNotFoundError(order_id)
     return to_public(doc)
@@ -388,7 +388,7 @@ async def list_orders(
         InvalidCursorError: the cursor is bad or was issued for other filters (400).
     """
     window = page.window(scope=LIST_SCOPE, filters={"user_id": user_id, "status": status})
-    rows = await repository.list_orders(
+    rows = await history_repository.list_orders(
         db, query=repository.order_filter(user_id=user_id, status=status), window=window
     )
     docs, meta = window.finish(rows)

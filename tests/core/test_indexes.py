@@ -24,6 +24,7 @@ from backend_app.core.cursors import CursorCodec
 from backend_app.core.key_windows import ID_AXIS, key_windows
 from backend_app.core.keyset import keyset_sort, keyset_stages
 from backend_app.core.pagination import PageParams
+from backend_app.orders import history_repository
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from backend_app.products import repository as products_repository
@@ -129,8 +130,8 @@ async def test_order_list_queries_use_indexes(client, mongo, settings, admin_hea
             filters={"user_id": filters.get("user_id"), "status": filters.get("status")},
         )
         query = orders_repository.order_filter(user_id=filters.get("user_id"), status=filters.get("status"))
-        # what is run: each stage cut into key windows of the ``_id``'s second (orders.repository.list_order_ids)
-        extent = orders_repository.order_windows_extent(mongo, query) or (0, int(time.time()) + 2)
+        # what is run: each stage cut into key windows of the ``_id``'s second (orders.history_repository.list_order_ids)
+        extent = history_repository.order_windows_extent(mongo, query) or (0, int(time.time()) + 2)
         stages = [
             piece
             for stage in keyset_stages(query, window)

@@ -72,13 +72,13 @@ def test_only_repositories_build_keyset_filters():
     )
     assert users, "core.keyset is used"
     # core.key_windows cuts keyset stages into windows for the repositories: repository-side too
-    assert all(name.endswith(".repository") or name == "backend_app.core.key_windows" for name in users), users
+    assert all(name.endswith("repository") or name == "backend_app.core.key_windows" for name in users), users
     window_users = sorted(
         _module(path)
         for path in PACKAGE.rglob("*.py")
         if any(name.startswith("backend_app.core.key_windows") for name in _imports(path))
     )
-    assert window_users and all(name.endswith(".repository") for name in window_users), window_users
+    assert window_users and all(name.endswith("repository") for name in window_users), window_users
 
 
 def test_bumping_the_catalog_version_needs_no_http_or_cache_client():

@@ -19,6 +19,7 @@ from backend_app.core.cursors import CursorCodec
 from backend_app.core.pagination import PageParams
 from backend_app.devtools.embedded_db import EmbeddedMongo
 from backend_app.devtools.seed import seed_order_history
+from backend_app.orders import history_repository
 from backend_app.orders import repository as orders_repository
 from backend_app.orders import service as orders_service
 from tests.support.helpers import create_product
@@ -103,7 +104,7 @@ async def test_a_page_examines_about_a_page_of_orders(
                 filters={"user_id": filters.get("user_id"), "status": filters.get("status")},
             )
             listener.filters.clear()
-            ids = await orders_repository.list_order_ids(db, query=query, window=window)
+            ids = await history_repository.list_order_ids(db, query=query, window=window)
             assert len(ids) == 11
             examined = 0
             for sent in listener.filters:
