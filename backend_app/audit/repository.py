@@ -1,12 +1,7 @@
 """MongoDB access for the ``audit_log`` collection: the only place that builds its filters.
 
-Document shape::
-
-    {_id: ObjectId, at: datetime (UTC), actor: str, action: str,
-     entity_type: "product" | "user" | "order", entity_id: str,
-     before: dict | null, after: dict | null}
-
-Entries are only ever inserted (never updated or deleted by the app). Lists
+Stored documents are :class:`~backend_app.audit.documents.AuditEntryDocument`,
+only ever inserted (never updated or deleted by the app). Lists
 are in ``at`` order (``_id`` breaks ties), so a time window and a cursor
 position are one range on the sort key, which every index below ends with.
 """
@@ -15,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
+from backend_app.audit.documents import AuditEntryDocument
 from backend_app.core.db import MongoDatabase
 from backend_app.core.keyset import find_window
 from backend_app.core.pagination import PageWindow
@@ -37,6 +34,11 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
 ]
 
 
+def _entries(db: MongoDatabase) -> AsyncCollection[AuditEntryDocument]:
+    """The ``audit_log`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[AuditEntryDocument]", db[COLLECTION])
+
+
 async def ensure_indexes(db: MongoDatabase) -> None:
     """Create the audit indexes (idempotent; run at start-up).
 
@@ -51,13 +53,13 @@ async def ensure_indexes(db: MongoDatabase) -> None:
 
 
 async def insert_entries(
-    db: MongoDatabase, *, entries: list[dict[str, Any]], session: AsyncClientSession | None
+    db: MongoDatabase, *, entries: list[AuditEntryDocument], session: AsyncClientSession | None
 ) -> None:
     """Insert audit entries (inside ``session``'s transaction when given): one ``insert_one``, or one ordered ``insert_many``."""
     if len(entries) == 1:
-        await db[COLLECTION].insert_one(entries[0], session=session)
+        await _entries(db).insert_one(entries[0], session=session)
     elif entries:
-        await db[COLLECTION].insert_many(entries, ordered=True, session=session)
+        await _entries(db).insert_many(entries, ordered=True, session=session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,6 @@ class AuditFilter:
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
 
 
-async def list_entries(db: MongoDatabase, *, filters: AuditFilter, window: PageWindow) -> list[dict[str, Any]]:
+async def list_entries(db: MongoDatabase, *, filters: AuditFilter, window: PageWindow) -> list[AuditEntryDocument]:
     """Up to ``window.fetch`` entries matching ``filters``, in ``(at, _id)`` order at the window's position."""
-    return await find_window(db[COLLECTION], filters.to_query(), window)
+    return await find_window(_entries(db), filters.to_query(), window)

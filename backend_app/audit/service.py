@@ -22,6 +22,7 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from backend_app.audit import repository
+from backend_app.audit.documents import AuditEntryDocument
 from backend_app.audit.repository import AuditFilter
 from backend_app.audit.schemas import AuditEntry, EntityType
 from backend_app.core.cursors import SortOrder
@@ -108,7 +109,7 @@ def new_entry(
     entity_id: str,
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
-) -> dict[str, Any]:
+) -> AuditEntryDocument:
     """The stored form of one audit entry (secrets redacted), stamped now; see :func:`record` for the fields."""
     return {
         "_id": ObjectId(),
@@ -122,7 +123,7 @@ def new_entry(
     }
 
 
-async def record_many(db: MongoDatabase, *, entries: list[dict[str, Any]], session: AsyncClientSession) -> None:
+async def record_many(db: MongoDatabase, *, entries: list[AuditEntryDocument], session: AsyncClientSession) -> None:
     """Record several changes made by one transaction (``entries`` from :func:`new_entry`), inside ``session``.
 
     Used by the catalog's bulk write (``POST /products/batch``, ``import-products``):
@@ -138,7 +139,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def to_public(doc: dict[str, Any]) -> AuditEntry:
+def to_public(doc: AuditEntryDocument) -> AuditEntry:
     """Map a stored entry to its public form."""
     return AuditEntry(
         id=str(doc["_id"]),

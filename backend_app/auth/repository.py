@@ -1,14 +1,6 @@
 """MongoDB access for the ``sessions`` collection: one document per login (refresh-token family).
 
-Document shape::
-
-    {_id: str (the tokens' ``sid`` claim), username: str,
-     refresh_jti: str (``jti`` of the only refresh token that may still be used),
-     epoch: int (the user's ``session_epoch`` when the login began; absent = 0),
-     created_at: datetime, refreshed_at: datetime | null,
-     expires_at: datetime (expiry of the newest refresh token; TTL index),
-     revoked_at: datetime | null, revoked_reason: "logout" | "refresh_reuse" | "revoke_others" | null}
-
+Stored documents are :class:`~backend_app.auth.documents.SessionDocument`.
 A session is only valid while its ``epoch`` equals its user's
 ``session_epoch``: bumping that one field (``users.repository``) ends every
 session of the user in the same write as a password, role or activation
@@ -25,15 +17,20 @@ expired.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, cast
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
+from backend_app.auth.documents import RevokedReason, SessionCheck, SessionDocument
 from backend_app.core.db import MongoDatabase
 
 COLLECTION = "sessions"
 
-RevokedReason = Literal["logout", "refresh_reuse", "revoke_others"]
+
+def _sessions(db: MongoDatabase) -> AsyncCollection[SessionDocument]:
+    """The ``sessions`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[SessionDocument]", db[COLLECTION])
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -55,7 +52,7 @@ async def insert_session(
 ) -> None:
     """Record a new login of ``username`` (at the user's ``session_epoch`` ``epoch``) whose first refresh
     token is ``refresh_jti``."""
-    await db[COLLECTION].insert_one(
+    await _sessions(db).insert_one(
         {
             "_id": sid,
             "username": username,
@@ -93,17 +90,18 @@ async def rotate_refresh_jti(
     return result.modified_count == 1
 
 
-async def get_unrevoked_session(db: MongoDatabase, *, sid: str, username: str) -> dict[str, Any] | None:
+async def get_unrevoked_session(db: MongoDatabase, *, sid: str, username: str) -> SessionCheck | None:
     """``username``'s session ``sid`` if it exists and is not revoked (read on every authenticated request).
 
     ``None`` for a login never recorded, revoked (logout, refresh-token reuse),
     expired and deleted, or belonging to another user. The caller still checks
     its ``epoch`` and age (``auth.service``).
     """
-    return await db[COLLECTION].find_one(
+    found = await _sessions(db).find_one(
         {"_id": sid, "username": username, "revoked_at": None},
         projection={"epoch": 1, "created_at": 1, "refresh_jti": 1},
     )
+    return cast("SessionCheck | None", found)
 
 
 async def revoke_session(db: MongoDatabase, *, sid: str, username: str, now: datetime, reason: RevokedReason) -> None:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from backend_app.auth import repository
+from backend_app.auth.documents import SessionCheck
 from backend_app.auth.exceptions import (
     InvalidCredentialsError,
     InvalidTokenError,
@@ -74,7 +74,7 @@ def _epoch(user_doc: PublicUserDocument) -> int:
     return int(user_doc.get("session_epoch", 0) or 0)
 
 
-def _session_ends(settings: Settings, session: dict[str, Any]) -> datetime:
+def _session_ends(settings: Settings, session: SessionCheck) -> datetime:
     """When a login ends at the latest: ``SESSION_MAX_AGE_DAYS`` after it began."""
     created: datetime = session["created_at"]
     if created.tzinfo is None:
@@ -82,7 +82,7 @@ def _session_ends(settings: Settings, session: dict[str, Any]) -> datetime:
     return created + timedelta(days=settings.session_max_age_days)
 
 
-def _session_valid(settings: Settings, session: dict[str, Any] | None, user_doc: PublicUserDocument | None) -> bool:
+def _session_valid(settings: Settings, session: SessionCheck | None, user_doc: PublicUserDocument | None) -> bool:
     """Whether an unrevoked ``session`` (already matched on sid and subject) still lets ``user_doc`` in."""
     return (
         session is not None

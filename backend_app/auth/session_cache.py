@@ -48,6 +48,7 @@ from typing import Any, cast
 
 from pymongo import monitoring
 
+from backend_app.auth.documents import SessionCheck
 from backend_app.auth.repository import COLLECTION as SESSIONS
 from backend_app.core.change_feed import ChangeFeed
 from backend_app.core.db import MongoDatabase
@@ -59,7 +60,7 @@ from config import Settings
 logger = logging.getLogger(__name__)
 
 #: A user (without its password hash: what the cache keeps) and its session, either ``None`` when not stored.
-Documents = tuple[PublicUserDocument | None, dict[str, Any] | None]
+Documents = tuple[PublicUserDocument | None, SessionCheck | None]
 #: Fields of a user document never kept in memory.
 _SECRET_FIELDS = ("password_hash",)
 
@@ -69,7 +70,7 @@ class _Entry:
     username: str
     user_id: Any
     user: PublicUserDocument
-    session: dict[str, Any]
+    session: SessionCheck
     expires: float  # monotonic seconds
 
 
@@ -164,10 +165,10 @@ class SessionCache:
             self._store(sid, username, user, session)
         return user, session
 
-    def _store(self, sid: str, username: str, user: PublicUserDocument, session: dict[str, Any]) -> None:
+    def _store(self, sid: str, username: str, user: PublicUserDocument, session: SessionCheck) -> None:
         self._drop(sid)
         kept = cast(PublicUserDocument, {k: v for k, v in user.items() if k not in _SECRET_FIELDS})
-        self._entries[sid] = _Entry(username, user.get("_id"), kept, dict(session), monotonic() + self.ttl_s)
+        self._entries[sid] = _Entry(username, user.get("_id"), kept, SessionCheck(**session), monotonic() + self.ttl_s)
         self._by_user.setdefault(user.get("_id"), set()).add(sid)
         while len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))

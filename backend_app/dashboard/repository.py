@@ -7,9 +7,10 @@ collection in Python.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from backend_app.core.db import MongoDatabase
+from backend_app.dashboard.documents import CatalogFacets, SalesFacets
 from backend_app.orders.repository import COLLECTION as ORDERS
 from backend_app.products.repository import COLLECTION as PRODUCTS
 from backend_app.products.repository import PRICE_KEY
@@ -103,12 +104,12 @@ async def _one(db: MongoDatabase, collection: str, pipeline: list[dict[str, Any]
 
 async def catalog_facets(
     db: MongoDatabase, *, recent: int, low_stock_threshold: int, low_stock_limit: int
-) -> dict[str, Any]:
+) -> CatalogFacets:
     """Run :func:`catalog_pipeline` (one round trip) and return its facet document."""
     pipeline = catalog_pipeline(recent=recent, low_stock_threshold=low_stock_threshold, low_stock_limit=low_stock_limit)
-    return await _one(db, PRODUCTS, pipeline)
+    return cast(CatalogFacets, await _one(db, PRODUCTS, pipeline))
 
 
-async def sales_facets(db: MongoDatabase, *, top: int) -> dict[str, Any]:
+async def sales_facets(db: MongoDatabase, *, top: int) -> SalesFacets:
     """Run :func:`sales_pipeline` (one round trip) and return its facet document."""
-    return await _one(db, ORDERS, sales_pipeline(top=top))
+    return cast(SalesFacets, await _one(db, ORDERS, sales_pipeline(top=top)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
 from backend_app.core.db import MongoDatabase
 from backend_app.core.types import from_bson_money
@@ -25,7 +25,11 @@ LOW_STOCK_LIMIT = 20
 DEFAULT_LOW_STOCK_THRESHOLD = 5
 
 
-def _first(facet: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+_Row = TypeVar("_Row")
+
+
+def _first(facet: list[_Row] | None) -> _Row | None:
+    """The one row of a single-row facet, or ``None`` when the facet is empty."""
     return facet[0] if facet else None
 
 

@@ -1,30 +1,29 @@
 """MongoDB access for the ``idempotency_keys`` collection.
 
-Document shape::
-
-    {_id: ObjectId, owner: str (username), key: str, fingerprint: str (hex),
-     state: "in_flight" | "completed", token: str (the current claim),
-     lease_expires_at: datetime, response: dict | null,
-     created_at: datetime, expires_at: datetime}
-
-``(owner, key)`` is unique, so the in-flight record is created atomically: of
-two concurrent requests with one key exactly one inserts it. ``expires_at``
-carries a TTL index (``expireAfterSeconds: 0``), so the server removes a
-record once it expires.
+Stored documents are :class:`~backend_app.idempotency.documents.IdempotencyRecord`;
+``(owner, key)`` is unique, so of two concurrent requests with one key exactly
+one inserts the in-flight record.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from backend_app.core.db import MongoDatabase
+from backend_app.idempotency.documents import IdempotencyRecord
 
 COLLECTION = "idempotency_keys"
+
+
+def _records(db: MongoDatabase) -> AsyncCollection[IdempotencyRecord]:
+    """The ``idempotency_keys`` collection, its documents typed as stored."""
+    return cast("AsyncCollection[IdempotencyRecord]", db[COLLECTION])
 
 
 async def ensure_indexes(db: MongoDatabase) -> None:
@@ -50,7 +49,7 @@ async def insert_in_flight(
     Raises:
         pymongo.errors.DuplicateKeyError: a record for ``(owner, key)`` exists.
     """
-    result = await db[COLLECTION].insert_one(
+    result = await _records(db).insert_one(
         {
             "owner": owner,
             "key": key,
@@ -66,9 +65,9 @@ async def insert_in_flight(
     return result.inserted_id
 
 
-async def find(db: MongoDatabase, *, owner: str, key: str) -> dict[str, Any] | None:
+async def find(db: MongoDatabase, *, owner: str, key: str) -> IdempotencyRecord | None:
     """The record of ``(owner, key)``, or ``None``."""
-    return await db[COLLECTION].find_one({"owner": owner, "key": key})
+    return await _records(db).find_one({"owner": owner, "key": key})
 
 
 async def take_over(

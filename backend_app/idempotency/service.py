@@ -94,7 +94,8 @@ async def begin(db: MongoDatabase, *, owner: str, key: str, fingerprint: str) ->
             continue
         if record["fingerprint"] != fingerprint:
             raise IdempotencyKeyReusedError()
-        if record["state"] == "completed":
+        if record["state"] == "completed" and record["response"] is not None:
+            # ``complete`` stores the response in the write that marks the record completed.
             return Replay(response=record["response"])
         if _as_utc(record["lease_expires_at"]) <= now and await repository.take_over(
             db, record_id=record["_id"], old_token=record["token"], token=token, lease_expires_at=now + LEASE

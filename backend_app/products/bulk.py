@@ -17,6 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from backend_app.audit import service as audit
+from backend_app.audit.documents import AuditEntryDocument
 from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import TransactionConflictError, ValidationIssue
 from backend_app.events import service as events
@@ -138,7 +139,7 @@ async def _write_chunk(
         claimed: dict[str, ObjectId] = {}  # sku -> the product this chunk writes with it
         inserts: list[ProductDocument] = []
         replacements: dict[ObjectId, ProductDocument] = {}
-        entries: list[dict[str, Any]] = []
+        entries: list[AuditEntryDocument] = []
         outcome: dict[int, BatchItemResult] = {}
         for index, product in chunk:
             sku = product.sku

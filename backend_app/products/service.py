@@ -24,6 +24,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from backend_app.audit import service as audit
+from backend_app.audit.documents import AuditEntryDocument
 from backend_app.core.cursors import SortOrder
 from backend_app.core.db import MongoDatabase, query_deadline, run_in_transaction
 from backend_app.core.errors import UnprocessableError
@@ -162,7 +163,7 @@ async def _audit(
 
 def product_audit_entry(
     actor: str, action: str, product_id: str, before: ProductDocument | None, after: ProductDocument | None
-) -> dict[str, Any]:
+) -> AuditEntryDocument:
     """The audit entry of one catalog write: the product's public forms, only the changed fields when both exist."""
     old = to_public(before).model_dump(mode="json") if before is not None else None
     new = to_public(after).model_dump(mode="json") if after is not None else None
