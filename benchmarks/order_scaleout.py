@@ -477,10 +477,19 @@ async def run_app(
     layouts, workloads, pw = args.layouts, args.workloads, _hash_sync(secrets.token_urlsafe(16))
     with contextlib.ExitStack() as stack:
         servers: dict[str, list[ServeProcess]] = {}
+        port_n = 0
+        if args.server_logs:
+            os.makedirs(args.server_logs, exist_ok=True)
         for key in layouts:
             for workers in LAYOUTS[key].workers:
                 # Each layout is its own deployment: its own placement leader, where the checkout elects one.
-                server = ServeProcess(env={**env, "ORDER_FORWARD_GROUP": key}, port=free_port(), workers=workers)
+                log_path = None
+                if args.server_logs:
+                    log_path = os.path.join(args.server_logs, f"{os.path.basename(app_dir)}-{key}-{port_n}.log")
+                    port_n += 1
+                server = ServeProcess(
+                    env={**env, "ORDER_FORWARD_GROUP": key}, port=free_port(), workers=workers, log_path=log_path
+                )
                 server.cwd = app_dir
                 servers.setdefault(key, []).append(server.start(timeout_s=120))
                 stack.callback(server.stop)
@@ -615,7 +624,15 @@ async def measure(args: argparse.Namespace) -> None:
             for n, (title, app_dir) in enumerate(apps):
                 db_name = f"order_scaleout_{n}"
                 secret = secrets.token_urlsafe(48)
-                settings = Settings(app_env="test", mongodb_uri=embedded.uri, mongodb_db=db_name, jwt_secret=secret)
+                # The seeded logins' access tokens must outlive the seeding and every row: seeding thousands of
+                # accounts at durable commits can take longer than the default 15 minutes.
+                settings = Settings(
+                    app_env="test",
+                    mongodb_uri=embedded.uri,
+                    mongodb_db=db_name,
+                    jwt_secret=secret,
+                    access_token_ttl_seconds=12 * 3600,
+                )
                 db = mongo[db_name]
                 for install in INDEX_INSTALLERS:
                     await install(db)
@@ -666,6 +683,7 @@ def main() -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment of the API processes"
     )
+    parser.add_argument("--server-logs", default=None, metavar="DIR", help="keep each API process's output in DIR")
     args = parser.parse_args()
     if any("=" not in kv for kv in args.env):
         parser.error("--env takes KEY=VALUE")
