@@ -197,15 +197,26 @@ class Dispatcher:
             fresh.append(self._fresh.popleft())
         room -= len(fresh)
         claimed: list[EventDocument] = []
-        if claim and room > 0:
-            now = datetime.now(UTC)
-            claimed = await events.claim_outbox(
-                self.db, now=now, lease_until=now + self.lease, token=uuid.uuid4().hex, limit=min(room, FANOUT_BATCH)
-            )
-        if not fresh and not claimed:
-            return False
-        endpoints = await repository.endpoints_for_dispatch(self.db)
-        recorded = await repository.existing_pairs(self.db, event_ids=[e["_id"] for e in claimed])
+        try:
+            if claim and room > 0:
+                now = datetime.now(UTC)
+                claimed = await events.claim_outbox(
+                    self.db,
+                    now=now,
+                    lease_until=now + self.lease,
+                    token=uuid.uuid4().hex,
+                    limit=min(room, FANOUT_BATCH),
+                )
+            if not fresh and not claimed:
+                return False
+            endpoints = await repository.endpoints_for_dispatch(self.db)
+            recorded = await repository.existing_pairs(self.db, event_ids=[e["_id"] for e in claimed])
+        except BaseException:
+            # Interrupted (a shutdown's cancellation, a failed read) before the taken events became held
+            # attempts: they go back to the front of the queue, so close() hands them back at once, or the
+            # next round takes them, instead of their lease running out with nobody holding them.
+            self._fresh.extendleft(reversed(fresh))
+            raise
         no_attempts: list[ObjectId] = []
         for event in [*fresh, *claimed]:
             targets = [

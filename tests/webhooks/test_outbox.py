@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
+from backend_app.webhooks import repository as webhooks_repository
 from backend_app.webhooks.dispatcher import Dispatcher
 from tests.support.helpers import create_product
 from tests.webhooks.conftest import FAST, create_endpoint, deliveries
@@ -106,6 +107,34 @@ async def test_a_claimed_event_is_sent_only_to_the_endpoints_whose_first_outcome
     assert [len(d["attempts"]) for d in await deliveries(client, admin_headers, recorded["id"])] == [1]
     assert [d["status"] for d in await deliveries(client, admin_headers, missing["id"])] == ["delivered"]
     assert "pending_fanout" not in await mongo["events"].find_one({"_id": event["_id"]})
+
+
+async def test_a_dispatcher_stopped_while_its_round_reads_the_endpoints_hands_the_events_back(
+    app, settings, client, admin_headers, receiver, mongo, monkeypatch
+):
+    """A shutdown arriving between taking the fresh events and holding their attempts loses none of them."""
+    await create_endpoint(client, admin_headers, receiver.url)
+    reading = asyncio.Event()
+    read_endpoints = webhooks_repository.endpoints_for_dispatch
+
+    async def slow_read(db):
+        reading.set()
+        await asyncio.sleep(30)  # the shutdown lands here, as it may on a loaded server
+        return await read_endpoints(db)
+
+    monkeypatch.setattr(webhooks_repository, "endpoints_for_dispatch", slow_read)
+    first = _dispatcher(app, settings)
+    run = asyncio.create_task(first.run())
+    try:
+        await create_product(client, admin_headers)
+        await asyncio.wait_for(reading.wait(), timeout=10)
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    stored = await _only_event(mongo)
+    assert stored["fanout_token"] == first.token
+    assert stored["pending_fanout"] is True and stored["fanout_lease_until"] <= datetime.now(UTC)
 
 
 async def test_a_dispatcher_shutting_down_hands_back_what_it_did_not_send(
