@@ -14,7 +14,6 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -24,6 +23,7 @@ from backend_app.devtools.seed import seed_user
 from backend_app.main import create_app
 from config import Settings
 from tests.support.helpers import TEST_PASSWORD
+from tests.support.lifespan import lifespan
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def settings(mongo_server: EmbeddedMongo, db_name: str, log_dir: Path, request: 
 async def app(settings: Settings, mongo_server: EmbeddedMongo, db_name: str) -> AsyncIterator[FastAPI]:
     """The app with its lifespan run (client opened, indexes ensured); the database is dropped after."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan(application):
         yield application
     cleanup: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.uri)
     await cleanup.drop_database(db_name)

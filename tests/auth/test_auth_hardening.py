@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backend_app.main import create_app
 from config import Settings
 from tests.support.auth_helpers import bearer, forge, login, register, register_and_login
 from tests.support.helpers import TEST_PASSWORD, assert_problem, create_product
+from tests.support.lifespan import lifespan
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -247,7 +247,7 @@ async def test_users_stored_before_the_case_folded_key_are_backfilled_at_start_u
         {"username": "Legacy", "email": "legacy@example.com", "password_hash": "x", "role": "user", "is_active": True}
     )
     restarted = create_app(settings)
-    async with LifespanManager(restarted), client_for(restarted) as http:
+    async with lifespan(restarted), client_for(restarted) as http:
         assert_problem(await register(http, "legacy", email="other@example.com"), 409, "user_exists")
     doc = await mongo["users"].find_one({"username": "Legacy"})
     assert doc["username_key"] == "legacy"
@@ -297,8 +297,8 @@ async def test_failed_sign_ins_are_counted_in_redis_across_processes(
     shared = settings.model_copy(update={"rate_limit_storage_uri": redis_url, "signin_failure_limit": "3/minute"})
     first, second = create_app(shared), create_app(shared)
     async with (
-        LifespanManager(first),
-        LifespanManager(second),
+        lifespan(first),
+        lifespan(second),
         client_for(first, "192.0.2.1") as one,
         client_for(second, "192.0.2.2") as two,
     ):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from asgi_lifespan import LifespanManager
 
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
 from config import Settings
 from tests.support.helpers import assert_problem
+from tests.support.lifespan import lifespan
 
 
 async def test_health_reports_a_connected_database(client: httpx.AsyncClient) -> None:
@@ -29,7 +29,7 @@ def unreachable_settings() -> Settings:
 
 async def test_health_is_503_when_the_database_is_unreachable() -> None:
     app = create_app(unreachable_settings())
-    async with LifespanManager(app, startup_timeout=10):
+    async with lifespan(app, startup_timeout=10):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/health")
@@ -40,7 +40,7 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
 async def test_database_failure_is_a_503_without_driver_text() -> None:
     """An unreachable database is 503 ``database_unavailable`` (never a 500), with no driver text."""
     app = create_app(unreachable_settings())
-    async with LifespanManager(app, startup_timeout=10):
+    async with lifespan(app, startup_timeout=10):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/products")
@@ -88,5 +88,5 @@ async def test_indexes_are_created_at_start_up_idempotently(settings: Settings, 
     assert "by_user" in before["orders"]
     assert {"username_unique", "email_unique"} <= set(before["users"])
     second = create_app(settings)
-    async with LifespanManager(second):
+    async with lifespan(second):
         assert await index_names(second) == before

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from backend_app.devtools.embedded_db import free_port
 from backend_app.main import create_app
 from config import Settings
+from tests.support.lifespan import lifespan
 
 TOKEN = "no-store-metrics-token-0123456789"
 PACKAGE = Path(__file__).resolve().parents[2] / "backend_app"
@@ -31,7 +31,7 @@ async def test_a_failing_readiness_probe_is_not_stored_and_liveness_is_untouched
     )
     app = create_app(settings)
     async with (
-        LifespanManager(app, startup_timeout=10),
+        lifespan(app, startup_timeout=10),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
     ):
         ready = await http.get("/health/ready")

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,6 +24,7 @@ from backend_app.devtools.embedded_db import EmbeddedMongo, free_port
 from backend_app.main import create_app
 from config import Settings
 from tests.support.helpers import assert_problem, create_product
+from tests.support.lifespan import lifespan
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scrape-token-0123456789abcdef"
@@ -233,7 +233,7 @@ async def test_without_a_database_live_still_answers_and_ready_is_503(tmp_path: 
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
-        LifespanManager(app, startup_timeout=10),
+        lifespan(app, startup_timeout=10),
         httpx.AsyncClient(transport=transport, base_url="http://t") as http,
     ):
         live = await http.get("/health/live")
@@ -274,7 +274,7 @@ async def traced(settings: Settings, mongo_server: EmbeddedMongo) -> AsyncIterat
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = create_app(settings, tracer_provider=provider)
-    async with LifespanManager(app):
+    async with lifespan(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             yield http, exporter
         await app.state.mongo_client.drop_database(settings.mongodb_db)

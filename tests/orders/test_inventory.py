@@ -22,6 +22,7 @@ from backend_app.orders import service
 from backend_app.products import importer
 from tests.support.helpers import assert_problem, create_product
 from tests.support.inventory import inventory_violations
+from tests.support.lifespan import lifespan
 
 Headers = dict[str, str]
 
@@ -279,13 +280,12 @@ async def test_an_owner_holds_at_most_the_pending_unit_cap_whoever_places(client
 @pytest.mark.settings(order_max_pending_units=100, order_max_pending=1000)
 async def test_two_app_processes_racing_cannot_pass_the_unit_cap(app, settings, client, admin_headers, alice, mongo):
     """Two apps (each its own client and batcher, as two workers or hosts) race 24 orders of 10 units."""
-    from asgi_lifespan import LifespanManager
 
     from backend_app.main import create_app
 
     pid = await create_product(client, admin_headers, sizes=[{"size": "M", "quantity": 1000}])
     other = create_app(settings)
-    async with LifespanManager(other):
+    async with lifespan(other):
         transport = httpx.ASGITransport(app=other)
         async with httpx.AsyncClient(transport=transport, base_url="http://other") as second:
             responses = await asyncio.gather(*[_order(c, alice, pid, 10) for _ in range(12) for c in (client, second)])

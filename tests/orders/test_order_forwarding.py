@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from bson import ObjectId
 from fastapi import FastAPI
 
@@ -27,6 +26,7 @@ from backend_app.orders.batch_checks import DEFAULT_LIMITS, OrderToPlace
 from backend_app.orders.placement import batcher_for
 from config import Settings
 from tests.support.helpers import create_product, public_stock
+from tests.support.lifespan import lifespan
 
 Headers = dict[str, str]
 
@@ -53,7 +53,7 @@ async def second(settings: Settings, app: FastAPI) -> AsyncIterator[tuple[FastAP
     """A second app on the test's database, as another worker would be."""
     other = create_app(settings)
     transport = httpx.ASGITransport(app=other)
-    async with LifespanManager(other), httpx.AsyncClient(transport=transport, base_url="http://other") as http:
+    async with lifespan(other), httpx.AsyncClient(transport=transport, base_url="http://other") as http:
         yield other, http
 
 

@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 
 from backend_app.orders import service
 from tests.support.helpers import assert_problem, create_product, public_stock
+from tests.support.lifespan import lifespan
 
 
 async def _order(client, headers, pid, qty=1, **extra):
@@ -53,13 +54,12 @@ async def test_cap_holds_under_concurrent_placements(client, admin_headers, alic
 async def test_cap_across_two_app_processes(app, settings, client, admin_headers, alice):
     """Two apps (each its own client and batcher, as two workers or hosts) cannot pass the cap together."""
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from backend_app.main import create_app
 
     pid = await create_product(client, admin_headers, sizes=[{"size": "m", "quantity": 100}])
     other = create_app(settings)
-    async with LifespanManager(other):
+    async with lifespan(other):
         transport = httpx.ASGITransport(app=other)
         async with httpx.AsyncClient(transport=transport, base_url="http://other") as second:
             responses = await asyncio.gather(*[_order(c, alice, pid) for _ in range(6) for c in (client, second)])

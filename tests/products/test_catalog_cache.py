@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import ValidationError
 
@@ -28,6 +27,7 @@ from backend_app.products.page_store import CachedPage, MemoryPageStore, RedisPa
 from backend_app.products.schemas import ProductCreate
 from config import Settings
 from tests.support.helpers import create_product
+from tests.support.lifespan import lifespan
 
 Headers = dict[str, str]
 
@@ -36,7 +36,7 @@ Headers = dict[str, str]
 async def serve(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """A separate app object built from ``settings`` (lifespan run) and an in-process client for it."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://other-worker") as http:
             yield application, http

@@ -31,6 +31,7 @@ from backend_app.products import catalog_meta, indexes, repository
 from backend_app.products.schemas import ProductCreate
 from config import Settings, get_settings
 from tests.support.helpers import assert_problem, create_product
+from tests.support.lifespan import lifespan
 
 Headers = dict[str, str]
 
@@ -470,7 +471,6 @@ class FailPointMongo(EmbeddedMongo):
 
 
 async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: Settings, password_hash: str) -> None:
-    from asgi_lifespan import LifespanManager
 
     from backend_app.devtools.seed import seed_user
     from backend_app.main import create_app
@@ -486,7 +486,7 @@ async def test_a_query_the_database_does_not_stop_answers_503_on_time(settings: 
             }
         )
         application = create_app(slow)
-        async with LifespanManager(application):
+        async with lifespan(application):
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 admin_headers = await seed_user(
@@ -524,8 +524,6 @@ async def test_misses_in_two_processes_share_one_query_through_redis(
     """Two app objects (as two workers) on one Redis page cache: a miss computed by one is awaited by the other."""
     from contextlib import AsyncExitStack
 
-    from asgi_lifespan import LifespanManager
-
     from backend_app.devtools.seed import seed_user
     from backend_app.main import create_app
 
@@ -535,7 +533,7 @@ async def test_misses_in_two_processes_share_one_query_through_redis(
         clients, watched = [], []
         for name in ("worker-a", "worker-b"):
             application = create_app(shared)
-            await stack.enter_async_context(LifespanManager(application))
+            await stack.enter_async_context(lifespan(application))
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 shared.effective_mongodb_uri, tz_aware=True, event_listeners=[listener]
             )

@@ -11,7 +11,6 @@ import ipaddress
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
@@ -20,6 +19,7 @@ from backend_app.main import create_app
 from backend_app.webhooks import urlguard
 from config import Settings
 from tests.support.helpers import assert_problem, create_product
+from tests.support.lifespan import lifespan
 from tests.webhooks.conftest import FAST, create_endpoint, deliveries, wait_for
 
 REFUSED = {
@@ -114,7 +114,7 @@ async def guarded(settings: Settings, answers, password_hash, mongo_server, db_n
     """``(client, admin_headers)`` of an app whose webhook hosts are resolved by :func:`resolver_for` ``(answers)``."""
     app = create_app(settings)
     app.state.webhook_resolver = resolver_for(answers)
-    async with LifespanManager(app):
+    async with lifespan(app):
         admin = await seed_user(
             app.state.db, settings, username="guard_admin", role="admin", password_hash=password_hash
         )
