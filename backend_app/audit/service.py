@@ -30,6 +30,7 @@ from backend_app.core.db import MongoDatabase
 from backend_app.core.errors import UnprocessableError
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
+from backend_app.core.types import as_utc
 
 #: Cursor scope of ``GET /audit``.
 LIST_SCOPE = "audit"
@@ -132,13 +133,6 @@ async def record_many(db: MongoDatabase, *, entries: list[AuditEntryDocument], s
     await repository.insert_entries(db, entries=entries, session=session)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A query datetime in UTC; a naive one is read as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def to_public(doc: AuditEntryDocument) -> AuditEntry:
     """Map a stored entry to its public form."""
     return AuditEntry(
@@ -169,7 +163,8 @@ async def list_entries(
         UnprocessableError: ``since`` is not before ``until`` (422).
         InvalidCursorError: the cursor is bad or was issued for other filters (400).
     """
-    since, until = _utc(since), _utc(until)
+    since = as_utc(since) if since is not None else None
+    until = as_utc(until) if until is not None else None
     if since is not None and until is not None and since >= until:
         raise UnprocessableError("since must be before until.", field=("query", "since"))
     filters = AuditFilter(actor=actor, entity_type=entity_type, entity_id=entity_id, since=since, until=until)

@@ -48,6 +48,7 @@ from backend_app.core.security import (
     verify_password,
 )
 from backend_app.core.throttle import FailureThrottle
+from backend_app.core.types import as_utc
 from backend_app.users import service as users_service
 from backend_app.users.documents import PublicUserDocument, UserDocument
 from backend_app.users.schemas import UserPublic
@@ -76,10 +77,7 @@ def _epoch(user_doc: PublicUserDocument) -> int:
 
 def _session_ends(settings: Settings, session: SessionCheck) -> datetime:
     """When a login ends at the latest: ``SESSION_MAX_AGE_DAYS`` after it began."""
-    created: datetime = session["created_at"]
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return created + timedelta(days=settings.session_max_age_days)
+    return as_utc(session["created_at"]) + timedelta(days=settings.session_max_age_days)
 
 
 def _session_valid(settings: Settings, session: SessionCheck | None, user_doc: PublicUserDocument | None) -> bool:

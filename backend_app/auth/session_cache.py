@@ -168,7 +168,7 @@ class SessionCache:
     def _store(self, sid: str, username: str, user: PublicUserDocument, session: SessionCheck) -> None:
         self._drop(sid)
         kept = cast(PublicUserDocument, {k: v for k, v in user.items() if k not in _SECRET_FIELDS})
-        self._entries[sid] = _Entry(username, user.get("_id"), kept, SessionCheck(**session), monotonic() + self.ttl_s)
+        self._entries[sid] = _Entry(username, user.get("_id"), kept, session.copy(), monotonic() + self.ttl_s)
         self._by_user.setdefault(user.get("_id"), set()).add(sid)
         while len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))

@@ -1,7 +1,8 @@
-"""Shared field types: object ids and exact money."""
+"""Shared field types: object ids, exact money, and UTC datetimes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
 
@@ -39,3 +40,9 @@ def from_bson_money(value: Any) -> Decimal:
 def oid(value: str) -> ObjectId:
     """Parse a validated 24-hex string into an ``ObjectId``."""
     return ObjectId(value)
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime: a naive one is read as UTC (what the driver returns unless
+    the client is ``tz_aware``), an aware one converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -27,6 +27,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from backend_app.core.db import MongoDatabase
+from backend_app.core.types import as_utc
 from backend_app.idempotency import repository
 from backend_app.idempotency.exceptions import IdempotencyInFlightError, IdempotencyKeyReusedError
 
@@ -58,10 +59,6 @@ def request_fingerprint(operation: str, body: Any) -> str:
     """
     canonical = json.dumps({"op": operation, "body": body}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def begin(db: MongoDatabase, *, owner: str, key: str, fingerprint: str) -> Claim | Replay:
@@ -97,7 +94,7 @@ async def begin(db: MongoDatabase, *, owner: str, key: str, fingerprint: str) ->
         if record["state"] == "completed" and record["response"] is not None:
             # ``complete`` stores the response in the write that marks the record completed.
             return Replay(response=record["response"])
-        if _as_utc(record["lease_expires_at"]) <= now and await repository.take_over(
+        if as_utc(record["lease_expires_at"]) <= now and await repository.take_over(
             db, record_id=record["_id"], old_token=record["token"], token=token, lease_expires_at=now + LEASE
         ):
             return Claim(record_id=record["_id"], token=token)

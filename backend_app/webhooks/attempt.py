@@ -16,6 +16,7 @@ from typing import Any
 
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase
+from backend_app.core.types import as_utc
 from backend_app.events import entities
 from backend_app.events import service as events
 from backend_app.events.documents import FeedEvent
@@ -25,11 +26,6 @@ from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (the driver returns naive UTC unless told otherwise)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @dataclass(slots=True)
@@ -117,7 +113,7 @@ class Attempts:
         )  # fmt: skip
         outcome, changes, new_status = decided.outcome, decided.changes, decided.new_status
         attempt = outcomes.attempt_record(result, started=started, next_attempt_at=changes.get("next_attempt_at"))
-        latency = (now - utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
+        latency = (now - as_utc(event["created_at"])).total_seconds() if outcome == "delivered" else None
         metrics.webhook_attempt(outcome, seconds=result.duration_ms / 1000, latency_s=latency)
         if held.first:
             document = repository.first_outcome_document(

@@ -26,10 +26,11 @@ from bson import ObjectId
 
 from backend_app.core import metrics
 from backend_app.core.db import MongoDatabase
+from backend_app.core.types import as_utc
 from backend_app.events import service as events
 from backend_app.events.documents import EventDocument
 from backend_app.webhooks import outcomes, repository, urlguard
-from backend_app.webhooks.attempt import Attempts, Held, utc
+from backend_app.webhooks.attempt import Attempts, Held
 from backend_app.webhooks.repository import NO_LEASE
 from backend_app.webhooks.settle_batch import SettleBatch
 from config import Settings
@@ -223,7 +224,7 @@ class Dispatcher:
                 endpoint
                 for endpoint in endpoints
                 if outcomes.subscribed(endpoint, event["type"])
-                and utc(endpoint["created_at"]) <= utc(event["created_at"])
+                and as_utc(endpoint["created_at"]) <= as_utc(event["created_at"])
                 and (event["_id"], endpoint["_id"]) not in recorded
             ]
             if not targets:
@@ -237,7 +238,7 @@ class Dispatcher:
                     "endpoint_id": endpoint["_id"],
                     "schedule_step": 0,
                 }
-                lease_until = utc(event.get("fanout_lease_until") or NO_LEASE)
+                lease_until = as_utc(event.get("fanout_lease_until") or NO_LEASE)
                 self._backlog.append(
                     Held(delivery, event, endpoint, event.get("fanout_token", ""), lease_until, first=True)
                 )
@@ -327,7 +328,7 @@ class Dispatcher:
     async def refresh_lag(self) -> float:
         """Set and return the outbox lag: age of the oldest event not yet fanned out or delivered, in seconds."""
         candidates = [await events.oldest_pending_fanout(self.db), await repository.oldest_undelivered(self.db)]
-        oldest = min((utc(c) for c in candidates if c is not None), default=None)
+        oldest = min((as_utc(c) for c in candidates if c is not None), default=None)
         lag = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
         metrics.outbox_lag(lag)
         return lag

@@ -23,7 +23,7 @@ from backend_app.core.db import MongoDatabase, run_in_transaction
 from backend_app.core.errors import UnprocessableError
 from backend_app.core.pages import PageMeta
 from backend_app.core.pagination import PageParams
-from backend_app.core.types import oid
+from backend_app.core.types import as_utc, oid
 from backend_app.events import service as events
 from backend_app.webhooks import repository, signing, urlguard
 from backend_app.webhooks.documents import DeliveryDocument, EndpointDocument, PublicEndpoint, SigningKey
@@ -333,10 +333,6 @@ async def retry_delivery(db: MongoDatabase, *, delivery_id: str) -> DeliveryPubl
     return delivery_public(reset)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 async def replay(db: MongoDatabase, *, endpoint_id: str, body: ReplayRequest) -> ReplayResult:
     """Queue again, for one endpoint, every kept event of ``[since, until)`` it subscribes to (optionally of ``types``).
 
@@ -349,7 +345,7 @@ async def replay(db: MongoDatabase, *, endpoint_id: str, body: ReplayRequest) ->
         UnprocessableError: ``since`` not before ``until`` (422).
         ReplayTooLargeError: more than 10,000 events in the range (422).
     """
-    since, until = _utc(body.since), _utc(body.until)
+    since, until = as_utc(body.since), as_utc(body.until)
     if since >= until:
         raise UnprocessableError("since must be before until.", field=("body", "since"))
     endpoint = await _live_endpoint(db, endpoint_id)

@@ -6,6 +6,7 @@
 - Every order route naming a ``{user_id}`` declares the ``OwnedUserId`` dependency, and no
   route calls ``ensure_self_or_admin`` by hand.
 - Importing ``backend_app.main`` builds no app; the factory does.
+- No module of a domain package (or ``config``) passes about 400 lines.
 """
 
 from __future__ import annotations
@@ -129,3 +130,20 @@ def test_importing_main_builds_no_app_and_the_factory_does():
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=PACKAGE.parent
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+#: Most lines a module of a domain package may have: past about this many, a module usually holds two
+#: concerns (a little slack, so a docstring's growth does not force a split on its own).
+MAX_MODULE_LINES = 420
+
+
+def test_no_module_of_a_domain_package_holds_more_than_one_module_s_worth():
+    """Every module of ``backend_app``'s packages (and ``config``) stays under :data:`MAX_MODULE_LINES`."""
+    modules = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "config").glob("*.py")]
+    assert len(modules) > 100  # the walk sees the package
+    too_long = {
+        path.relative_to(PACKAGE.parent).as_posix(): count
+        for path in modules
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert too_long == {}
